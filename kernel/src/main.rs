@@ -1,6 +1,147 @@
+//! WasmOS kernel entry point and boot sequence.
+//!
+//! The bootstrap processor (BSP) arrives in `kmain` from the bootloader in
+//! 64-bit mode with paging on, all physical memory mapped at an offset, and
+//! the boot bundle (configuration + Wasm payloads) loaded as the ramdisk.
+//! From there, in order, and why in that order:
+//!
+//! 1. serial consoles, so every later step can report;
+//! 2. memory (frames, page table, heap), because CPU tables are heap objects;
+//! 3. this core's GDT/TSS/IDT, so faults from here on are reported;
+//! 4. the boot configuration from the bundle;
+//! 5. ACPI + local APIC + timer calibration + application processors (smp);
+//! 6. the banner, then the mode: `run` idles, `test` runs the in-kernel
+//!    test suite, `fault-demo` shows what a fatal exception looks like.
+
 #![no_std]
 #![no_main]
-bootloader_api::entry_point!(kmain);
-fn kmain(_: &'static mut bootloader_api::BootInfo) -> ! { loop { x86_64::instructions::hlt(); } }
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! { loop {} }
+
+extern crate alloc;
+
+mod boot_config;
+mod console;
+mod cpu;
+mod interrupts;
+mod ktest;
+mod memory;
+mod panic;
+mod qemu;
+mod smp;
+
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::info::MemoryRegionKind;
+use bootloader_api::{BootInfo, entry_point};
+
+use boot_config::Mode;
+
+/// Kernel stack of the BSP. 256 KiB: the Wasm interpreter recurses.
+const BSP_STACK_BYTES: u64 = 256 * 1024;
+
+const BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = Some(Mapping::Dynamic);
+    config.kernel_stack_size = BSP_STACK_BYTES;
+    config
+};
+
+entry_point!(kmain, config = &BOOTLOADER_CONFIG);
+
+/// Which firmware booted us, told apart by the memory map's region kinds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+impl Firmware {
+    pub fn name(self) -> &'static str {
+        match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        }
+    }
+}
+
+fn kmain(boot_info: &'static mut BootInfo) -> ! {
+    console::init();
+    let firmware = if boot_info
+        .memory_regions
+        .iter()
+        .any(|r| matches!(r.kind, MemoryRegionKind::UnknownUefi(_)))
+    {
+        Firmware::Uefi
+    } else {
+        Firmware::Bios
+    };
+    let boot_info: &'static BootInfo = boot_info;
+    let mem = memory::init(boot_info);
+    cpu::init_this_core(0);
+    let config = boot_config::BootConfig::from_boot_info(boot_info);
+    if config.mode == Mode::Test {
+        // Announce the result channel as early as possible, so that even a
+        // failure during SMP bring-up is attributed to this run.
+        result!("WASMOS-RESULTS 1");
+    }
+
+    let system = smp::init(boot_info, mem.phys_offset);
+    let usable_mib = mem.usable_bytes >> 20;
+    let heap = memory::heap::stats();
+    kprintln!("");
+    kprintln!("WasmOS {} - a multicore microkernel that runs WebAssembly", env!("CARGO_PKG_VERSION"));
+    kprintln!(
+        "  cpus     : {} online of {} found (local APIC in {} mode, timer {} Hz)",
+        system.cpus_online,
+        system.cpus_found,
+        system.apic_mode,
+        smp::TIMER_HZ
+    );
+    kprintln!(
+        "  memory   : {} MiB usable, kernel heap grows up to {} MiB",
+        usable_mib,
+        heap.limit_bytes >> 20
+    );
+    kprintln!(
+        "  clocks   : TSC {} MHz, APIC timer {} MHz",
+        system.tsc_hz / 1_000_000,
+        system.lapic_hz / 1_000_000
+    );
+    kprintln!("  firmware : {}, boot mode: {}", firmware.name(), config.mode.name());
+    kprintln!("");
+
+    if config.mode == Mode::Test {
+        result!(
+            "boot cpus_found={} cpus_online={} mem_mib={} firmware={}",
+            system.cpus_found,
+            system.cpus_online,
+            usable_mib,
+            firmware.name()
+        );
+    }
+
+    match config.mode {
+        Mode::Run => {
+            log::info!("all cores idle; press Ctrl-A X to leave QEMU");
+            smp::idle_loop()
+        }
+        Mode::Test => {
+            let outcome = ktest::run(config.test_filter());
+            qemu::exit(if outcome.failed == 0 {
+                qemu::ExitCode::Success
+            } else {
+                qemu::ExitCode::Failure
+            })
+        }
+        Mode::FaultDemo => fault_demo(),
+    }
+}
+
+/// Touches an unmapped address on purpose so that the exception report can
+/// be checked end to end by the test harness.
+fn fault_demo() -> ! {
+    const UNMAPPED: u64 = 0x0000_dead_beef_0000;
+    log::info!("fault-demo: reading unmapped address {UNMAPPED:#x}");
+    // SAFETY: deliberately unsound: this read must fault and the fault
+    // handler must stop the machine with a report.
+    let value = unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
+    panic!("fault-demo: read of an unmapped address returned {value:#x}")
+}

@@ -1,0 +1,79 @@
+//! Per-core CPU tables: each core gets its own GDT and TSS.
+//!
+//! Why per core: the TSS holds the interrupt stack table (IST), and two
+//! cores taking a double fault at once must not share one emergency stack.
+//! The GDT must point at that core's TSS, so it is per core too. Both are
+//! leaked heap allocations: they live as long as the core does (forever).
+//!
+//! The double-fault handler runs on IST1, a dedicated stack with a guard
+//! page, so a kernel stack overflow (which faults while pushing the
+//! page-fault frame onto the exhausted stack) still ends in a readable
+//! report instead of a triple fault.
+
+use alloc::boxed::Box;
+use x86_64::VirtAddr;
+use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
+use x86_64::instructions::tables::load_tss;
+use x86_64::registers::model_specific::GsBase;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::tss::TaskStateSegment;
+
+/// IST slot (1-based in the IDT, 0-based in the TSS) of the double-fault stack.
+pub const DOUBLE_FAULT_IST: u16 = 1;
+/// IST slot used for NMIs, which may arrive on any stack at any time.
+pub const NMI_IST: u16 = 2;
+
+/// Selectors are identical on every core because every GDT has the same layout.
+#[derive(Clone, Copy, Debug)]
+pub struct Selectors {
+    pub kernel_code: SegmentSelector,
+    pub kernel_data: SegmentSelector,
+    pub tss: SegmentSelector,
+}
+
+/// Builds and loads this core's GDT and TSS. `ist_stacks` are the tops of
+/// the emergency stacks (double fault, NMI), already mapped with guard pages.
+pub fn load_tables(double_fault_stack: VirtAddr, nmi_stack: VirtAddr) -> Selectors {
+    let mut tss = Box::new(TaskStateSegment::new());
+    tss.interrupt_stack_table[(DOUBLE_FAULT_IST - 1) as usize] = double_fault_stack;
+    tss.interrupt_stack_table[(NMI_IST - 1) as usize] = nmi_stack;
+    let tss: &'static TaskStateSegment = Box::leak(tss);
+
+    let mut gdt = Box::new(GlobalDescriptorTable::new());
+    let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+    let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+    let tss_sel = gdt.append(Descriptor::tss_segment(tss));
+    let gdt: &'static GlobalDescriptorTable = Box::leak(gdt);
+    gdt.load();
+
+    // SAFETY: the selectors index descriptors of the GDT just loaded, which
+    // is 'static; reloading CS/SS/DS/ES with them keeps the current
+    // privilege level (0) and flat 64-bit segments.
+    unsafe {
+        CS::set_reg(kernel_code);
+        SS::set_reg(kernel_data);
+        DS::set_reg(kernel_data);
+        ES::set_reg(kernel_data);
+        load_tss(tss_sel);
+    }
+    Selectors { kernel_code, kernel_data, tss: tss_sel }
+}
+
+/// Index of the executing core (0 = bootstrap processor). Safe to call at
+/// any time: before per-CPU data is set up (GS base still 0) it answers 0,
+/// which is right because only the BSP runs that early.
+pub fn current_index() -> u32 {
+    if GsBase::read().as_u64() == 0 {
+        0
+    } else {
+        wasmos_smp::percpu::current().cpu_index
+    }
+}
+
+/// Stops this core for good, with interrupts off.
+pub fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}

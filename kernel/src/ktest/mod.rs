@@ -1,0 +1,71 @@
+//! The in-kernel test runner.
+//!
+//! Custom test frameworks are nightly-only, so tests are listed explicitly
+//! in [`ALL`], each a plain function returning `Result<(), String>`. The
+//! runner reports each test on the result channel (`test-start`,
+//! `test-pass <name> <us>`, `test-fail <name> <why>`) and on the log, then a
+//! `done` line. A test that panics or faults kills the run; the harness sees
+//! a `test-start` without an outcome and blames that test.
+
+mod memory;
+mod smp;
+
+use alloc::string::String;
+
+use crate::result;
+
+pub type TestResult = Result<(), String>;
+
+pub struct Test {
+    pub name: &'static str,
+    pub run: fn() -> TestResult,
+}
+
+/// Fails the current test with a message and the source location.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            return Err(alloc::format!("{} (at {}:{})", format_args!($($arg)*), file!(), line!()));
+        }
+    };
+}
+
+const ALL: &[&[Test]] = &[memory::TESTS, smp::TESTS];
+
+pub struct Outcome {
+    pub passed: usize,
+    pub failed: usize,
+}
+
+/// Runs every test whose name contains one of the filter's comma-separated
+/// parts (all tests when there is no filter).
+pub fn run(filter: Option<&str>) -> Outcome {
+    let selected = |name: &str| match filter {
+        None => true,
+        Some(f) => f.split(',').map(str::trim).any(|part| name.contains(part)),
+    };
+    let mut outcome = Outcome { passed: 0, failed: 0 };
+    for test in ALL.iter().flat_map(|group| group.iter()).filter(|t| selected(t.name)) {
+        result!("test-start {}", test.name);
+        let start = crate::smp::now_ns();
+        let res = (test.run)();
+        let micros = (crate::smp::now_ns() - start) / 1000;
+        match res {
+            Ok(()) => {
+                outcome.passed += 1;
+                log::info!("test {} ... ok ({} us)", test.name, micros);
+                result!("test-pass {} {}", test.name, micros);
+            }
+            Err(why) => {
+                outcome.failed += 1;
+                let why = why.replace('\n', " ");
+                log::error!("test {} ... FAILED: {}", test.name, why);
+                result!("test-fail {} {}", test.name, why);
+            }
+        }
+    }
+    result!("done passed={} failed={}", outcome.passed, outcome.failed);
+    log::info!("tests done: {} passed, {} failed", outcome.passed, outcome.failed);
+    outcome
+}
