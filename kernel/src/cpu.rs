@@ -27,8 +27,6 @@ pub const NMI_IST: u16 = 2;
 #[derive(Clone, Copy, Debug)]
 pub struct Selectors {
     pub kernel_code: SegmentSelector,
-    pub kernel_data: SegmentSelector,
-    pub tss: SegmentSelector,
 }
 
 /// Builds and loads this core's GDT and TSS. `ist_stacks` are the tops of
@@ -56,7 +54,7 @@ pub fn load_tables(double_fault_stack: VirtAddr, nmi_stack: VirtAddr) -> Selecto
         ES::set_reg(kernel_data);
         load_tss(tss_sel);
     }
-    Selectors { kernel_code, kernel_data, tss: tss_sel }
+    Selectors { kernel_code }
 }
 
 /// Index of the executing core (0 = bootstrap processor). Safe to call at
@@ -76,4 +74,19 @@ pub fn halt_forever() -> ! {
         x86_64::instructions::interrupts::disable();
         x86_64::instructions::hlt();
     }
+}
+
+/// Gives the calling core its GDT, TSS (with fresh emergency stacks) and
+/// the shared IDT. Runs once per core: on the BSP right after memory is up,
+/// on each AP first thing after the trampoline.
+pub fn init_this_core(cpu_index: usize) {
+    let (double_fault, nmi) = crate::memory::with(|m| {
+        let df = m.alloc_stack(crate::smp::IST_STACK_PAGES);
+        let nmi = m.alloc_stack(crate::smp::IST_STACK_PAGES);
+        (df, nmi)
+    });
+    let double_fault = double_fault.unwrap_or_else(|e| panic!("cpu{cpu_index}: no double-fault stack: {e:?}"));
+    let nmi = nmi.unwrap_or_else(|e| panic!("cpu{cpu_index}: no NMI stack: {e:?}"));
+    let selectors = load_tables(double_fault.top, nmi.top);
+    crate::interrupts::load_idt(selectors.kernel_code.0);
 }

@@ -159,7 +159,7 @@ const EXCEPTION_NAMES: [(&str, &str); 32] = [
     ("#DE", "Divide Error"), ("#DB", "Debug"), ("NMI", "Non-Maskable Interrupt"),
     ("#BP", "Breakpoint"), ("#OF", "Overflow"), ("#BR", "Bound Range Exceeded"),
     ("#UD", "Invalid Opcode"), ("#NM", "Device Not Available"), ("#DF", "Double Fault"),
-    ("#MF", "Coprocessor Segment Overrun"), ("#TS", "Invalid TSS"),
+    ("#09", "Coprocessor Segment Overrun"), ("#TS", "Invalid TSS"),
     ("#NP", "Segment Not Present"), ("#SS", "Stack-Segment Fault"),
     ("#GP", "General Protection"), ("#PF", "Page Fault"), ("#15", "Reserved"),
     ("#MF", "x87 Floating-Point"), ("#AC", "Alignment Check"), ("#MC", "Machine Check"),

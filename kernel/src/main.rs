@@ -106,6 +106,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
         system.lapic_hz / 1_000_000
     );
     kprintln!("  firmware : {}, boot mode: {}", firmware.name(), config.mode.name());
+    kprintln!("  bundle   : {} entries", config.bundle.map_or(0, |b| b.len()));
     kprintln!("");
 
     if config.mode == Mode::Test {

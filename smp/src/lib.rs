@@ -1,2 +1,64 @@
-//! Placeholder: filled in by its owner.
-#![no_std]
+//! WasmOS multiprocessor support: everything needed to go from one core to
+//! all of them, and for cores to poke each other afterwards.
+//!
+//! What this crate owns, by module:
+//! - [`madt`]: find every processor in ACPI's MADT (acpi 5.x tables, our own
+//!   classification of the entries);
+//! - [`lapic`]: this core's local APIC (x2APIC when the CPU has it, xAPIC
+//!   MMIO otherwise), EOI, IPIs, the periodic timer;
+//! - [`pit`]: the legacy PIT as the reference clock that calibrates the TSC
+//!   and the APIC timer;
+//! - [`percpu`]: per-CPU data reached through the GS base;
+//! - [`trampoline`]: the real-mode AP start-up code and INIT-SIPI-SIPI;
+//! - [`remote`]: run a function on another core (IPI + mailbox) and wait.
+//!
+//! What it does not own: page tables, stacks, the IDT. The kernel passes
+//! those in ([`trampoline::ApBoot`]), so this crate stays free of any
+//! particular memory manager and its pure logic is unit-tested on the host.
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod clock;
+pub mod lapic;
+pub mod madt;
+pub mod percpu;
+pub mod pit;
+pub mod remote;
+pub mod trampoline;
+
+use core::sync::atomic::Ordering;
+
+/// Most cores WasmOS supports (QEMU's q35 machine allows up to 288 with
+/// x2APIC; 64 keeps per-core tables small and covers every target).
+pub const MAX_CPUS: usize = 64;
+
+/// Interrupt vectors used by the local APIC. Exceptions use 0-31; the
+/// legacy PIC is remapped out of the way (0x20-0x2f) and masked.
+pub mod vectors {
+    /// Periodic APIC timer.
+    pub const TIMER: u8 = 0x40;
+    /// Local APIC error interrupt.
+    pub const APIC_ERROR: u8 = 0xFE;
+    /// "Look at your mailbox": cross-core wake-ups and remote calls.
+    pub const IPI: u8 = 0xF0;
+    /// Spurious-interrupt vector (low 4 bits must be 1 on old APICs).
+    pub const SPURIOUS: u8 = 0xFF;
+}
+
+/// Timer interrupt bookkeeping; the kernel's handler calls this before EOI.
+pub fn on_timer_tick() {
+    if let Some(cpu) = percpu::try_current() {
+        cpu.ticks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// IPI bookkeeping and remote calls; the kernel's handler calls this
+/// before EOI.
+pub fn on_ipi() {
+    if let Some(cpu) = percpu::try_current() {
+        cpu.ipis.fetch_add(1, Ordering::Relaxed);
+        remote::serve(cpu);
+    }
+}

@@ -16,6 +16,8 @@ use x86_64::PhysAddr;
 use x86_64::structures::paging::{FrameAllocator, FrameDeallocator, PhysFrame, Size4KiB};
 
 pub const FRAME_SIZE: u64 = 4096;
+/// Frames below this index (1 MiB) are kept for requests that need them.
+const LOW_MEMORY_END_FRAME: usize = 0x10_0000 / FRAME_SIZE as usize;
 
 pub struct BitmapFrameAllocator {
     /// Bit set = frame in use (or not RAM).
@@ -102,11 +104,17 @@ impl BitmapFrameAllocator {
         self.usable
     }
 
-    /// Allocates one frame anywhere.
+    /// Allocates one frame, from 1 MiB upwards first: the few frames below
+    /// 1 MiB are the only ones a real-mode AP can start from, so they are
+    /// handed out singly only when everything else is gone.
     pub fn alloc(&mut self) -> Option<PhysFrame> {
         let words = self.bits.len();
-        for i in 0..words {
-            let w = (self.next_hint + i) % words;
+        let low_words = LOW_MEMORY_END_FRAME / 64;
+        let high = low_words..words;
+        let order = (0..high.len())
+            .map(|i| high.start + (self.next_hint.max(low_words) - low_words + i) % high.len())
+            .chain(0..low_words.min(words));
+        for w in order {
             if self.bits[w] != u64::MAX {
                 let bit = (!self.bits[w]).trailing_zeros() as usize;
                 let f = w * 64 + bit;

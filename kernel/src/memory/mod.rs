@@ -36,7 +36,6 @@ const PML4_SLOT_SIZE: u64 = 512 << 30;
 pub struct Memory {
     pub frames: BitmapFrameAllocator,
     pub page_table: OffsetPageTable<'static>,
-    phys_offset: u64,
     stacks_next: u64,
     stacks_end: u64,
     mmio_next: u64,
@@ -84,7 +83,6 @@ pub fn init(boot_info: &'static BootInfo) -> MemoryInfo {
     *MEMORY.lock() = Some(Memory {
         frames,
         page_table,
-        phys_offset,
         stacks_next: stack_slot,
         stacks_end: stack_slot + PML4_SLOT_SIZE,
         mmio_next: mmio_slot,
@@ -212,10 +210,5 @@ impl Memory {
     /// Physical address of the active top-level page table.
     pub fn cr3(&self) -> u64 {
         Cr3::read().0.start_address().as_u64()
-    }
-
-    /// Where physical memory is mapped.
-    pub fn phys_offset(&self) -> u64 {
-        self.phys_offset
     }
 }

@@ -1,0 +1,77 @@
+//! The boot configuration, read from the boot bundle (the ramdisk that
+//! xtask builds; format in the `wasmos-bundle` crate).
+//!
+//! Keys in `boot.cfg`:
+//! - `mode`: `run` (default: boot and idle), `test` (run the in-kernel
+//!   tests and exit QEMU with their status), `fault-demo` (take a page
+//!   fault on purpose to show the exception report);
+//! - `tests`: comma-separated substrings selecting which tests run.
+
+use bootloader_api::BootInfo;
+use wasmos_bundle::{Bundle, Config};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Run,
+    Test,
+    FaultDemo,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Run => "run",
+            Mode::Test => "test",
+            Mode::FaultDemo => "fault-demo",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Mode> {
+        [Mode::Run, Mode::Test, Mode::FaultDemo].into_iter().find(|m| m.name() == s)
+    }
+}
+
+pub struct BootConfig {
+    pub mode: Mode,
+    tests: Option<&'static str>,
+    pub bundle: Option<Bundle<'static>>,
+}
+
+impl BootConfig {
+    /// Reads the bundle from the ramdisk. A missing or unreadable bundle is
+    /// reported and treated as an empty one (mode `run`), so a kernel booted
+    /// by hand still comes up.
+    pub fn from_boot_info(boot_info: &'static BootInfo) -> BootConfig {
+        let bytes = match boot_info.ramdisk_addr.into_option() {
+            // SAFETY: the bootloader loaded the ramdisk at this address with
+            // this length and keeps it mapped (it is reported as in use in
+            // the memory map, so the frame allocator never hands it out).
+            Some(addr) => unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) },
+            None => {
+                log::warn!("no boot bundle (ramdisk); booting in run mode");
+                &[]
+            }
+        };
+        let bundle = if bytes.is_empty() {
+            None
+        } else {
+            Bundle::parse(bytes)
+                .map_err(|e| log::error!("boot bundle unreadable: {e}; booting in run mode"))
+                .ok()
+        };
+        let config = bundle.map(|b| b.config()).unwrap_or(Config::new(""));
+        let mode = match config.get("mode") {
+            None => Mode::Run,
+            Some(m) => Mode::parse(m).unwrap_or_else(|| {
+                log::error!("unknown mode {m:?} in boot.cfg; using run");
+                Mode::Run
+            }),
+        };
+        BootConfig { mode, tests: config.get("tests").filter(|t| !t.is_empty()), bundle }
+    }
+
+    /// Which tests to run in test mode (`None` = all).
+    pub fn test_filter(&self) -> Option<&'static str> {
+        self.tests
+    }
+}

@@ -1,0 +1,169 @@
+//! Kernel side of multiprocessor start-up: hands the `wasmos-smp` crate the
+//! memory it needs (APIC page, trampoline page, AP stacks), calibrates the
+//! clocks, brings every AP online and gives each core its idle loop.
+
+use core::sync::atomic::Ordering;
+
+use bootloader_api::BootInfo;
+use wasmos_smp::{clock, lapic, madt, percpu, pit, trampoline};
+use x86_64::PhysAddr;
+use x86_64::structures::paging::PhysFrame;
+
+use crate::memory;
+
+/// Periodic timer rate on every core. 100 Hz keeps idle vCPUs cheap under
+/// TCG (8 vCPUs share 2 host cores in CI) and is plenty for sleeps and
+/// timeouts; preemption of Wasm tasks is counted in fuel, not ticks.
+pub const TIMER_HZ: u64 = 100;
+
+/// Pages of kernel stack per AP (the Wasm interpreter recurses).
+const AP_STACK_PAGES: u64 = 64;
+/// Pages of each emergency (IST) stack.
+pub const IST_STACK_PAGES: u64 = 4;
+/// How long one AP may take to come up under TCG before we give up on it.
+const AP_START_TIMEOUT_MS: u64 = 5_000;
+/// Calibration window on the PIT.
+const CALIBRATION_MS: u64 = 20;
+
+/// What start-up found and achieved, for the banner and the test harness.
+pub struct SystemInfo {
+    pub cpus_found: usize,
+    pub cpus_online: usize,
+    pub apic_mode: &'static str,
+    pub tsc_hz: u64,
+    pub lapic_hz: u64,
+}
+
+/// Brings up every processor in the MADT. Runs once, on the BSP, after
+/// memory and the BSP's CPU tables are ready.
+pub fn init(boot_info: &'static BootInfo, phys_offset: u64) -> SystemInfo {
+    let rsdp = boot_info.rsdp_addr.into_option().expect("bootloader found no ACPI RSDP");
+    // SAFETY: the RSDP address comes from the firmware via the bootloader,
+    // and all of physical memory is mapped at `phys_offset`.
+    let topology = unsafe { madt::discover(rsdp, phys_offset) }
+        .unwrap_or_else(|e| panic!("cannot read the ACPI MADT: {e:?}"));
+
+    let apic_page = memory::with(|m| m.map_mmio(topology.lapic_phys, 4096))
+        .unwrap_or_else(|e| panic!("cannot map the local APIC: {e:?}"));
+    let mode = lapic::configure(apic_page.as_u64());
+    pit::disable_legacy_pic();
+
+    // Per-CPU data: the BSP first, then the others in MADT order.
+    let bsp_id = {
+        // Before per-CPU data exists the BSP's APIC must be readable
+        // directly; `hardware_id` needs only the mode chosen above, except
+        // that x2APIC mode is switched on by `init_this_core`. CPUID leaf 1
+        // gives the initial APIC ID in both modes (8 bits: enough for the
+        // BSP, which firmware always numbers low).
+        let leaf1 = core::arch::x86_64::__cpuid(1);
+        leaf1.ebx >> 24
+    };
+    let mut ids = alloc::vec![bsp_id];
+    ids.extend(topology.cpus.iter().map(|c| c.apic_id).filter(|&id| id != bsp_id));
+    ids.truncate(wasmos_smp::MAX_CPUS);
+    percpu::init(&ids);
+    lapic::init_this_core();
+
+    let (tsc_hz, lapic_hz) = calibrate();
+    clock::set_tsc_hz(tsc_hz);
+    lapic::set_timer_initial(lapic::periodic_initial_count(lapic_hz, TIMER_HZ));
+    lapic::start_periodic_timer();
+    percpu::current().online.store(true, Ordering::Release);
+    x86_64::instructions::interrupts::enable();
+
+    start_application_processors(ids.len());
+
+    SystemInfo {
+        cpus_found: topology.cpus.len(),
+        cpus_online: percpu::online_count(),
+        apic_mode: mode.name(),
+        tsc_hz,
+        lapic_hz,
+    }
+}
+
+/// Measures the TSC and the APIC timer's input clock against the PIT.
+fn calibrate() -> (u64, u64) {
+    let mut tsc_start = 0;
+    let mut tsc_end = 0;
+    let mut apic_end = 0;
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        pit::measure(
+            CALIBRATION_MS,
+            || {
+                lapic::start_calibration_countdown();
+                tsc_start = clock::rdtsc();
+            },
+            || {
+                apic_end = lapic::timer_current();
+                tsc_end = clock::rdtsc();
+            },
+        )
+    });
+    let tsc_hz = pit::rate_hz(tsc_end - tsc_start, CALIBRATION_MS);
+    let lapic_ticks = (u32::MAX - apic_end) as u64 * lapic::TIMER_DIVISOR;
+    (tsc_hz, pit::rate_hz(lapic_ticks, CALIBRATION_MS))
+}
+
+fn start_application_processors(count: usize) {
+    if count <= 1 {
+        return;
+    }
+    let (page, cr3) = memory::with(|m| {
+        let frame = m.frames.alloc_contiguous(1, 0x10_0000).expect("no free page below 1 MiB for the AP trampoline");
+        m.identity_map(frame).expect("cannot identity-map the AP trampoline");
+        (frame, m.cr3())
+    });
+    let page_phys = page.start_address().as_u64();
+    for cpu_index in 1..count {
+        let stack = memory::with(|m| m.alloc_stack(AP_STACK_PAGES)).expect("out of memory for AP stacks");
+        let boot = trampoline::ApBoot {
+            page_phys,
+            page_virt: memory::phys_to_virt(page_phys).as_mut_ptr(),
+            cr3,
+            stack_top: stack.top.as_u64(),
+            cpu_index,
+        };
+        // SAFETY: the page is ours, below 1 MiB and identity-mapped; CR3 is
+        // the live kernel PML4; the stack is freshly mapped; `ap_main`
+        // never returns.
+        match unsafe { trampoline::start_ap(&boot, ap_main, AP_START_TIMEOUT_MS) } {
+            Ok(()) => {}
+            Err(e) => log::error!(
+                "cpu{cpu_index} (APIC ID {}) did not start: {e:?}",
+                percpu::all()[cpu_index].apic_id
+            ),
+        }
+    }
+    // Every AP is past the trampoline: take the identity mapping away so
+    // that a stray null-ish pointer faults instead of hitting code.
+    memory::with(|m| m.remove_identity_map(PhysFrame::<_>::containing_address(PhysAddr::new(page_phys))));
+}
+
+/// Where every AP lands, on its own stack, with per-CPU data installed.
+fn ap_main(cpu_index: usize) -> ! {
+    crate::cpu::init_this_core(cpu_index);
+    lapic::init_this_core();
+    lapic::start_periodic_timer();
+    percpu::current().online.store(true, Ordering::Release);
+    log::debug!("online");
+    x86_64::instructions::interrupts::enable();
+    idle_loop()
+}
+
+/// Halts until an interrupt arrives, forever. Interrupt handlers do the work.
+pub fn idle_loop() -> ! {
+    loop {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+}
+
+/// Stops every other core (NMI); used on the way to a fatal stop.
+pub fn stop_other_cores() {
+    lapic::send_nmi_to_others();
+}
+
+/// Nanoseconds since the clocks were calibrated.
+pub fn now_ns() -> u64 {
+    clock::now_ns()
+}

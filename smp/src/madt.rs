@@ -1,0 +1,149 @@
+//! Processor discovery from ACPI's MADT ("APIC" table).
+//!
+//! The acpi crate (5.x, no allocator) finds and maps the table; we walk its
+//! entries and keep what start-up needs: the local APIC's physical address
+//! and one [`Cpu`] per processor that firmware says is usable. The rules of
+//! the ACPI spec (6.5, 5.2.12.2 and 5.2.12.12) for an entry's flags:
+//! bit 0 "enabled" means usable now; bit 1 "online capable" means it may be
+//! hot-added later (we skip those: QEMU never sets it for present CPUs).
+//! A processor may appear both as a Local APIC and a Local x2APIC entry;
+//! the APIC ID identifies it, so duplicates are dropped.
+
+use alloc::vec::Vec;
+use core::ptr::NonNull;
+
+use acpi::madt::{Madt, MadtEntry};
+use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
+
+/// One usable processor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpu {
+    pub apic_id: u32,
+    /// ACPI processor UID, for correlating with other tables.
+    pub acpi_uid: u32,
+}
+
+/// What the MADT told us.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// Physical address of the local APIC registers (xAPIC mode).
+    pub lapic_phys: u64,
+    /// Every usable processor, in MADT order (firmware lists the BSP first
+    /// on every PC we know of, but we do not rely on that).
+    pub cpus: Vec<Cpu>,
+}
+
+/// A processor entry in the form the classification needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RawCpuEntry {
+    pub apic_id: u32,
+    pub acpi_uid: u32,
+    pub flags: u32,
+}
+
+const FLAG_ENABLED: u32 = 1 << 0;
+
+/// Keeps enabled processors, drops duplicates (same APIC ID listed as both
+/// xAPIC and x2APIC), preserves order.
+pub fn usable_cpus(entries: impl IntoIterator<Item = RawCpuEntry>) -> Vec<Cpu> {
+    let mut cpus: Vec<Cpu> = Vec::new();
+    for e in entries {
+        if e.flags & FLAG_ENABLED == 0 || cpus.iter().any(|c| c.apic_id == e.apic_id) {
+            continue;
+        }
+        cpus.push(Cpu { apic_id: e.apic_id, acpi_uid: e.acpi_uid });
+    }
+    cpus
+}
+
+/// Why processor discovery failed.
+#[derive(Debug)]
+pub enum Error {
+    Acpi(acpi::AcpiError),
+    NoProcessors,
+}
+
+/// Maps ACPI tables through the kernel's linear map of physical memory, so
+/// "mapping" is just an offset and unmapping is a no-op.
+#[derive(Clone, Copy)]
+struct OffsetHandler {
+    phys_offset: u64,
+}
+
+impl AcpiHandler for OffsetHandler {
+    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
+        let virt = (physical_address as u64 + self.phys_offset) as *mut T;
+        // SAFETY: all physical memory is mapped at `phys_offset` for the
+        // kernel's lifetime, so the range stays valid; the pointer is
+        // non-null because `phys_offset` is a higher-half address.
+        unsafe {
+            PhysicalMapping::new(physical_address, NonNull::new_unchecked(virt), size, size, *self)
+        }
+    }
+
+    fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
+}
+
+/// Reads the MADT starting from the RSDP the bootloader found.
+///
+/// # Safety
+/// `rsdp_phys` must be the physical address of a valid RSDP and all of
+/// physical memory must be mapped at `phys_offset`.
+pub unsafe fn discover(rsdp_phys: u64, phys_offset: u64) -> Result<Topology, Error> {
+    let handler = OffsetHandler { phys_offset };
+    // SAFETY: forwarded from the caller's contract.
+    let tables = unsafe { AcpiTables::from_rsdp(handler, rsdp_phys as usize) }.map_err(Error::Acpi)?;
+    let madt = tables.find_table::<Madt>().map_err(Error::Acpi)?;
+    let madt = madt.get();
+    let mut lapic_phys = madt.local_apic_address as u64;
+    let mut raw = Vec::new();
+    for entry in madt.entries() {
+        match entry {
+            MadtEntry::LocalApic(e) => raw.push(RawCpuEntry {
+                apic_id: e.apic_id as u32,
+                acpi_uid: e.processor_id as u32,
+                flags: e.flags,
+            }),
+            MadtEntry::LocalX2Apic(e) => raw.push(RawCpuEntry {
+                apic_id: e.x2apic_id,
+                acpi_uid: e.processor_uid,
+                flags: e.flags,
+            }),
+            MadtEntry::LocalApicAddressOverride(e) => lapic_phys = e.local_apic_address,
+            _ => {}
+        }
+    }
+    let cpus = usable_cpus(raw);
+    if cpus.is_empty() {
+        return Err(Error::NoProcessors);
+    }
+    Ok(Topology { lapic_phys, cpus })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(apic_id: u32, flags: u32) -> RawCpuEntry {
+        RawCpuEntry { apic_id, acpi_uid: apic_id, flags }
+    }
+
+    #[test]
+    fn keeps_enabled_in_order() {
+        let cpus = usable_cpus([e(0, 1), e(1, 1), e(2, 0), e(3, 1)]);
+        let ids: Vec<u32> = cpus.iter().map(|c| c.apic_id).collect();
+        assert_eq!(ids, [0, 1, 3]);
+    }
+
+    #[test]
+    fn online_capable_but_disabled_is_skipped() {
+        assert!(usable_cpus([e(5, 0b10)]).is_empty());
+    }
+
+    #[test]
+    fn x2apic_duplicates_are_dropped() {
+        let cpus = usable_cpus([e(0, 1), e(1, 1), e(0, 1), e(300, 1)]);
+        let ids: Vec<u32> = cpus.iter().map(|c| c.apic_id).collect();
+        assert_eq!(ids, [0, 1, 300]);
+    }
+}
