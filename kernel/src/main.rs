@@ -139,7 +139,8 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
 /// Touches an unmapped address on purpose so that the exception report can
 /// be checked end to end by the test harness.
 fn fault_demo() -> ! {
-    const UNMAPPED: u64 = 0x0000_dead_beef_0000;
+    // Canonical (bit 47 clear) and never mapped: a page fault, not a #GP.
+    const UNMAPPED: u64 = 0x0000_00de_adbe_e000;
     log::info!("fault-demo: reading unmapped address {UNMAPPED:#x}");
     // SAFETY: deliberately unsound: this read must fault and the fault
     // handler must stop the machine with a report.
