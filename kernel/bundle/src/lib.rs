@@ -132,12 +132,13 @@ impl<'a> Config<'a> {
     pub fn get(&self, key: &str) -> Option<&'a str> {
         self.text
             .lines()
+            .rev()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .filter_map(|l| l.split_once('='))
             .filter(|(k, _)| k.trim() == key)
             .map(|(_, v)| v.trim())
-            .last()
+            .next()
     }
 }
 
