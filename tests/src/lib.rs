@@ -1,1 +1,10 @@
-//! Placeholder: filled in by its owner.
+//! WasmOS integration suites, as data: what each QEMU boot must show.
+//!
+//! - [`protocol`]: the result channel the kernel writes on COM2, and its parser;
+//! - [`suites`]: the list of QEMU suites and the checks each one applies.
+//!
+//! xtask only drives (builds images, runs QEMU, prints); the decisions of
+//! what passes live here, where they are unit-tested on the host.
+
+pub mod protocol;
+pub mod suites;

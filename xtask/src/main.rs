@@ -1,1 +1,158 @@
-fn main() {}
+//! `cargo xtask`: the one entry point for building, booting and testing
+//! WasmOS. Each subcommand checks its prerequisites first and says what to
+//! install when something is missing.
+//!
+//! Modules: [`prereq`] (toolchain, QEMU, OVMF), [`build`] (kernel, boot
+//! bundle, disk images), [`qemu`] (command line, running, exit status),
+//! [`test`] (host unit tests, then the QEMU suites from `wasmos-tests`).
+
+mod build;
+mod prereq;
+mod qemu;
+mod test;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, boot and test WasmOS")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the kernel, the boot bundle and a disk image, and print its path.
+    Build(BuildOpts),
+    /// Build and boot WasmOS in QEMU (COM1 on this terminal; Ctrl-A X quits).
+    Run(RunOpts),
+    /// Run every test: host unit tests, then the QEMU boot suites.
+    Test(TestOpts),
+}
+
+#[derive(Args, Clone)]
+pub struct BuildOpts {
+    /// Build the kernel with the release profile (the default).
+    #[arg(long, conflicts_with = "debug")]
+    release: bool,
+    /// Build the kernel with the dev profile (opt-level 1, debug assertions).
+    #[arg(long)]
+    debug: bool,
+    /// Make the UEFI image (booted with OVMF) instead of the BIOS one.
+    #[arg(long)]
+    uefi: bool,
+}
+
+impl BuildOpts {
+    pub fn profile(&self) -> build::Profile {
+        if self.debug { build::Profile::Debug } else { build::Profile::Release }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Accel {
+    Tcg,
+    Kvm,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Boot, print the banner, idle.
+    Run,
+    /// Run the in-kernel tests and exit with their status.
+    Test,
+    /// Take a page fault on purpose and show the exception report.
+    FaultDemo,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Run => "run",
+            Mode::Test => "test",
+            Mode::FaultDemo => "fault-demo",
+        }
+    }
+}
+
+#[derive(Args)]
+struct RunOpts {
+    #[command(flatten)]
+    build: BuildOpts,
+    /// Number of CPU cores (1..=64).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    smp: u32,
+    /// Guest memory, in QEMU's syntax.
+    #[arg(long, default_value = "512M")]
+    mem: String,
+    /// QEMU accelerator. KVM needs a working /dev/kvm.
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+    accel: Accel,
+    /// Stop QEMU after this many seconds (a still-running machine is not an error).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// What the kernel does after booting.
+    #[arg(long, value_enum, default_value_t = Mode::Run)]
+    mode: Mode,
+    /// With --mode test: run only tests whose names contain one of these
+    /// comma-separated substrings.
+    #[arg(long)]
+    tests: Option<String>,
+}
+
+#[derive(Args)]
+struct TestOpts {
+    /// Build the kernel with the dev profile instead of release.
+    #[arg(long)]
+    debug: bool,
+    /// Run only the QEMU suites whose names contain this (host tests still run).
+    #[arg(long)]
+    suite: Option<String>,
+    /// Skip the host unit tests.
+    #[arg(long)]
+    no_host: bool,
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        // `{:#}` shows the cause chain without a backtrace dump.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match cli.command {
+        Command::Build(opts) => {
+            prereq::toolchain()?;
+            let image = build::image(&root, &opts, &build::BootConfig::run())?;
+            println!("{}", image.display());
+            Ok(())
+        }
+        Command::Run(opts) => {
+            prereq::toolchain()?;
+            prereq::qemu(opts.build.uefi)?;
+            let config = build::BootConfig { mode: opts.mode, tests: opts.tests.clone() };
+            let image = build::image(&root, &opts.build, &config)?;
+            let machine = qemu::Machine {
+                image,
+                uefi: opts.build.uefi,
+                smp: opts.smp,
+                mem: opts.mem.clone(),
+                accel: opts.accel,
+            };
+            qemu::run_interactive(&root, &machine, opts.timeout)
+        }
+        Command::Test(opts) => test::run(&root, &opts),
+    }
+}
+
+/// The workspace root: xtask lives in `<root>/xtask`.
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent directory").to_path_buf()
+}

@@ -1,0 +1,174 @@
+//! Building what QEMU boots: the kernel ELF, the boot bundle (ramdisk) and
+//! the BIOS or UEFI disk image made by `xtask/image-builder`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{BuildOpts, Mode};
+
+pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Debug,
+    Release,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        }
+    }
+}
+
+/// What goes into `boot.cfg`.
+pub struct BootConfig {
+    pub mode: Mode,
+    pub tests: Option<String>,
+}
+
+impl BootConfig {
+    pub fn run() -> Self {
+        BootConfig { mode: Mode::Run, tests: None }
+    }
+
+    fn text(&self) -> String {
+        let mut s = format!("mode={}\n", self.mode.name());
+        if let Some(t) = &self.tests {
+            s.push_str(&format!("tests={t}\n"));
+        }
+        s
+    }
+}
+
+/// Where xtask keeps its artefacts.
+pub fn out_dir(root: &Path) -> PathBuf {
+    root.join("target/xtask")
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Builds the kernel and returns the path of its ELF.
+pub fn kernel(root: &Path, profile: Profile) -> Result<PathBuf> {
+    kernel_with(root, profile, false)
+}
+
+fn kernel_with(root: &Path, profile: Profile, quiet: bool) -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--package", "wasmos-kernel", "--target", KERNEL_TARGET]);
+    if quiet {
+        cmd.arg("--quiet");
+    }
+    if profile == Profile::Release {
+        cmd.arg("--release");
+    }
+    let status = cmd.current_dir(root).status().context("cannot run cargo")?;
+    if !status.success() {
+        bail!("kernel build failed");
+    }
+    Ok(root.join("target").join(KERNEL_TARGET).join(profile.dir()).join("wasmos-kernel"))
+}
+
+/// Writes the boot bundle for `config` and returns its path.
+pub fn bundle(root: &Path, name: &str, config: &BootConfig) -> Result<PathBuf> {
+    let mut writer = wasmos_bundle::Writer::new();
+    writer.add(wasmos_bundle::CONFIG_ENTRY, config.text().into_bytes());
+    let dir = out_dir(root).join(name);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("bundle.bin");
+    std::fs::write(&path, writer.to_bytes())?;
+    Ok(path)
+}
+
+/// The toolchain channel pinned in rust-toolchain.toml.
+fn pinned_toolchain(root: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(root.join("rust-toolchain.toml"))?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("channel"))
+        .filter_map(|rest| rest.split('"').nth(1))
+        .map(str::to_owned)
+        .next()
+        .context("rust-toolchain.toml has no channel")
+}
+
+/// Builds the image builder (and with it the bootloader) if needed, and
+/// returns the path of its binary.
+pub fn image_builder(root: &Path) -> Result<PathBuf> {
+    let crate_dir = root.join("xtask/image-builder");
+    let target_dir = root.join("target/image-builder");
+    let binary = target_dir.join("release/wasmos-image-builder");
+    let first_time = !binary.exists();
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));
+    spinner.set_message(if first_time {
+        "building the bootloader (first time ~90 s)"
+    } else {
+        "checking the image builder"
+    });
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    std::fs::create_dir_all(&target_dir)?;
+    let log_path = target_dir.join("build.log");
+    let log = std::fs::File::create(&log_path)?;
+    // The bootloader's build script runs `cargo install ... -Zbuild-std`,
+    // which needs RUSTC_BOOTSTRAP on stable. It runs from the registry, out
+    // of reach of rust-toolchain.toml, so the toolchain is named explicitly.
+    // CARGO_TARGET_DIR must not leak into that nested cargo: it would wait
+    // forever for the lock this build holds on the same directory.
+    let status = cargo()
+        .args(["build", "--release", "--target-dir"])
+        .arg(&target_dir)
+        .current_dir(&crate_dir)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("RUSTUP_TOOLCHAIN", pinned_toolchain(root)?)
+        .env_remove("CARGO_TARGET_DIR")
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .status()
+        .context("cannot run cargo for the image builder")?;
+    spinner.finish_and_clear();
+    if !status.success() {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        for line in tail.iter().rev() {
+            eprintln!("{line}");
+        }
+        bail!("building the image builder failed (full log: {})", log_path.display());
+    }
+    if first_time {
+        eprintln!("xtask: bootloader built");
+    }
+    Ok(binary)
+}
+
+/// Builds everything and returns the disk image for `opts`.
+pub fn image(root: &Path, opts: &BuildOpts, config: &BootConfig) -> Result<PathBuf> {
+    image_named(root, "run", opts.profile(), opts.uefi, config)
+}
+
+/// Like [`image`], with artefacts under `target/xtask/<name>/`.
+pub fn image_named(root: &Path, name: &str, profile: Profile, uefi: bool, config: &BootConfig) -> Result<PathBuf> {
+    // Quiet: callers that build many images built the kernel loudly once.
+    let kernel = kernel_with(root, profile, name != "run")?;
+    let builder = image_builder(root)?;
+    let bundle = bundle(root, name, config)?;
+    let image = out_dir(root).join(name).join(if uefi { "uefi.img" } else { "bios.img" });
+    let status = Command::new(builder)
+        .arg(&kernel)
+        .arg(&bundle)
+        .arg(if uefi { "--uefi" } else { "--bios" })
+        .arg(&image)
+        .status()
+        .context("cannot run the image builder")?;
+    if !status.success() {
+        bail!("making the disk image failed");
+    }
+    Ok(image)
+}

@@ -1,0 +1,141 @@
+//! QEMU: the command line, running it interactively or captured with a
+//! timeout, and turning how it ended into a [`Exit`].
+//!
+//! Serial ports: COM1 is the kernel log, COM2 the result channel
+//! (`tests/src/protocol.rs`). The `isa-debug-exit` device lets the kernel
+//! end QEMU with a status; `-no-reboot` turns a triple fault into an exit
+//! (status 0) instead of a silent reboot loop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use wasmos_tests::suites::Exit;
+
+use crate::Accel;
+use crate::prereq::OVMF;
+
+pub struct Machine {
+    pub image: PathBuf,
+    pub uefi: bool,
+    pub smp: u32,
+    pub mem: String,
+    pub accel: Accel,
+}
+
+impl Machine {
+    /// QEMU with everything but the serial ports.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(["-M", "q35", "-display", "none", "-no-reboot"]);
+        match self.accel {
+            // Multi-threaded TCG: one host thread per virtual CPU.
+            Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi", "-cpu", "qemu64"]),
+            Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
+        };
+        cmd.arg("-smp").arg(self.smp.to_string());
+        cmd.arg("-m").arg(&self.mem);
+        cmd.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        if self.uefi {
+            cmd.args(["-bios", OVMF]);
+        }
+        cmd.arg("-drive").arg(format!("format=raw,file={}", self.image.display()));
+        cmd
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} boot, -smp {}, -m {}, {}",
+            if self.uefi { "UEFI" } else { "BIOS" },
+            self.smp,
+            self.mem,
+            match self.accel {
+                Accel::Tcg => "TCG",
+                Accel::Kvm => "KVM",
+            }
+        )
+    }
+}
+
+fn classify(status: std::process::ExitStatus) -> Exit {
+    match status.code() {
+        Some(code) => Exit::Status(code),
+        None => Exit::Signal,
+    }
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Boots with COM1 on this terminal (Ctrl-A X quits) and COM2 in a file.
+pub fn run_interactive(root: &Path, machine: &Machine, timeout: Option<u64>) -> Result<()> {
+    let results = crate::build::out_dir(root).join("run").join("results.txt");
+    let mut cmd = machine.command();
+    cmd.args(["-serial", "mon:stdio"]).arg("-serial").arg(format!("file:{}", results.display()));
+    eprintln!("xtask: booting WasmOS ({}); Ctrl-A X quits", machine.describe());
+    let mut child = cmd.spawn().context("cannot start qemu-system-x86_64")?;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if timeout.is_some_and(|t| start.elapsed() >= Duration::from_secs(t)) {
+            kill(&mut child);
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    match status.map(classify) {
+        None => {
+            eprintln!("\nxtask: stopped QEMU after {} s (--timeout)", timeout.unwrap_or(0));
+            Ok(())
+        }
+        Some(Exit::Status(0)) => Ok(()),
+        Some(Exit::Status(wasmos_tests::suites::EXIT_SUCCESS)) => Ok(()),
+        Some(Exit::Status(wasmos_tests::suites::EXIT_FAILURE)) => {
+            anyhow::bail!("the kernel reported a failure (results in {})", results.display())
+        }
+        Some(other) => anyhow::bail!("QEMU ended unexpectedly: {other:?}"),
+    }
+}
+
+/// Files a captured run writes.
+pub struct Captured {
+    pub log: PathBuf,
+    pub results: PathBuf,
+}
+
+/// Boots with both serial ports in files under `dir`, calling `progress`
+/// with the result channel's text as it grows, until QEMU exits or
+/// `timeout` passes.
+pub fn run_captured(machine: &Machine, dir: &Path, timeout: Duration, mut progress: impl FnMut(&str)) -> Result<(Exit, Captured)> {
+    std::fs::create_dir_all(dir)?;
+    let files = Captured { log: dir.join("serial.log"), results: dir.join("results.txt") };
+    for f in [&files.log, &files.results] {
+        let _ = std::fs::remove_file(f);
+    }
+    let mut cmd = machine.command();
+    cmd.arg("-serial").arg(format!("file:{}", files.log.display()));
+    cmd.arg("-serial").arg(format!("file:{}", files.results.display()));
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().context("cannot start qemu-system-x86_64")?;
+    let start = Instant::now();
+    let exit = loop {
+        let done = child.try_wait()?;
+        if let Ok(bytes) = std::fs::read(&files.results) {
+            progress(&String::from_utf8_lossy(&bytes));
+        }
+        if let Some(status) = done {
+            break classify(status);
+        }
+        if start.elapsed() >= timeout {
+            kill(&mut child);
+            break Exit::TimedOut { after_secs: timeout.as_secs() };
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    Ok((exit, files))
+}

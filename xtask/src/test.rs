@@ -1,0 +1,205 @@
+//! `cargo xtask test`: host unit tests, then every QEMU suite, each test
+//! printed by name as it finishes, and one last line `N passed, M failed`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use wasmos_tests::protocol::{Outcome, Report};
+use wasmos_tests::suites::{self, Check, Firmware, Suite};
+
+use crate::build::{self, BootConfig, Profile};
+use crate::qemu::{self, Machine};
+use crate::{Accel, Mode, TestOpts};
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, result: &Result<Option<u64>, String>) {
+        match result {
+            Ok(micros) => {
+                self.passed += 1;
+                match micros {
+                    Some(us) => println!("  ok    {name} ({:.1} ms)", *us as f64 / 1000.0),
+                    None => println!("  ok    {name}"),
+                }
+            }
+            Err(why) => {
+                self.failed += 1;
+                println!("  FAIL  {name}: {why}");
+                self.failures.push(name.to_owned());
+            }
+        }
+    }
+}
+
+pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
+    crate::prereq::toolchain()?;
+    crate::prereq::qemu(true)?;
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    if !opts.no_host {
+        host_unit_tests(root, &mut tally)?;
+    }
+    let profile = if opts.debug { Profile::Debug } else { Profile::Release };
+    let selected: Vec<Suite> = suites::all()
+        .into_iter()
+        .filter(|s| opts.suite.as_deref().is_none_or(|f| s.name.contains(f)))
+        .collect();
+    if selected.is_empty() {
+        bail!("no suite matches {:?}", opts.suite);
+    }
+    println!("==> kernel build ({})", if opts.debug { "debug" } else { "release" });
+    build::kernel(root, profile)?;
+    for suite in &selected {
+        run_suite(root, suite, profile, &mut tally)?;
+    }
+    println!();
+    if !tally.failures.is_empty() {
+        println!("failed: {}", tally.failures.join(", "));
+    }
+    println!("took {:.0} s; QEMU: {}", started.elapsed().as_secs_f64(), crate::prereq::qemu_version());
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `cargo test` over the default members (every host crate), counted from
+/// libtest's summary lines.
+fn host_unit_tests(root: &Path, tally: &mut Tally) -> Result<()> {
+    println!("==> host unit tests (cargo test)");
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));
+    spinner.set_message("building and running host unit tests");
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["test", "--no-fail-fast"])
+        .current_dir(root)
+        .output()?;
+    spinner.finish_and_clear();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut counted = 0;
+    // cargo names each test binary on stderr ("Running unittests src/lib.rs
+    // (target/debug/deps/wasmos_smp-0123abcd)", "Doc-tests wasmos_smp") in
+    // the same order as libtest prints its "test result" lines on stdout.
+    let mut names = stderr.lines().filter_map(|l| {
+        let l = l.trim();
+        l.strip_prefix("Running ")
+            .map(|r| {
+                let file = r.rsplit('/').next().unwrap_or(r).trim_end_matches(')');
+                file.rsplit_once('-').map_or(file, |(n, _)| n).to_owned()
+            })
+            .or_else(|| l.strip_prefix("Doc-tests ").map(|r| format!("{r} (doc)")))
+    });
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let name = names.next().unwrap_or_else(|| "?".into());
+            let count = |key: &str| {
+                rest.split(';')
+                    .find_map(|part| part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(key))
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+                    .unwrap_or(0)
+            };
+            let (p, f) = (count(" passed"), count(" failed"));
+            counted += p + f;
+            if p + f == 0 {
+                continue;
+            }
+            tally.passed += p;
+            tally.failed += f;
+            if f == 0 {
+                println!("  ok    host::{name}: {p} tests");
+            } else {
+                println!("  FAIL  host::{name}: {p} passed, {f} failed");
+                tally.failures.push(format!("host::{name}"));
+            }
+        }
+    }
+    if !out.status.success() {
+        for line in stdout.lines().filter(|l| l.contains("FAILED") || l.contains("panicked")) {
+            println!("        {line}");
+        }
+        if counted == 0 {
+            eprintln!("{stderr}");
+            tally.failed += 1;
+            tally.failures.push("host::build".into());
+            println!("  FAIL  host unit tests did not build");
+        }
+    }
+    Ok(())
+}
+
+fn run_suite(root: &Path, suite: &Suite, profile: Profile, tally: &mut Tally) -> Result<()> {
+    let uefi = suite.firmware == Firmware::Uefi;
+    let mode = match suite.mode {
+        "fault-demo" => Mode::FaultDemo,
+        _ => Mode::Test,
+    };
+    let image = build::image_named(root, suite.name, profile, uefi, &BootConfig { mode, tests: None })?;
+    let machine = Machine { image, uefi, smp: suite.smp, mem: "512M".into(), accel: Accel::Tcg };
+    println!("==> suite {} ({})", suite.name, machine.describe());
+    let dir = build::out_dir(root).join(suite.name);
+    let started = Instant::now();
+    let mut shown = 0;
+    let (exit, files) = qemu::run_captured(&machine, &dir, Duration::from_secs(suite.timeout_secs), |text| {
+        if suite.expect != suites::Expect::KernelTests {
+            return;
+        }
+        let report = Report::parse(text);
+        for (name, outcome) in report.tests.iter().skip(shown) {
+            match outcome {
+                Outcome::Unfinished => break,
+                Outcome::Pass { micros } => println!("  ok    {}::{name} ({:.1} ms)", suite.name, *micros as f64 / 1000.0),
+                Outcome::Fail { reason } => println!("  FAIL  {}::{name}: {reason}", suite.name),
+            }
+            shown += 1;
+        }
+    })?;
+    let report = Report::parse(&String::from_utf8_lossy(&std::fs::read(&files.results).unwrap_or_default()));
+    let log = String::from_utf8_lossy(&std::fs::read(&files.log).unwrap_or_default()).into_owned();
+    let checks = suites::evaluate(suite, &report, &log, exit);
+    let before = tally.failed;
+    for (i, check) in checks.iter().enumerate() {
+        if i < shown {
+            // Already printed live; count it without printing again.
+            count_silently(tally, check);
+        } else {
+            tally.record(&check.name, &check.result);
+        }
+    }
+    let suite_failed = tally.failed - before;
+    println!(
+        "  suite {}: {} checks, {} failed, {:.1} s",
+        suite.name,
+        checks.len(),
+        suite_failed,
+        started.elapsed().as_secs_f64()
+    );
+    if suite_failed > 0 {
+        println!("  last lines of the kernel log ({}):", files.log.display());
+        let lines: Vec<&str> = log.lines().collect();
+        for line in &lines[lines.len().saturating_sub(30)..] {
+            println!("  | {line}");
+        }
+    }
+    Ok(())
+}
+
+fn count_silently(tally: &mut Tally, check: &Check) {
+    if check.passed() {
+        tally.passed += 1;
+    } else {
+        tally.failed += 1;
+        tally.failures.push(check.name.clone());
+    }
+}
