@@ -1,2 +1,20 @@
-//! Placeholder: filled in by its owner.
-#![no_std]
+//! WasmOS IPC primitives, shared by the kernel and the hosted runtime.
+//!
+//! - [`abi`]: the system-call ABI Wasm programs see (import module
+//!   `wasmos`): function names, status codes, message and info layouts.
+//!   This is the one place the ABI is written down; `docs/ABI.md` mirrors it.
+//! - [`ids`]: task ids that detect staleness (generation counters).
+//! - [`caps`]: per-task capability (handle) tables.
+//! - [`ring`]: the per-core lock-free MPSC inbox and its sleep/wake protocol.
+//!
+//! Nothing here knows about wasmi, interrupts or threads: the scheduler
+//! (`wasmos-sched`) and the platforms build on it.
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod abi;
+pub mod caps;
+pub mod ids;
+pub mod ring;

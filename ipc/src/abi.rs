@@ -1,0 +1,266 @@
+//! The WasmOS system-call ABI, as seen from a Wasm program.
+//!
+//! Every function is imported from module [`MODULE`]. Pointers are offsets
+//! into the caller's linear memory (i32), lengths are i32, times are i64
+//! nanoseconds. Every function returns an i32 status: `>= 0` is success
+//! (some functions return a value, such as a handle or a length), `< 0` is
+//! one of the [`Status`] errors. A bad pointer never traps the kernel: the
+//! range is checked against the caller's memory and `BAD_POINTER` returned.
+//!
+//! | function | signature | blocks? |
+//! |---|---|---|
+//! | `ipc_send(h, msg, len) -> st` | `(i32,i32,i32)->i32` | never: `WOULD_BLOCK` if the target's queue is full |
+//! | `ipc_recv(from, buf, cap, info, timeout_ns) -> len` | `(i32,i32,i32,i32,i64)->i32` | until a message, or timeout (`-1` = forever, `0` = poll) |
+//! | `ipc_call(h, msg, len, buf, cap) -> len` | `(i32,i32,i32,i32,i32)->i32` | until the reply |
+//! | `ipc_reply(token, msg, len) -> st` | `(i32,i32,i32)->i32` | never |
+//! | `notify(h, bits) -> st` | `(i32,i64)->i32` | never; bits are OR-ed into the target's pending set |
+//! | `task_spawn(wasm, len, name, nlen, core, caps, ncaps) -> h` | `(i32×7)->i32` | no |
+//! | `task_exit(code)` | `(i32)->()` | does not return |
+//! | `service_register(name, nlen, h) -> st` | `(i32,i32,i32)->i32` | no |
+//! | `service_lookup(name, nlen) -> h` | `(i32,i32)->i32` | no |
+//! | `handle_close(h) -> st` | `(i32)->i32` | no |
+//! | `time_now_ns() -> t` | `()->i64` | no |
+//! | `sleep_ns(t) -> st` | `(i64)->i32` | yes |
+//! | `console_write(ptr, len) -> st` | `(i32,i32)->i32` | no |
+//! | `core_id() -> n`, `core_count() -> n` | `()->i32` | no |
+//!
+//! Handles: a task names other tasks only through handles (small integers)
+//! in its own capability table. Handle `0` is never valid. A spawned task
+//! finds the capabilities its parent passed at handles `1..=ncaps`, in
+//! order. A handle that was never issued or was closed gives
+//! `INVALID_HANDLE`; one whose target died gives `DEAD_TARGET`.
+//!
+//! Receiving: `ipc_recv` copies the payload into `buf` (at most `cap`
+//! bytes; a longer message gives `TOO_LARGE` and stays queued) and writes a
+//! [`RecvInfo`] at `info` (pass 0 to skip it). Notification bits and
+//! child-exit reports arrive through the same `ipc_recv`, told apart by
+//! [`RecvInfo::kind`].
+
+/// Import module name.
+pub const MODULE: &str = "wasmos";
+
+/// Largest message payload, in bytes.
+pub const MAX_PAYLOAD: usize = 4096;
+
+/// `from` argument of `ipc_recv` meaning "any sender".
+pub const ANY: i32 = -1;
+
+/// `timeout_ns` argument meaning "wait forever".
+pub const FOREVER: i64 = -1;
+
+/// Messages a task may have queued before senders get `WOULD_BLOCK`.
+pub const INBOX_CAPACITY: usize = 256;
+
+/// Status codes. Success is any value `>= 0`.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok = 0,
+    /// The handle was never issued, or was closed.
+    InvalidHandle = -1,
+    /// The handle exists but lacks the right for this operation.
+    NoCapability = -2,
+    /// The target's queue (or the ring to its core) is full; try again.
+    WouldBlock = -3,
+    /// The target task has exited or was killed.
+    DeadTarget = -4,
+    /// A pointer/length pair runs outside the caller's linear memory.
+    BadPointer = -5,
+    /// The message is longer than [`MAX_PAYLOAD`], or than the receive buffer.
+    TooLarge = -6,
+    /// The timeout passed before a message arrived.
+    TimedOut = -7,
+    /// The kernel could not allocate what the operation needs.
+    NoMemory = -8,
+    /// The bytes given to `task_spawn` are not a valid Wasm module, or it
+    /// imports something the kernel does not provide.
+    InvalidWasm = -9,
+    /// A per-task limit (tasks, handles, memory) would be exceeded.
+    QuotaExceeded = -10,
+    /// No service is registered under that name.
+    NotFound = -11,
+    /// A service with that name is already registered.
+    AlreadyExists = -12,
+    /// An argument is out of range (negative length, unknown core...).
+    InvalidArgument = -13,
+    /// The reply token does not name a call waiting for a reply.
+    NoCaller = -14,
+}
+
+impl Status {
+    pub const ALL: [Status; 15] = [
+        Status::Ok,
+        Status::InvalidHandle,
+        Status::NoCapability,
+        Status::WouldBlock,
+        Status::DeadTarget,
+        Status::BadPointer,
+        Status::TooLarge,
+        Status::TimedOut,
+        Status::NoMemory,
+        Status::InvalidWasm,
+        Status::QuotaExceeded,
+        Status::NotFound,
+        Status::AlreadyExists,
+        Status::InvalidArgument,
+        Status::NoCaller,
+    ];
+
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+
+    pub fn from_code(code: i32) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::InvalidHandle => "INVALID_HANDLE",
+            Status::NoCapability => "NO_CAPABILITY",
+            Status::WouldBlock => "WOULD_BLOCK",
+            Status::DeadTarget => "DEAD_TARGET",
+            Status::BadPointer => "BAD_POINTER",
+            Status::TooLarge => "TOO_LARGE",
+            Status::TimedOut => "TIMED_OUT",
+            Status::NoMemory => "NO_MEMORY",
+            Status::InvalidWasm => "INVALID_WASM",
+            Status::QuotaExceeded => "QUOTA_EXCEEDED",
+            Status::NotFound => "NOT_FOUND",
+            Status::AlreadyExists => "ALREADY_EXISTS",
+            Status::InvalidArgument => "INVALID_ARGUMENT",
+            Status::NoCaller => "NO_CALLER",
+        }
+    }
+}
+
+/// What `ipc_recv` received.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A one-way message from `ipc_send`.
+    Message = 1,
+    /// A request from `ipc_call`; answer with `ipc_reply(info.reply_token)`.
+    Call = 2,
+    /// Notification bits (in `info.bits`), no payload.
+    Notification = 3,
+    /// A child exited: `info.badge` = the child's handle in the receiver's
+    /// table, `info.bits` = exit code (low 32 bits, sign-extended) and
+    /// [`ExitReason`] in bits 32..40.
+    ChildExit = 4,
+}
+
+/// Why a task ended, as reported to its parent.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    /// `task_exit(code)` or `_start` returned (code 0).
+    Exited = 0,
+    /// Executed `unreachable`.
+    Unreachable = 1,
+    /// Out-of-bounds memory or table access.
+    MemoryOutOfBounds = 2,
+    /// Integer divide by zero or overflow.
+    IntegerTrap = 3,
+    /// Call stack exhausted.
+    StackOverflow = 4,
+    /// Could not grow memory or allocate kernel state.
+    OutOfMemory = 5,
+    /// Any other trap (bad indirect call, bad conversion...).
+    OtherTrap = 6,
+    /// Killed by the kernel (for example at shutdown).
+    Killed = 7,
+}
+
+impl ExitReason {
+    pub fn from_u8(v: u8) -> Option<ExitReason> {
+        use ExitReason::*;
+        [Exited, Unreachable, MemoryOutOfBounds, IntegerTrap, StackOverflow, OutOfMemory, OtherTrap, Killed]
+            .into_iter()
+            .find(|r| *r as u8 == v)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitReason::Exited => "exited",
+            ExitReason::Unreachable => "unreachable",
+            ExitReason::MemoryOutOfBounds => "memory out of bounds",
+            ExitReason::IntegerTrap => "integer trap",
+            ExitReason::StackOverflow => "stack overflow",
+            ExitReason::OutOfMemory => "out of memory",
+            ExitReason::OtherTrap => "trap",
+            ExitReason::Killed => "killed",
+        }
+    }
+}
+
+/// Written by `ipc_recv` at its `info` pointer: 24 bytes, little-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecvInfo {
+    /// A [`Kind`] value.
+    pub kind: u32,
+    /// Payload length in bytes.
+    pub len: u32,
+    /// The badge of the capability the sender used (set by whoever granted
+    /// it), identifying the sender to a server; for child exits, the handle.
+    pub badge: u32,
+    /// For `Call`: the token to pass to `ipc_reply`.
+    pub reply_token: u32,
+    /// Notification bits, or exit code and reason for `ChildExit`.
+    pub bits: u64,
+}
+
+impl RecvInfo {
+    pub const SIZE: usize = 24;
+
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[0..4].copy_from_slice(&self.kind.to_le_bytes());
+        b[4..8].copy_from_slice(&self.len.to_le_bytes());
+        b[8..12].copy_from_slice(&self.badge.to_le_bytes());
+        b[12..16].copy_from_slice(&self.reply_token.to_le_bytes());
+        b[16..24].copy_from_slice(&self.bits.to_le_bytes());
+        b
+    }
+
+    pub fn from_bytes(b: &[u8; Self::SIZE]) -> RecvInfo {
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let mut bits = [0u8; 8];
+        bits.copy_from_slice(&b[16..24]);
+        RecvInfo { kind: u32_at(0), len: u32_at(4), badge: u32_at(8), reply_token: u32_at(12), bits: u64::from_le_bytes(bits) }
+    }
+
+    /// Encodes a child's exit for `bits`.
+    pub fn exit_bits(code: i32, reason: ExitReason) -> u64 {
+        (code as u32 as u64) | ((reason as u64) << 32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_are_distinct_and_round_trip() {
+        for s in Status::ALL {
+            assert_eq!(Status::from_code(s.code()), Some(s));
+            assert!(s == Status::Ok || s.code() < 0, "{} must be negative", s.name());
+        }
+        let mut codes: alloc::vec::Vec<i32> = Status::ALL.iter().map(|s| s.code()).collect();
+        codes.dedup();
+        assert_eq!(codes.len(), Status::ALL.len());
+        assert_eq!(Status::from_code(-999), None);
+    }
+
+    #[test]
+    fn recv_info_layout() {
+        let info = RecvInfo { kind: 2, len: 5, badge: 7, reply_token: 9, bits: RecvInfo::exit_bits(-3, ExitReason::StackOverflow) };
+        let bytes = info.to_bytes();
+        assert_eq!(&bytes[0..4], &2u32.to_le_bytes());
+        assert_eq!(&bytes[12..16], &9u32.to_le_bytes());
+        assert_eq!(RecvInfo::from_bytes(&bytes), info);
+        assert_eq!(info.bits as u32 as i32, -3);
+        assert_eq!(ExitReason::from_u8((info.bits >> 32) as u8), Some(ExitReason::StackOverflow));
+    }
+}
