@@ -14,6 +14,7 @@
 //! | `ipc_call(h, msg, len, buf, cap) -> len` | `(i32,i32,i32,i32,i32)->i32` | until the reply |
 //! | `ipc_reply(token, msg, len) -> st` | `(i32,i32,i32)->i32` | never |
 //! | `notify(h, bits) -> st` | `(i32,i64)->i32` | never; bits are OR-ed into the target's pending set |
+//! | `ipc_grant(h, cap_h) -> st` | `(i32,i32)->i32` | never; passes a copy of `cap_h` (needs GRANT) to `h`'s task |
 //! | `task_spawn(wasm, len, name, nlen, core, caps, ncaps) -> h` | `(i32×7)->i32` | no |
 //! | `task_exit(code)` | `(i32)->()` | does not return |
 //! | `service_register(name, nlen, h) -> st` | `(i32,i32,i32)->i32` | no |
@@ -149,6 +150,9 @@ pub enum Kind {
     /// table, `info.bits` = exit code (low 32 bits, sign-extended) and
     /// [`ExitReason`] in bits 32..40.
     ChildExit = 4,
+    /// A capability passed with `ipc_grant`: `info.reply_token` holds the
+    /// new handle in the receiver's table, `info.badge` the sender's badge.
+    Grant = 5,
 }
 
 /// Why a task ended, as reported to its parent.

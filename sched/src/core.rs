@@ -1,0 +1,412 @@
+//! The per-core scheduler: drains the core's ring, fires timers, and runs
+//! ready tasks one fuel slice at a time.
+//!
+//! Ready tasks wait in a FIFO. A task that a message just unblocked goes to
+//! the *front*, so a call to a task waiting in `ipc_recv` on the same core
+//! runs the callee next (direct hand-off), and its reply runs the caller
+//! next. A task that used up its fuel goes to the back.
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::rc::{Rc, Weak};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::sync::atomic::Ordering;
+
+use wasmi::{Linker, ResumableCall, Store, StoreLimitsBuilder, TrapCode};
+use wasmos_ipc::abi::{ExitReason, RecvInfo, Status, INBOX_CAPACITY};
+use wasmos_ipc::caps::HandleTable;
+use wasmos_ipc::ids::TaskId;
+
+use crate::system::{Envelope, SpawnRequest, System, TaskExit};
+use crate::task::{self, Blocked, Exec, Incoming, Task, TaskData, Wait};
+
+/// What [`CoreScheduler::poll`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// Work was done and more may be waiting: poll again.
+    Busy,
+    /// Nothing runnable. Sleep until an interrupt (a wake-up, a timer
+    /// tick), or at most until `deadline` (ns) when a task sleeps.
+    Idle { deadline: Option<u64> },
+}
+
+/// A core's tasks and queues, shared (on this core only) between the
+/// scheduler loop and the system calls of the task it is running.
+pub(crate) struct CoreState {
+    pub core: usize,
+    pub tasks: BTreeMap<TaskId, Task>,
+    pub ready: VecDeque<TaskId>,
+    pub sleepers: BTreeSet<(u64, TaskId)>,
+    /// The task running right now (taken out of `tasks`).
+    pub running: Option<TaskId>,
+    /// Deliveries to the running task, applied when it is back in `tasks`.
+    pub deferred: Vec<Envelope>,
+    /// Envelopes that found another core's ring full and must not be lost
+    /// (replies, exit reports); retried on every poll.
+    pub outbox: VecDeque<(usize, Envelope)>,
+    pub linker: Rc<Linker<TaskData>>,
+    pub sys: Arc<System>,
+    /// This state's own cell, handed to each task's system calls.
+    pub self_ref: Weak<RefCell<CoreState>>,
+}
+
+impl CoreState {
+    /// Sends an envelope towards its target, wherever it lives.
+    pub fn route(&mut self, envelope: Envelope) {
+        let sys = self.sys.clone();
+        let core = match &envelope {
+            Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } => sys.core_of(*to),
+            Envelope::Spawn(_) => Some(self.core),
+        };
+        match core {
+            Some(core) if core == self.core => self.deliver_local(envelope),
+            Some(core) => {
+                if let Err(envelope) = sys.post(core, envelope) {
+                    self.outbox.push_back((core, envelope));
+                }
+            }
+            None => self.undeliverable(envelope),
+        }
+    }
+
+    /// The target is gone: a caller learns it from its call's result;
+    /// anything else had no one left to read it.
+    fn undeliverable(&mut self, envelope: Envelope) {
+        if let Envelope::Deliver { item: Incoming::Call { from, call, .. }, .. } = envelope {
+            self.route(Envelope::Reply { to: from, call, result: Err(Status::DeadTarget) });
+        }
+    }
+
+    /// Whether a same-core sender may queue one more message for `to`.
+    pub fn has_room(&self, to: TaskId) -> bool {
+        self.tasks.get(&to).is_none_or(|t| t.data().inbox.len() < INBOX_CAPACITY)
+    }
+
+    pub fn deliver_local(&mut self, envelope: Envelope) {
+        let sys = self.sys.clone();
+        let target = match &envelope {
+            Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } => Some(*to),
+            Envelope::Spawn(_) => None,
+        };
+        if target.is_some() && target == self.running {
+            self.deferred.push(envelope);
+            return;
+        }
+        match envelope {
+            Envelope::Spawn(request) => self.instantiate(*request),
+            Envelope::Deliver { to, item } => {
+                let Some(task) = self.tasks.get_mut(&to) else {
+                    return self.undeliverable(Envelope::Deliver { to, item });
+                };
+                match item {
+                    Incoming::Notification { bits } => task.data_mut().notifications |= bits,
+                    item => task.data_mut().inbox.push_back(item),
+                }
+                sys.stats[self.core].delivered.fetch_add(1, Ordering::Relaxed);
+                self.wake_receiver(to);
+            }
+            Envelope::Reply { to, call, result } => {
+                let Some(task) = self.tasks.get_mut(&to) else { return };
+                let Some(Wait::Reply { call: waiting, buf, cap }) = task.data().wait else { return };
+                if waiting != call {
+                    return;
+                }
+                task.resume_with = match result {
+                    Ok(payload) if payload.len() > cap as usize => Status::TooLarge.code(),
+                    Ok(payload) => match task::write_bytes(&mut task.store, buf, &payload) {
+                        Ok(()) => payload.len() as i32,
+                        Err(e) => e.code(),
+                    },
+                    Err(status) => status.code(),
+                };
+                task.data_mut().wait = None;
+                sys.stats[self.core].delivered.fetch_add(1, Ordering::Relaxed);
+                self.ready.push_front(to);
+            }
+        }
+    }
+
+    /// If `id` waits in `ipc_recv` and now has something to receive, hands
+    /// it over and puts the task at the front of the ready queue.
+    fn wake_receiver(&mut self, id: TaskId) {
+        let Some(task) = self.tasks.get_mut(&id) else { return };
+        let Some(Wait::Recv { from, buf, cap, info, deadline }) = task.data().wait else { return };
+        if let Some(result) = task::try_receive(&mut task.store, from, buf, cap, info) {
+            task.resume_with = result;
+            task.data_mut().wait = None;
+            if let Some(d) = deadline {
+                self.sleepers.remove(&(d, id));
+            }
+            self.ready.push_front(id);
+        }
+    }
+
+    /// Creates a task from a spawn request, on this core.
+    fn instantiate(&mut self, request: SpawnRequest) {
+        let sys = self.sys.clone();
+        let SpawnRequest { id, name, module, caps, parent } = request;
+        let data = TaskData {
+            id,
+            name: name.clone(),
+            core: self.core,
+            system: sys.clone(),
+            state: self.self_ref.upgrade().expect("the core state outlives its tasks"),
+            memory: None,
+            limits: StoreLimitsBuilder::new().memory_size(sys.config.max_memory_bytes).build(),
+            handles: HandleTable::new(sys.config.max_handles),
+            inbox: VecDeque::new(),
+            notifications: 0,
+            wait: None,
+            reply_tokens: BTreeMap::new(),
+            next_token: 1,
+            next_call: 1,
+            parent,
+        };
+        let mut store = Store::new(&sys.engine, data);
+        store.limiter(|d| &mut d.limits);
+        let _ = store.set_fuel(sys.config.fuel_slice);
+        for cap in caps {
+            // Fresh table, fewer caps than the limit was checked at spawn.
+            let _ = store.data_mut().handles.insert(cap);
+        }
+        let instance = match self.linker.instantiate_and_start(&mut store, &module) {
+            Ok(instance) => instance,
+            Err(e) => {
+                let task = Task { store, exec: None, resume_with: 0 };
+                return self.reap(task, exit_of_error(&e), false);
+            }
+        };
+        store.data_mut().memory = instance.get_memory(&store, "memory");
+        let Some(start) = instance.get_func(&store, "_start") else {
+            let task = Task { store, exec: None, resume_with: 0 };
+            return self.reap(task, TaskExit { code: -1, reason: ExitReason::OtherTrap }, false);
+        };
+        sys.stats[self.core].tasks.fetch_add(1, Ordering::Relaxed);
+        self.tasks.insert(id, Task { store, exec: Some(Exec::NotStarted(start)), resume_with: 0 });
+        self.ready.push_back(id);
+    }
+
+    /// Ends a task: tells whoever waits on it, then frees everything it had.
+    pub fn reap(&mut self, mut task: Task, exit: TaskExit, counted: bool) {
+        let sys = self.sys.clone();
+        let data = task.data_mut();
+        let id = data.id;
+        sys.directory.lock().remove(&id);
+        sys.services.lock().retain(|_, cap| cap.target != id);
+        if let Some(deadline) = data.wait.and_then(|w| w.deadline()) {
+            self.sleepers.remove(&(deadline, id));
+        }
+        let mut notices = Vec::new();
+        for item in data.inbox.drain(..) {
+            if let Incoming::Call { from, call, .. } = item {
+                notices.push(Envelope::Reply { to: from, call, result: Err(Status::DeadTarget) });
+            }
+        }
+        for (_, (caller, call)) in core::mem::take(&mut data.reply_tokens) {
+            notices.push(Envelope::Reply { to: caller, call, result: Err(Status::DeadTarget) });
+        }
+        match data.parent {
+            Some((parent, handle)) => notices.push(Envelope::Deliver {
+                to: parent,
+                item: Incoming::ChildExit { child_handle: handle, bits: RecvInfo::exit_bits(exit.code, exit.reason) },
+            }),
+            None => {
+                sys.orphan_exits.lock().insert(id, exit);
+            }
+        }
+        if exit.reason != ExitReason::Exited {
+            let line = alloc::format!("killed: {} (exit code {})\n", exit.reason.name(), exit.code);
+            sys.platform.console_write(self.core, &data.name, line.as_bytes());
+        }
+        if counted {
+            sys.stats[self.core].tasks.fetch_sub(1, Ordering::Relaxed);
+        }
+        drop(task);
+        for notice in notices {
+            self.route(notice);
+        }
+    }
+}
+
+/// Classifies how a Wasm call ended with an error.
+fn exit_of_error(e: &wasmi::Error) -> TaskExit {
+    if let Some(code) = e.i32_exit_status() {
+        return TaskExit { code, reason: ExitReason::Exited };
+    }
+    let reason = match e.as_trap_code() {
+        Some(TrapCode::UnreachableCodeReached) => ExitReason::Unreachable,
+        Some(TrapCode::MemoryOutOfBounds | TrapCode::TableOutOfBounds) => ExitReason::MemoryOutOfBounds,
+        Some(TrapCode::IntegerDivisionByZero | TrapCode::IntegerOverflow) => ExitReason::IntegerTrap,
+        Some(TrapCode::StackOverflow) => ExitReason::StackOverflow,
+        Some(TrapCode::GrowthOperationLimited) => ExitReason::OutOfMemory,
+        _ => ExitReason::OtherTrap,
+    };
+    TaskExit { code: -1, reason }
+}
+
+/// One core's scheduler. Not `Send`: it is created on its core and stays.
+pub struct CoreScheduler {
+    sys: Arc<System>,
+    state: Rc<RefCell<CoreState>>,
+}
+
+/// Ring envelopes handled per poll before running a task, so a flood from
+/// other cores cannot starve this core's tasks.
+const DRAIN_BATCH: usize = 256;
+
+impl CoreScheduler {
+    /// Creates the scheduler of `core`. Call on that core (or thread).
+    pub fn new(sys: Arc<System>, core: usize) -> CoreScheduler {
+        assert!(core < sys.cores(), "core {core} out of range");
+        let linker = crate::host::linker(&sys.engine);
+        let state = Rc::new_cyclic(|me| {
+            RefCell::new(CoreState {
+                core,
+                tasks: BTreeMap::new(),
+                ready: VecDeque::new(),
+                sleepers: BTreeSet::new(),
+                running: None,
+                deferred: Vec::new(),
+                outbox: VecDeque::new(),
+                linker: Rc::new(linker),
+                sys: sys.clone(),
+                self_ref: me.clone(),
+            })
+        });
+        CoreScheduler { sys, state }
+    }
+
+    pub fn core(&self) -> usize {
+        self.state.borrow().core
+    }
+
+    /// Tasks on this core.
+    pub fn task_count(&self) -> usize {
+        let st = self.state.borrow();
+        st.tasks.len() + st.running.is_some() as usize
+    }
+
+    /// Whether anything is runnable or waiting to be sent.
+    pub fn has_work(&self) -> bool {
+        let st = self.state.borrow();
+        !st.ready.is_empty() || !st.deferred.is_empty() || !self.sys.rings[st.core].is_empty()
+    }
+
+    /// Does one round of work: ring, retries, timers, one task slice.
+    pub fn poll(&mut self) -> Poll {
+        let sys = self.sys.clone();
+        let now = sys.now_ns();
+        let next = {
+            let mut st = self.state.borrow_mut();
+            let core = st.core;
+            for _ in 0..DRAIN_BATCH {
+                let Some(envelope) = sys.rings[core].pop() else { break };
+                st.deliver_local(envelope);
+            }
+            for _ in 0..st.outbox.len() {
+                let (core, envelope) = st.outbox.pop_front().expect("length checked");
+                if let Err(envelope) = sys.post(core, envelope) {
+                    st.outbox.push_back((core, envelope));
+                }
+            }
+            while let Some(&(deadline, id)) = st.sleepers.first() {
+                if deadline > now {
+                    break;
+                }
+                st.sleepers.pop_first();
+                if let Some(task) = st.tasks.get_mut(&id) {
+                    match task.data().wait {
+                        Some(Wait::Sleep { .. }) => task.resume_with = 0,
+                        Some(Wait::Recv { .. }) => task.resume_with = Status::TimedOut.code(),
+                        _ => continue,
+                    }
+                    task.data_mut().wait = None;
+                    st.ready.push_back(id);
+                }
+            }
+            match st.ready.pop_front() {
+                Some(id) => st.tasks.remove(&id).map(|t| (id, t)),
+                None => {
+                    let deadline = st.sleepers.first().map(|&(d, _)| d);
+                    let retry = (!st.outbox.is_empty()).then_some(now + 1_000_000);
+                    return Poll::Idle { deadline: deadline.into_iter().chain(retry).min() };
+                }
+            }
+        };
+        let Some((id, mut task)) = next else { return Poll::Busy };
+        self.state.borrow_mut().running = Some(id);
+        sys.stats[self.core()].switches.fetch_add(1, Ordering::Relaxed);
+        let outcome = run_slice(&sys, &mut task);
+        let mut st = self.state.borrow_mut();
+        st.running = None;
+        match outcome {
+            Ok(()) => {
+                if let Some(wait) = task.data().wait {
+                    if let Some(deadline) = wait.deadline() {
+                        st.sleepers.insert((deadline, id));
+                    }
+                } else {
+                    st.ready.push_back(id);
+                }
+                st.tasks.insert(id, task);
+            }
+            Err(exit) => st.reap(task, exit, true),
+        }
+        for envelope in core::mem::take(&mut st.deferred) {
+            st.deliver_local(envelope);
+        }
+        // Something may have arrived for it while it ran.
+        if matches!(st.tasks.get(&id).and_then(|t| t.data().wait), Some(Wait::Recv { .. })) {
+            st.wake_receiver(id);
+        }
+        Poll::Busy
+    }
+
+    /// Polls until `done()` holds or `timeout_ns` passes, sleeping via
+    /// `idle` when there is nothing to do. Returns whether `done()` held.
+    pub fn run_until(&mut self, timeout_ns: u64, mut done: impl FnMut() -> bool, mut idle: impl FnMut(&Self)) -> bool {
+        let deadline = self.sys.now_ns().saturating_add(timeout_ns);
+        loop {
+            if done() {
+                return true;
+            }
+            if self.sys.now_ns() > deadline {
+                return false;
+            }
+            if let Poll::Idle { .. } = self.poll() {
+                idle(self);
+            }
+        }
+    }
+}
+
+/// Runs one fuel slice of a task. `Ok` = it is still alive (suspended in a
+/// system call, or preempted); `Err` = it ended.
+fn run_slice(sys: &System, task: &mut Task) -> Result<(), TaskExit> {
+    let _ = task.store.set_fuel(sys.config.fuel_slice);
+    let result = match task.exec.take().expect("a ready task has an execution state") {
+        Exec::NotStarted(func) => func.call_resumable(&mut task.store, &[], &mut []),
+        Exec::HostTrap(call) => {
+            let value = [wasmi::Val::I32(task.resume_with)];
+            call.resume(&mut task.store, &value, &mut [])
+        }
+        Exec::OutOfFuel(call) => call.resume(&mut task.store, &mut []),
+    };
+    match result {
+        Ok(ResumableCall::Finished) => Err(TaskExit { code: 0, reason: ExitReason::Exited }),
+        Ok(ResumableCall::HostTrap(call)) => {
+            // Every host error pauses a resumable call, `task_exit` too.
+            if call.host_error().downcast_ref::<Blocked>().is_none() {
+                return Err(exit_of_error(call.host_error()));
+            }
+            task.exec = Some(Exec::HostTrap(call));
+            Ok(())
+        }
+        Ok(ResumableCall::OutOfFuel(call)) => {
+            task.exec = Some(Exec::OutOfFuel(call));
+            Ok(())
+        }
+        Err(e) => Err(exit_of_error(&e)),
+    }
+}

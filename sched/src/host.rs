@@ -1,0 +1,322 @@
+//! The `wasmos` import module: every system call, as a host function.
+//!
+//! Calls that can answer at once do so and return (a plain function call,
+//! no suspension). Calls that must wait record a [`Wait`] and return the
+//! [`Blocked`] host error; the scheduler resumes them later with their
+//! result. Signatures and error codes are documented in
+//! [`wasmos_ipc::abi`].
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use wasmi::{Caller, Engine, Error, Linker};
+use wasmos_ipc::abi::{self, Status, MAX_PAYLOAD};
+use wasmos_ipc::caps::{Cap, Rights};
+use wasmos_ipc::ids::TaskId;
+
+use crate::system::{Envelope, SpawnRequest};
+use crate::task::{self, Blocked, Incoming, TaskData, Wait};
+
+/// Every function name the module provides (checked at spawn).
+const FUNCTIONS: &[&str] = &[
+    "ipc_send",
+    "ipc_recv",
+    "ipc_call",
+    "ipc_reply",
+    "ipc_grant",
+    "notify",
+    "task_spawn",
+    "task_exit",
+    "service_register",
+    "service_lookup",
+    "handle_close",
+    "time_now_ns",
+    "sleep_ns",
+    "console_write",
+    "core_id",
+    "core_count",
+];
+
+pub fn provides(name: &str) -> bool {
+    FUNCTIONS.contains(&name)
+}
+
+type Ctx<'a> = Caller<'a, TaskData>;
+
+/// Turns a status-or-value into the i32 the guest sees.
+fn code(r: Result<i32, Status>) -> Result<i32, Error> {
+    Ok(r.unwrap_or_else(Status::code))
+}
+
+fn block<T>(caller: &mut Ctx, wait: Wait) -> Result<T, Error> {
+    caller.data_mut().wait = Some(wait);
+    Err(Error::host(Blocked))
+}
+
+/// Longest service or task name, in bytes.
+const MAX_NAME: i32 = 64;
+
+fn name_bytes(caller: &Ctx, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
+    if len > MAX_NAME {
+        return Err(Status::InvalidArgument);
+    }
+    task::read_bytes(caller, ptr, len)
+}
+
+fn payload(caller: &Ctx, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
+    if len as usize > MAX_PAYLOAD {
+        return Err(Status::TooLarge);
+    }
+    task::read_bytes(caller, ptr, len)
+}
+
+/// Queues `item` for `to` on behalf of the calling task: same core goes
+/// straight into the target's inbox (bounded), another core into that
+/// core's ring (bounded); either way a full queue is `WOULD_BLOCK`.
+fn send(caller: &mut Ctx, to: TaskId, item: Incoming) -> Result<i32, Status> {
+    let me = caller.data().id;
+    let sys = caller.data().system.clone();
+    let core = sys.core_of(to).ok_or(Status::DeadTarget)?;
+    if to == me {
+        let data = caller.data_mut();
+        if data.inbox.len() >= abi::INBOX_CAPACITY {
+            return Err(Status::WouldBlock);
+        }
+        match item {
+            Incoming::Notification { bits } => data.notifications |= bits,
+            item => data.inbox.push_back(item),
+        }
+        return Ok(0);
+    }
+    if core == caller.data().core {
+        let state = caller.data().state.clone();
+        let mut st = state.borrow_mut();
+        if !st.has_room(to) {
+            return Err(Status::WouldBlock);
+        }
+        st.deliver_local(Envelope::Deliver { to, item });
+        return Ok(0);
+    }
+    sys.post(core, Envelope::Deliver { to, item }).map(|_| 0).map_err(|_| Status::WouldBlock)
+}
+
+fn ipc_send(mut caller: Ctx, handle: i32, ptr: i32, len: i32) -> Result<i32, Error> {
+    let r = (|| {
+        let cap = caller.data().handles.get(handle, Rights::SEND)?;
+        let payload = payload(&caller, ptr, len)?;
+        let from = caller.data().id;
+        send(&mut caller, cap.target, Incoming::Message { from, badge: cap.badge, payload })
+    })();
+    code(r)
+}
+
+fn ipc_call(mut caller: Ctx, handle: i32, ptr: i32, len: i32, buf: i32, cap: i32) -> Result<i32, Error> {
+    let r = (|| {
+        let target = caller.data().handles.get(handle, Rights::SEND)?;
+        if buf < 0 || cap < 0 {
+            return Err(Status::BadPointer);
+        }
+        let payload = payload(&caller, ptr, len)?;
+        let me = caller.data().id;
+        if target.target == me {
+            // Nobody could ever answer.
+            return Err(Status::InvalidArgument);
+        }
+        let call = caller.data().next_call;
+        caller.data_mut().next_call += 1;
+        send(&mut caller, target.target, Incoming::Call { from: me, badge: target.badge, payload, call })?;
+        Ok(call)
+    })();
+    match r {
+        Ok(call) => block(&mut caller, Wait::Reply { call, buf: buf as u32, cap: cap as u32 }),
+        Err(e) => Ok(e.code()),
+    }
+}
+
+fn ipc_recv(mut caller: Ctx, from: i32, buf: i32, cap: i32, info: i32, timeout_ns: i64) -> Result<i32, Error> {
+    if buf < 0 || cap < 0 || info < 0 {
+        return Ok(Status::BadPointer.code());
+    }
+    let from = if from == abi::ANY {
+        None
+    } else {
+        match caller.data().handles.get(from, Rights(0)) {
+            Ok(c) => Some(c.target),
+            Err(e) => return Ok(e.code()),
+        }
+    };
+    if let Some(result) = task::try_receive(&mut caller, from, buf as u32, cap as u32, info as u32) {
+        return Ok(result);
+    }
+    if timeout_ns == 0 {
+        return Ok(Status::TimedOut.code());
+    }
+    let deadline = (timeout_ns > 0).then(|| caller.data().system.now_ns().saturating_add(timeout_ns as u64));
+    block(&mut caller, Wait::Recv { from, buf: buf as u32, cap: cap as u32, info: info as u32, deadline })
+}
+
+fn ipc_reply(mut caller: Ctx, token: i32, ptr: i32, len: i32) -> Result<i32, Error> {
+    let r = (|| {
+        let payload = payload(&caller, ptr, len)?;
+        let (to, call) = caller.data_mut().reply_tokens.remove(&(token as u32)).ok_or(Status::NoCaller)?;
+        let sys = caller.data().system.clone();
+        if sys.core_of(to).is_none() {
+            return Err(Status::DeadTarget);
+        }
+        let state = caller.data().state.clone();
+        state.borrow_mut().route(Envelope::Reply { to, call, result: Ok(payload) });
+        Ok(0)
+    })();
+    code(r)
+}
+
+fn ipc_grant(mut caller: Ctx, handle: i32, granted: i32) -> Result<i32, Error> {
+    let r = (|| {
+        let target = caller.data().handles.get(handle, Rights::SEND)?;
+        let cap = caller.data().handles.get(granted, Rights::GRANT)?;
+        send(&mut caller, target.target, Incoming::Grant { badge: target.badge, cap })
+    })();
+    code(r)
+}
+
+fn notify(mut caller: Ctx, handle: i32, bits: i64) -> Result<i32, Error> {
+    let r = (|| {
+        let target = caller.data().handles.get(handle, Rights::SEND)?;
+        send(&mut caller, target.target, Incoming::Notification { bits: bits as u64 })
+    })();
+    code(r)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn task_spawn(
+    mut caller: Ctx,
+    wasm: i32,
+    wasm_len: i32,
+    name: i32,
+    name_len: i32,
+    core_hint: i32,
+    caps: i32,
+    ncaps: i32,
+) -> Result<i32, Error> {
+    let r = (|| {
+        let bytes = task::read_bytes(&caller, wasm, wasm_len)?;
+        let name = String::from_utf8_lossy(&name_bytes(&caller, name, name_len)?).into_owned();
+        let ncaps = usize::try_from(ncaps).map_err(|_| Status::InvalidArgument)?;
+        let cap_bytes = task::read_bytes(&caller, caps, (ncaps * 4) as i32)?;
+        let granted = cap_bytes
+            .chunks_exact(4)
+            .map(|b| caller.data().handles.get(i32::from_le_bytes([b[0], b[1], b[2], b[3]]), Rights::GRANT))
+            .collect::<Result<Vec<Cap>, Status>>()?;
+        let sys = caller.data().system.clone();
+        if granted.len() > sys.config.max_handles {
+            return Err(Status::QuotaExceeded);
+        }
+        let module = sys.compile(&bytes)?;
+        let core = sys.choose_core(core_hint)?;
+        let id = sys.ids.next();
+        let handle = caller.data_mut().handles.insert(Cap { target: id, badge: 0, rights: Rights::ALL })?;
+        let parent = Some((caller.data().id, handle));
+        let request = SpawnRequest { id, name, module, caps: granted, parent };
+        if let Err(e) = sys.start(core, request) {
+            let _ = caller.data_mut().handles.remove(handle);
+            return Err(e);
+        }
+        Ok(handle)
+    })();
+    code(r)
+}
+
+fn task_exit(_: Ctx, status: i32) -> Result<(), Error> {
+    Err(Error::i32_exit(status))
+}
+
+fn service_register(mut caller: Ctx, name: i32, len: i32, handle: i32) -> Result<i32, Error> {
+    let r = (|| {
+        let name = String::from_utf8(name_bytes(&caller, name, len)?).map_err(|_| Status::InvalidArgument)?;
+        let cap = if handle == 0 {
+            Cap { target: caller.data().id, badge: 0, rights: Rights::ALL }
+        } else {
+            caller.data().handles.get(handle, Rights::GRANT)?
+        };
+        let sys = caller.data().system.clone();
+        let mut services = sys.services.lock();
+        if services.contains_key(&name) {
+            return Err(Status::AlreadyExists);
+        }
+        services.insert(name, cap);
+        Ok(0)
+    })();
+    let _ = &mut caller;
+    code(r)
+}
+
+fn service_lookup(mut caller: Ctx, name: i32, len: i32) -> Result<i32, Error> {
+    let r = (|| {
+        let name = name_bytes(&caller, name, len)?;
+        let name = core::str::from_utf8(&name).map_err(|_| Status::InvalidArgument)?;
+        let sys = caller.data().system.clone();
+        let cap = *sys.services.lock().get(name).ok_or(Status::NotFound)?;
+        // Clients may send, not pass the server on.
+        caller.data_mut().handles.insert(Cap { rights: Rights::SEND, ..cap })
+    })();
+    code(r)
+}
+
+fn handle_close(mut caller: Ctx, handle: i32) -> Result<i32, Error> {
+    code(caller.data_mut().handles.remove(handle).map(|_| 0))
+}
+
+fn time_now_ns(caller: Ctx) -> Result<i64, Error> {
+    Ok(caller.data().system.now_ns() as i64)
+}
+
+fn sleep_ns(mut caller: Ctx, ns: i64) -> Result<i32, Error> {
+    if ns <= 0 {
+        return Ok(0);
+    }
+    let deadline = caller.data().system.now_ns().saturating_add(ns as u64);
+    block(&mut caller, Wait::Sleep { deadline })
+}
+
+fn console_write(caller: Ctx, ptr: i32, len: i32) -> Result<i32, Error> {
+    let r = task::read_bytes(&caller, ptr, len.min(MAX_PAYLOAD as i32)).map(|text| {
+        let data = caller.data();
+        data.system.platform.console_write(data.core, &data.name, &text);
+        text.len() as i32
+    });
+    code(r)
+}
+
+fn core_id(caller: Ctx) -> Result<i32, Error> {
+    Ok(caller.data().core as i32)
+}
+
+fn core_count(caller: Ctx) -> Result<i32, Error> {
+    Ok(caller.data().system.cores() as i32)
+}
+
+/// The linker every task is instantiated with.
+pub fn linker(engine: &Engine) -> Linker<TaskData> {
+    let mut l = Linker::new(engine);
+    let m = abi::MODULE;
+    let r = [
+        l.func_wrap(m, "ipc_send", ipc_send).err(),
+        l.func_wrap(m, "ipc_recv", ipc_recv).err(),
+        l.func_wrap(m, "ipc_call", ipc_call).err(),
+        l.func_wrap(m, "ipc_reply", ipc_reply).err(),
+        l.func_wrap(m, "ipc_grant", ipc_grant).err(),
+        l.func_wrap(m, "notify", notify).err(),
+        l.func_wrap(m, "task_spawn", task_spawn).err(),
+        l.func_wrap(m, "task_exit", task_exit).err(),
+        l.func_wrap(m, "service_register", service_register).err(),
+        l.func_wrap(m, "service_lookup", service_lookup).err(),
+        l.func_wrap(m, "handle_close", handle_close).err(),
+        l.func_wrap(m, "time_now_ns", time_now_ns).err(),
+        l.func_wrap(m, "sleep_ns", sleep_ns).err(),
+        l.func_wrap(m, "console_write", console_write).err(),
+        l.func_wrap(m, "core_id", core_id).err(),
+        l.func_wrap(m, "core_count", core_count).err(),
+    ];
+    assert!(r.iter().all(Option::is_none), "defining the wasmos module failed");
+    l
+}

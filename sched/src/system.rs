@@ -1,0 +1,215 @@
+//! State shared by all cores: the engine, the per-core rings, the directory
+//! of live tasks, the name service and counters.
+//!
+//! Everything here is either immutable after start-up, atomic, or behind a
+//! short spin lock taken off the message fast path (spawn, exit, lookup).
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use spin::Mutex;
+use wasmi::{Engine, Module};
+use wasmos_ipc::abi::{ExitReason, Status};
+use wasmos_ipc::caps::Cap;
+use wasmos_ipc::ids::{TaskId, TaskIdAllocator};
+use wasmos_ipc::ring::{Mailbox, Wake};
+
+use crate::platform::Platform;
+use crate::task::Incoming;
+
+/// Tunables, with the defaults the kernel uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Fuel (roughly, Wasm instructions) a task may use before it is
+    /// suspended and the next task runs.
+    pub fuel_slice: u64,
+    /// Largest linear memory a task may grow to, in bytes.
+    pub max_memory_bytes: usize,
+    /// Capabilities a task may hold.
+    pub max_handles: usize,
+    /// Envelopes each core's ring holds before senders get WOULD_BLOCK.
+    pub ring_capacity: usize,
+    /// Wasm call-stack depth before a task traps with a stack overflow.
+    pub max_recursion_depth: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            fuel_slice: 200_000,
+            max_memory_bytes: 16 << 20,
+            max_handles: 1024,
+            ring_capacity: 1024,
+            max_recursion_depth: 1024,
+        }
+    }
+}
+
+/// Something travelling to another core.
+pub(crate) enum Envelope {
+    /// A message, call, notification or child-exit report for a task.
+    Deliver { to: TaskId, item: Incoming },
+    /// The answer to an `ipc_call` (or why there will be none).
+    Reply { to: TaskId, call: u64, result: Result<Vec<u8>, Status> },
+    /// Start a task on the receiving core.
+    Spawn(Box<SpawnRequest>),
+}
+
+pub(crate) struct SpawnRequest {
+    pub id: TaskId,
+    pub name: String,
+    pub module: Module,
+    pub caps: Vec<Cap>,
+    /// The parent and the handle it holds for the child (the badge of the
+    /// child-exit report).
+    pub parent: Option<(TaskId, i32)>,
+}
+
+/// How a task ended, as recorded for tasks the kernel started itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskExit {
+    pub code: i32,
+    pub reason: ExitReason,
+}
+
+/// Per-core counters, read by anyone.
+#[derive(Default)]
+pub struct CoreStats {
+    pub delivered: AtomicU64,
+    pub tasks: AtomicU64,
+    pub switches: AtomicU64,
+}
+
+pub struct System {
+    pub(crate) platform: Box<dyn Platform>,
+    pub(crate) engine: Engine,
+    pub(crate) config: Config,
+    pub(crate) rings: Vec<Mailbox<Envelope>>,
+    pub(crate) ids: TaskIdAllocator,
+    /// Live tasks and the core each lives on.
+    pub(crate) directory: Mutex<BTreeMap<TaskId, usize>>,
+    pub(crate) services: Mutex<BTreeMap<String, Cap>>,
+    /// Exits of tasks started by the kernel (no parent task to tell).
+    pub(crate) orphan_exits: Mutex<BTreeMap<TaskId, TaskExit>>,
+    pub(crate) stats: Vec<CoreStats>,
+    next_core: AtomicUsize,
+}
+
+impl System {
+    pub fn new(cores: usize, config: Config, platform: Box<dyn Platform>) -> System {
+        let mut wasm = wasmi::Config::default();
+        wasm.consume_fuel(true);
+        wasm.set_max_recursion_depth(config.max_recursion_depth);
+        System {
+            platform,
+            engine: Engine::new(&wasm),
+            rings: (0..cores).map(|_| Mailbox::new(config.ring_capacity)).collect(),
+            config,
+            ids: TaskIdAllocator::new(),
+            directory: Mutex::new(BTreeMap::new()),
+            services: Mutex::new(BTreeMap::new()),
+            orphan_exits: Mutex::new(BTreeMap::new()),
+            stats: (0..cores).map(|_| CoreStats::default()).collect(),
+            next_core: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn cores(&self) -> usize {
+        self.rings.len()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.platform.now_ns()
+    }
+
+    /// Announces that `core` is about to sleep; `false` means work arrived
+    /// and it must not (the protocol is in [`wasmos_ipc::ring`]).
+    pub fn prepare_sleep(&self, core: usize) -> bool {
+        self.rings[core].prepare_sleep()
+    }
+
+    /// `core` is awake again.
+    pub fn woke(&self, core: usize) {
+        self.rings[core].woke()
+    }
+
+    /// Envelopes accepted and refused (ring full) by `core`'s ring.
+    pub fn ring_counters(&self, core: usize) -> (u64, u64) {
+        self.rings[core].counters()
+    }
+
+    pub fn stats(&self, core: usize) -> &CoreStats {
+        &self.stats[core]
+    }
+
+    /// The core a live task runs on.
+    pub fn core_of(&self, id: TaskId) -> Option<usize> {
+        self.directory.lock().get(&id).copied()
+    }
+
+    pub fn task_count(&self) -> usize {
+        self.directory.lock().len()
+    }
+
+    /// How a task the kernel started ended, once it has.
+    pub fn exit_of(&self, id: TaskId) -> Option<TaskExit> {
+        self.orphan_exits.lock().get(&id).copied()
+    }
+
+    /// Picks a core: the hint if valid, else round robin.
+    pub(crate) fn choose_core(&self, hint: i32) -> Result<usize, Status> {
+        match hint {
+            h if h < 0 => Ok(self.next_core.fetch_add(1, Ordering::Relaxed) % self.cores()),
+            h if (h as usize) < self.cores() => Ok(h as usize),
+            _ => Err(Status::InvalidArgument),
+        }
+    }
+
+    /// Validates and compiles a Wasm binary, and checks that everything it
+    /// imports is something we provide.
+    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Module, Status> {
+        let module = Module::new(&self.engine, bytes).map_err(|_| Status::InvalidWasm)?;
+        let known = module.imports().all(|i| i.module() == wasmos_ipc::abi::MODULE && crate::host::provides(i.name()));
+        if known { Ok(module) } else { Err(Status::InvalidWasm) }
+    }
+
+    /// Sends an envelope to another core's ring, waking it if it sleeps.
+    pub(crate) fn post(&self, core: usize, envelope: Envelope) -> Result<(), Envelope> {
+        match self.rings[core].push(envelope) {
+            Ok(Wake::Needed) => {
+                self.platform.wake_core(core);
+                Ok(())
+            }
+            Ok(Wake::NotNeeded) => Ok(()),
+            Err(envelope) => Err(envelope),
+        }
+    }
+
+    /// Starts a task from a Wasm binary, from outside any task (the kernel's
+    /// init, tests). Returns its id; [`System::exit_of`] reports its end.
+    pub fn spawn(&self, bytes: &[u8], name: &str, core_hint: i32) -> Result<TaskId, Status> {
+        let module = self.compile(bytes)?;
+        let core = self.choose_core(core_hint)?;
+        let id = self.ids.next();
+        self.start(core, SpawnRequest { id, name: name.into(), module, caps: Vec::new(), parent: None })?;
+        Ok(id)
+    }
+
+    /// Registers the task in the directory and sends it to its core.
+    pub(crate) fn start(&self, core: usize, request: SpawnRequest) -> Result<(), Status> {
+        let id = request.id;
+        self.directory.lock().insert(id, core);
+        if self.post(core, Envelope::Spawn(Box::new(request))).is_err() {
+            self.directory.lock().remove(&id);
+            return Err(Status::WouldBlock);
+        }
+        Ok(())
+    }
+}

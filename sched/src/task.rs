@@ -1,0 +1,236 @@
+//! One task: its wasmi store, its capability table, its inbox, and what it
+//! is waiting for; plus the bounds-checked copies in and out of its memory.
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use wasmi::{AsContext, AsContextMut, Func, Memory, ResumableCallHostTrap, ResumableCallOutOfFuel, Store, StoreLimits};
+use wasmos_ipc::abi::{Kind, RecvInfo, Status};
+use wasmos_ipc::caps::{Cap, HandleTable};
+use wasmos_ipc::ids::TaskId;
+
+use crate::core::CoreState;
+use crate::system::System;
+
+/// Something waiting in a task's inbox.
+pub(crate) enum Incoming {
+    Message { from: TaskId, badge: u32, payload: Vec<u8> },
+    Call { from: TaskId, badge: u32, payload: Vec<u8>, call: u64 },
+    Grant { badge: u32, cap: Cap },
+    ChildExit { child_handle: i32, bits: u64 },
+    /// Never queued: OR-ed into [`TaskData::notifications`] on delivery.
+    Notification { bits: u64 },
+}
+
+impl Incoming {
+    fn sender(&self) -> Option<TaskId> {
+        match self {
+            Incoming::Message { from, .. } | Incoming::Call { from, .. } => Some(*from),
+            _ => None,
+        }
+    }
+}
+
+/// What a suspended task waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    Recv { from: Option<TaskId>, buf: u32, cap: u32, info: u32, deadline: Option<u64> },
+    Reply { call: u64, buf: u32, cap: u32 },
+    Sleep { deadline: u64 },
+}
+
+impl Wait {
+    pub fn deadline(&self) -> Option<u64> {
+        match *self {
+            Wait::Recv { deadline, .. } => deadline,
+            Wait::Sleep { deadline } => Some(deadline),
+            Wait::Reply { .. } => None,
+        }
+    }
+}
+
+/// The host error a blocking system call returns to suspend its task.
+#[derive(Debug)]
+pub(crate) struct Blocked;
+
+impl core::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("task blocked in a system call")
+    }
+}
+
+impl wasmi::errors::HostError for Blocked {}
+
+/// Per-task state reachable from its own system calls (`Caller::data`).
+pub struct TaskData {
+    pub(crate) id: TaskId,
+    pub(crate) name: String,
+    pub(crate) core: usize,
+    pub(crate) system: Arc<System>,
+    pub(crate) state: Rc<RefCell<CoreState>>,
+    pub(crate) memory: Option<Memory>,
+    pub(crate) limits: StoreLimits,
+    pub(crate) handles: HandleTable,
+    pub(crate) inbox: VecDeque<Incoming>,
+    pub(crate) notifications: u64,
+    pub(crate) wait: Option<Wait>,
+    /// Calls this task received and has not answered: token -> caller.
+    pub(crate) reply_tokens: BTreeMap<u32, (TaskId, u64)>,
+    pub(crate) next_token: u32,
+    /// Sequence number of this task's outstanding `ipc_call`.
+    pub(crate) next_call: u64,
+    /// The parent and the handle it holds for us.
+    pub(crate) parent: Option<(TaskId, i32)>,
+}
+
+/// Where a task's Wasm execution stands.
+pub(crate) enum Exec {
+    NotStarted(Func),
+    HostTrap(ResumableCallHostTrap),
+    OutOfFuel(ResumableCallOutOfFuel),
+}
+
+pub(crate) struct Task {
+    pub store: Store<TaskData>,
+    pub exec: Option<Exec>,
+    /// The value a suspended system call returns when resumed.
+    pub resume_with: i32,
+}
+
+impl Task {
+    pub fn data(&self) -> &TaskData {
+        self.store.data()
+    }
+    pub fn data_mut(&mut self) -> &mut TaskData {
+        self.store.data_mut()
+    }
+}
+
+/// Checks that `[ptr, ptr+len)` lies in the task's memory.
+fn range(ctx: &impl AsContext<Data = TaskData>, memory: Option<Memory>, ptr: u32, len: u32) -> Result<(Memory, usize, usize), Status> {
+    let memory = memory.ok_or(Status::BadPointer)?;
+    let start = ptr as usize;
+    let end = start.checked_add(len as usize).ok_or(Status::BadPointer)?;
+    if end > memory.data_size(ctx) {
+        return Err(Status::BadPointer);
+    }
+    Ok((memory, start, end))
+}
+
+/// Copies `len` bytes out of the task's memory.
+pub(crate) fn read_bytes(ctx: &impl AsContext<Data = TaskData>, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
+    if ptr < 0 || len < 0 {
+        return Err(Status::BadPointer);
+    }
+    let memory = ctx.as_context().data().memory;
+    let (memory, start, end) = range(ctx, memory, ptr as u32, len as u32)?;
+    Ok(memory.data(ctx)[start..end].to_vec())
+}
+
+/// Copies `bytes` into the task's memory at `ptr`.
+pub(crate) fn write_bytes(ctx: &mut impl AsContextMut<Data = TaskData>, ptr: u32, bytes: &[u8]) -> Result<(), Status> {
+    let memory = ctx.as_context().data().memory;
+    let (memory, start, end) = range(ctx, memory, ptr, bytes.len() as u32)?;
+    memory.data_mut(ctx)[start..end].copy_from_slice(bytes);
+    Ok(())
+}
+
+/// If the inbox holds something that satisfies `ipc_recv(from, ...)`,
+/// copies it into the task's memory and returns the call's result (length
+/// or error). `None` = nothing to receive yet.
+pub(crate) fn try_receive(
+    ctx: &mut impl AsContextMut<Data = TaskData>,
+    from: Option<TaskId>,
+    buf: u32,
+    cap: u32,
+    info_ptr: u32,
+) -> Option<i32> {
+    let step = take_incoming(ctx.as_context_mut().data_mut(), from, cap);
+    let (info, payload) = match step {
+        Take::Nothing => return None,
+        Take::Error(status) => return Some(status.code()),
+        Take::TooLarge(info) => {
+            // Left queued: the receiver can retry with a bigger buffer.
+            let _ = write_info(ctx, info_ptr, &info);
+            return Some(Status::TooLarge.code());
+        }
+        Take::Got(info, payload) => (info, payload),
+    };
+    if let Err(e) = write_bytes(ctx, buf, &payload).and_then(|_| write_info(ctx, info_ptr, &info)) {
+        return Some(e.code());
+    }
+    Some(payload.len() as i32)
+}
+
+enum Take {
+    Nothing,
+    Error(Status),
+    TooLarge(RecvInfo),
+    Got(RecvInfo, Vec<u8>),
+}
+
+/// Picks what `ipc_recv` receives: pending notification bits first, then
+/// the oldest inbox item that passes the sender filter.
+fn take_incoming(data: &mut TaskData, from: Option<TaskId>, cap: u32) -> Take {
+    let mut info = RecvInfo::default();
+    if data.notifications != 0 {
+        info.kind = Kind::Notification as u32;
+        info.bits = core::mem::take(&mut data.notifications);
+        return Take::Got(info, Vec::new());
+    }
+    let Some(index) = data.inbox.iter().position(|m| from.is_none() || m.sender().is_none() || m.sender() == from) else {
+        return Take::Nothing;
+    };
+    let len = match &data.inbox[index] {
+        Incoming::Message { payload, .. } | Incoming::Call { payload, .. } => payload.len(),
+        _ => 0,
+    };
+    if len > cap as usize {
+        info.len = len as u32;
+        return Take::TooLarge(info);
+    }
+    let mut payload = Vec::new();
+    match data.inbox.remove(index).expect("index from position") {
+        Incoming::Message { badge, payload: p, .. } => {
+            info.kind = Kind::Message as u32;
+            info.badge = badge;
+            payload = p;
+        }
+        Incoming::Call { from, badge, payload: p, call } => {
+            let token = data.next_token.max(1);
+            data.next_token = token.wrapping_add(1);
+            data.reply_tokens.insert(token, (from, call));
+            info.kind = Kind::Call as u32;
+            info.badge = badge;
+            info.reply_token = token;
+            payload = p;
+        }
+        Incoming::Grant { badge, cap } => {
+            info.kind = Kind::Grant as u32;
+            info.badge = badge;
+            match data.handles.insert(cap) {
+                Ok(handle) => info.reply_token = handle as u32,
+                Err(e) => return Take::Error(e),
+            }
+        }
+        Incoming::ChildExit { child_handle, bits } => {
+            info.kind = Kind::ChildExit as u32;
+            info.badge = child_handle as u32;
+            info.bits = bits;
+        }
+        Incoming::Notification { bits } => {
+            info.kind = Kind::Notification as u32;
+            info.bits = bits;
+        }
+    }
+    info.len = payload.len() as u32;
+    Take::Got(info, payload)
+}
+
+fn write_info(ctx: &mut impl AsContextMut<Data = TaskData>, ptr: u32, info: &RecvInfo) -> Result<(), Status> {
+    if ptr == 0 { Ok(()) } else { write_bytes(ctx, ptr, &info.to_bytes()) }
+}
