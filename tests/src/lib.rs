@@ -6,5 +6,6 @@
 //! xtask only drives (builds images, runs QEMU, prints); the decisions of
 //! what passes live here, where they are unit-tested on the host.
 
+pub mod programs;
 pub mod protocol;
 pub mod suites;

@@ -70,76 +70,75 @@ fn idle(sys: &System, platform: &TestPlatform, core: usize, deadline: Option<u64
     sys.woke(core);
 }
 
-/// Runs cores 1.. on threads and core 0 on the calling thread until every
-/// task in `watch` has exited (or `secs` pass). Returns their exits.
+/// Cores 1.. run on threads for as long as this lives; core 0 runs on the
+/// test's thread inside [`Cores::wait`].
+pub struct Cores {
+    sys: Arc<System>,
+    platform: Arc<TestPlatform>,
+    core0: CoreScheduler,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Cores {
+    /// Starts the listed cores (core 0 must be first; it runs in `wait`).
+    pub fn start(sys: &Arc<System>, platform: &Arc<TestPlatform>, cores: &[usize]) -> Cores {
+        assert_eq!(cores.first(), Some(&0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = cores[1..]
+            .iter()
+            .map(|&core| {
+                let (sys, platform, stop) = (sys.clone(), platform.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut sched = CoreScheduler::new(sys.clone(), core);
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Poll::Idle { deadline } = sched.poll() {
+                            idle(&sys, &platform, core, deadline);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let core0 = CoreScheduler::new(sys.clone(), 0);
+        Cores { sys: sys.clone(), platform: platform.clone(), core0, stop, threads }
+    }
+
+    /// Runs until every task in `watch` has exited (or `secs` pass) and
+    /// returns their exits.
+    pub fn wait(&mut self, watch: &[TaskId], secs: u64) -> Vec<Option<TaskExit>> {
+        let (sys, platform) = (self.sys.clone(), self.platform.clone());
+        let all_done = || watch.iter().all(|id| sys.exit_of(*id).is_some());
+        self.core0.run_until(secs * 1_000_000_000, all_done, |_| idle(&sys, &platform, 0, None));
+        watch.iter().map(|id| sys.exit_of(*id)).collect()
+    }
+}
+
+impl Drop for Cores {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for core in 1..self.sys.cores() {
+            self.platform.wake_core(core);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs every core until the tasks in `watch` exit; returns their exits.
 pub fn run(sys: &Arc<System>, platform: &Arc<TestPlatform>, watch: &[TaskId], secs: u64) -> Vec<Option<TaskExit>> {
     let all: Vec<usize> = (0..sys.cores()).collect();
-    run_cores(sys, platform, watch, secs, &all)
+    Cores::start(sys, platform, &all).wait(watch, secs)
 }
-
-/// Like [`run`], polling only the listed cores (core 0 must be listed).
-pub fn run_cores(sys: &Arc<System>, platform: &Arc<TestPlatform>, watch: &[TaskId], secs: u64, cores: &[usize]) -> Vec<Option<TaskExit>> {
-    assert_eq!(cores.first(), Some(&0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = cores[1..]
-        .iter()
-        .map(|&core| {
-            let (sys, platform, stop) = (sys.clone(), platform.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut sched = CoreScheduler::new(sys.clone(), core);
-                while !stop.load(Ordering::Relaxed) {
-                    if let Poll::Idle { deadline } = sched.poll() {
-                        idle(&sys, &platform, core, deadline);
-                    }
-                }
-            })
-        })
-        .collect();
-    let mut sched = CoreScheduler::new(sys.clone(), 0);
-    let all_done = || watch.iter().all(|id| sys.exit_of(*id).is_some());
-    sched.run_until(secs * 1_000_000_000, all_done, |s| {
-        let _ = s;
-        idle(sys, platform, 0, None)
-    });
-    stop.store(true, Ordering::Relaxed);
-    for core in 1..sys.cores() {
-        platform.wake_core(core);
-    }
-    for t in threads {
-        t.join().unwrap();
-    }
-    watch.iter().map(|id| sys.exit_of(*id)).collect()
-}
-
-/// The `wasmos` imports every test program may use, plus one page of memory.
-pub const PRELUDE: &str = r#"
-  (import "wasmos" "ipc_send" (func $send (param i32 i32 i32) (result i32)))
-  (import "wasmos" "ipc_recv" (func $recv (param i32 i32 i32 i32 i64) (result i32)))
-  (import "wasmos" "ipc_call" (func $call (param i32 i32 i32 i32 i32) (result i32)))
-  (import "wasmos" "ipc_reply" (func $reply (param i32 i32 i32) (result i32)))
-  (import "wasmos" "task_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "wasmos" "task_exit" (func $exit (param i32)))
-  (import "wasmos" "service_register" (func $register (param i32 i32 i32) (result i32)))
-  (import "wasmos" "service_lookup" (func $lookup (param i32 i32) (result i32)))
-  (import "wasmos" "sleep_ns" (func $sleep (param i64) (result i32)))
-  (import "wasmos" "time_now_ns" (func $now (result i64)))
-  (import "wasmos" "console_write" (func $print (param i32 i32) (result i32)))
-  (import "wasmos" "core_id" (func $core_id (result i32)))
-  (memory (export "memory") 1)
-  ;; Looks up a service whose name is at [ptr, ptr+len), retrying until it
-  ;; is registered.
-  (func $lookup_wait (param $ptr i32) (param $len i32) (result i32) (local $h i32)
-    (block $found (loop $again
-      (local.set $h (call $lookup (local.get $ptr) (local.get $len)))
-      (br_if $found (i32.gt_s (local.get $h) (i32.const 0)))
-      (drop (call $sleep (i64.const 100000)))
-      (br $again)))
-    (local.get $h))
-"#;
 
 /// A module: the prelude plus `body`.
 pub fn wasm(body: &str) -> Vec<u8> {
-    wat::parse_str(format!("(module {PRELUDE} {body})")).expect("test program must assemble")
+    wasmos_tests::programs::module(body)
+}
+
+/// A program from `tests/wasm/`.
+pub fn program(name: &str) -> Vec<u8> {
+    wasmos_tests::programs::get(name)
 }
 
 /// Escapes bytes for a WAT data segment.

@@ -1,0 +1,57 @@
+//! The Wasm test programs (`tests/wasm/*.wat`), shared by the scheduler's
+//! host tests and the in-kernel suites (xtask puts them in the boot bundle
+//! as `test/<name>.wasm`). Each file is a module body; [`module`] wraps it
+//! with the common prelude of imports and helpers.
+
+/// Imports and helpers every program may use.
+pub const PRELUDE: &str = include_str!("../wasm/prelude.wat");
+
+macro_rules! programs {
+    ($($name:literal),* $(,)?) => {
+        /// Every program: (name, module body).
+        pub const ALL: &[(&str, &str)] = &[$(($name, include_str!(concat!("../wasm/", $name, ".wat")))),*];
+    };
+}
+
+programs!(
+    "hello",
+    "quick",
+    "spinner",
+    "echo_server",
+    "echo_client",
+    "dying_server",
+    "storm_sink",
+    "storm_sender",
+    "nocap",
+    "fault_unreachable",
+    "fault_oob",
+    "fault_divzero",
+    "fault_recursion",
+);
+
+/// Assembles `(module <prelude> <body>)`.
+pub fn module(body: &str) -> Vec<u8> {
+    wat::parse_str(format!("(module {PRELUDE} {body})")).unwrap_or_else(|e| panic!("test program does not assemble: {e}"))
+}
+
+/// The assembled program `name`.
+pub fn get(name: &str) -> Vec<u8> {
+    let body = ALL.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no test program {name}")).1;
+    module(body)
+}
+
+/// Bundle entry name of a test program.
+pub fn bundle_name(name: &str) -> String {
+    format!("test/{name}.wasm")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_program_assembles_and_validates_as_wasm() {
+        for (name, _) in super::ALL {
+            let bytes = super::get(name);
+            assert_eq!(&bytes[..4], b"\0asm", "{name}");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+;; Recurses until the call stack is exhausted.
+(func $f (call $f))
+(func (export "_start") (call $f))
