@@ -299,8 +299,31 @@ fn fatal_exception(frame: &TrapFrame, address: u64) -> ! {
         f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8,
         f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15,
     ));
+    print_backtrace(f.rbp);
     crate::panic::fatal(format_args!(
         "EXCEPTION {short} vector {} error={:#x} RIP={:#x} CR2={:#x} cpu={cpu}",
         f.vector, f.error_code, f.rip, address
     ))
+}
+
+/// Prints the return addresses found by walking the frame-pointer chain
+/// from `rbp` (the kernel is built with frame pointers). Every read goes
+/// through the fault-catching probe, so a corrupt chain ends the walk
+/// instead of faulting again. Resolve with
+/// `addr2line -e target/x86_64-unknown-none/<profile>/wasmos-kernel`
+/// after subtracting the kernel's load offset (0x10000000000 under QEMU).
+fn print_backtrace(mut rbp: u64) {
+    crate::console::emergency_log(format_args!("  backtrace:"));
+    for _ in 0..32 {
+        if rbp == 0 || rbp % 8 != 0 {
+            break;
+        }
+        let (Ok(next), Ok(ret)) = (probe_read_u64(rbp), probe_read_u64(rbp + 8)) else { break };
+        crate::console::emergency_log(format_args!(" {ret:#x}"));
+        if next <= rbp {
+            break;
+        }
+        rbp = next;
+    }
+    crate::console::emergency_log(format_args!("\n"));
 }

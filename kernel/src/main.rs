@@ -27,6 +27,7 @@ mod memory;
 mod panic;
 mod qemu;
 mod smp;
+mod tasks;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::info::MemoryRegionKind;
@@ -119,13 +120,21 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
         );
     }
 
+    let sys = tasks::init(wasmos_smp::percpu::count(), config.scheduler());
+
     match config.mode {
         Mode::Run => {
-            log::info!("all cores idle; press Ctrl-A X to leave QEMU");
-            smp::idle_loop()
+            boot_config::spawn_listed(&config, sys);
+            log::info!("running; press Ctrl-A X to leave QEMU");
+            tasks::core_loop(0)
         }
         Mode::Test => {
-            let outcome = ktest::run(config.test_filter());
+            let mut ctx = ktest::Ctx {
+                sys: sys.clone(),
+                sched: wasmos_sched::CoreScheduler::new(sys.clone(), 0),
+                bundle: config.bundle,
+            };
+            let outcome = ktest::run(config.test_filter(), &mut ctx);
             qemu::exit(if outcome.failed == 0 {
                 qemu::ExitCode::Success
             } else {

@@ -148,14 +148,7 @@ fn ap_main(cpu_index: usize) -> ! {
     percpu::current().online.store(true, Ordering::Release);
     log::debug!("online");
     x86_64::instructions::interrupts::enable();
-    idle_loop()
-}
-
-/// Halts until an interrupt arrives, forever. Interrupt handlers do the work.
-pub fn idle_loop() -> ! {
-    loop {
-        x86_64::instructions::interrupts::enable_and_hlt();
-    }
+    crate::tasks::core_loop(cpu_index)
 }
 
 /// Stops every other core (NMI); used on the way to a fatal stop.

@@ -209,16 +209,14 @@ fn a_full_ring_pushes_back_with_would_block() {
 #[test]
 fn a_full_inbox_pushes_back_with_would_block() {
     let (sys, platform) = system(1, Config::default());
-    let body = format!(
-        r#"(data (i32.const 0) "echo")
+    let body = r#"(data (i32.const 0) "echo")
           (func (export "_start") (local $h i32) (local $n i32)
             (drop (call $register (i32.const 0) (i32.const 4) (i32.const 0)))
             (local.set $h (call $lookup (i32.const 0) (i32.const 4)))
             (loop $l
               (if (i32.eq (call $send (local.get $h) (i32.const 0) (i32.const 4)) (i32.const 0))
                 (then (local.set $n (i32.add (local.get $n) (i32.const 1))) (br $l))))
-            (call $exit (local.get $n)))"#
-    );
+            (call $exit (local.get $n)))"#.to_string();
     // The sender registers *itself* as "echo" and floods itself: same-core
     // inbox limit.
     let id = sys.spawn(&wasm(&body), "flood-self", 0).unwrap();

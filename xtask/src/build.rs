@@ -27,23 +27,47 @@ impl Profile {
     }
 }
 
-/// What goes into `boot.cfg`.
+/// What goes into the boot bundle and its `boot.cfg`.
 pub struct BootConfig {
     pub mode: Mode,
     pub tests: Option<String>,
+    /// The user's own Wasm programs (`--wasm`), started in run mode.
+    pub wasm: Vec<PathBuf>,
 }
+
+/// The demo started by `cargo xtask run` when no `--wasm` is given.
+const DEMO: &str = "servers/demo/token_ring.wat";
 
 impl BootConfig {
     pub fn run() -> Self {
-        BootConfig { mode: Mode::Run, tests: None }
+        BootConfig { mode: Mode::Run, tests: None, wasm: Vec::new() }
     }
 
-    fn text(&self) -> String {
-        let mut s = format!("mode={}\n", self.mode.name());
-        if let Some(t) = &self.tests {
-            s.push_str(&format!("tests={t}\n"));
+    /// Bundle entries: the demo, the test programs, the user's programs;
+    /// and `boot.cfg`, whose `spawn=` starts the demo or the user's.
+    fn entries(&self, root: &Path) -> Result<(String, Vec<(String, Vec<u8>)>)> {
+        let mut entries = Vec::new();
+        let demo = wat::parse_file(root.join(DEMO)).map_err(|e| anyhow::anyhow!("{DEMO}: {e}"))?;
+        entries.push(("token_ring.wasm".to_owned(), demo));
+        for (name, _) in wasmos_tests::programs::ALL {
+            entries.push((wasmos_tests::programs::bundle_name(name), wasmos_tests::programs::get(name)));
         }
-        s
+        let mut spawn = Vec::new();
+        for path in &self.wasm {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let name = path.file_name().and_then(|n| n.to_str()).context("--wasm path has no file name")?;
+            let name = if name.ends_with(".wasm") { name.to_owned() } else { format!("{name}.wasm") };
+            spawn.push(name.clone());
+            entries.push((name, bytes));
+        }
+        if spawn.is_empty() {
+            spawn.push("token_ring.wasm@all".into());
+        }
+        let mut cfg = format!("mode={}\nspawn={}\n", self.mode.name(), spawn.join(","));
+        if let Some(t) = &self.tests {
+            cfg.push_str(&format!("tests={t}\n"));
+        }
+        Ok((cfg, entries))
     }
 }
 
@@ -80,7 +104,11 @@ fn kernel_with(root: &Path, profile: Profile, quiet: bool) -> Result<PathBuf> {
 /// Writes the boot bundle for `config` and returns its path.
 pub fn bundle(root: &Path, name: &str, config: &BootConfig) -> Result<PathBuf> {
     let mut writer = wasmos_bundle::Writer::new();
-    writer.add(wasmos_bundle::CONFIG_ENTRY, config.text().into_bytes());
+    let (cfg, entries) = config.entries(root)?;
+    writer.add(wasmos_bundle::CONFIG_ENTRY, cfg.into_bytes());
+    for (entry, bytes) in entries {
+        writer.add(&entry, bytes);
+    }
     let dir = out_dir(root).join(name);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("bundle.bin");

@@ -101,6 +101,10 @@ struct RunOpts {
     /// comma-separated substrings.
     #[arg(long)]
     tests: Option<String>,
+    /// Add your own Wasm program to the boot bundle and start it (repeatable).
+    /// It must export `_start` and import only from the `wasmos` module.
+    #[arg(long, value_name = "FILE")]
+    wasm: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -137,7 +141,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run(opts) => {
             prereq::toolchain()?;
             prereq::qemu(opts.build.uefi)?;
-            let config = build::BootConfig { mode: opts.mode, tests: opts.tests.clone() };
+            let wasm = opts.wasm.iter().map(|p| std::path::absolute(p)).collect::<std::io::Result<Vec<_>>>()?;
+            let config = build::BootConfig { mode: opts.mode, tests: opts.tests.clone(), wasm };
             let image = build::image(&root, &opts.build, &config)?;
             let machine = qemu::Machine {
                 image,

@@ -5,7 +5,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
-use super::{Test, TestResult};
+use super::{Ctx, Test, TestResult};
 use crate::ensure;
 use crate::interrupts::probe_read_u64;
 use crate::memory::{self, PAGE_SIZE};
@@ -24,7 +24,7 @@ pub const TESTS: &[Test] = &[
 /// Allocates 16 MiB of frames one by one, checks they are distinct and
 /// really usable RAM (each keeps its own pattern), frees them, and checks
 /// the free count is back where it started.
-fn frame_allocator_stress() -> TestResult {
+fn frame_allocator_stress(_: &mut Ctx) -> TestResult {
     const N: usize = 4096;
     let before = memory::with(|m| m.frames.free_frames());
     let mut frames = Vec::with_capacity(N);
@@ -52,7 +52,7 @@ fn frame_allocator_stress() -> TestResult {
     Ok(())
 }
 
-fn contiguous_frames() -> TestResult {
+fn contiguous_frames(_: &mut Ctx) -> TestResult {
     let first = memory::with(|m| m.frames.alloc_contiguous(64, u64::MAX)).ok_or("no run of 64 frames")?;
     let start = first.start_address().as_u64();
     // A contiguous run is what a DMA buffer needs: all 64 frames must now be
@@ -82,7 +82,7 @@ fn contiguous_frames() -> TestResult {
 
 /// Many allocations of mixed sizes, each filled with its own byte, freed in
 /// an interleaved order; any overlap or corruption shows up as a wrong byte.
-fn heap_stress() -> TestResult {
+fn heap_stress(_: &mut Ctx) -> TestResult {
     let mut live: Vec<(u8, Box<[u8]>)> = Vec::new();
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     let mut next = || {
@@ -115,7 +115,7 @@ fn heap_stress() -> TestResult {
 
 /// A 32 MiB allocation cannot fit in what is mapped at boot: the heap must
 /// map more, and the memory must be usable end to end.
-fn heap_grows_on_demand() -> TestResult {
+fn heap_grows_on_demand(_: &mut Ctx) -> TestResult {
     let before = memory::heap::stats().mapped_bytes;
     let size = 32 << 20;
     let mut big = alloc::vec![0u8; size];
@@ -129,7 +129,7 @@ fn heap_grows_on_demand() -> TestResult {
 
 /// Maps a page, checks translation and access through both mappings, then
 /// unmaps it and checks that touching it faults with the right address.
-fn page_mapping() -> TestResult {
+fn page_mapping(_: &mut Ctx) -> TestResult {
     let stack = memory::with(|m| m.alloc_stack(1)).map_err(|e| alloc::format!("{e:?}"))?;
     let page = stack.bottom;
     // SAFETY: the page was just mapped for us.
@@ -149,7 +149,7 @@ fn page_mapping() -> TestResult {
     Ok(())
 }
 
-fn stack_guard_page_faults() -> TestResult {
+fn stack_guard_page_faults(_: &mut Ctx) -> TestResult {
     let stack = memory::with(|m| m.alloc_stack(4)).map_err(|e| alloc::format!("{e:?}"))?;
     ensure!(probe_read_u64(stack.top.as_u64() - 8).is_ok(), "top of a fresh stack unreadable");
     let guard = stack.bottom - 8u64;
@@ -158,7 +158,7 @@ fn stack_guard_page_faults() -> TestResult {
     Ok(())
 }
 
-fn page_fault_reported() -> TestResult {
+fn page_fault_reported(_: &mut Ctx) -> TestResult {
     let addr = 0x0000_0000_dead_b000u64;
     let fault = probe_read_u64(addr).err().ok_or("read of an unmapped address succeeded")?;
     ensure!(fault.vector == 14, "expected vector 14, got {}", fault.vector);
@@ -168,7 +168,7 @@ fn page_fault_reported() -> TestResult {
     Ok(())
 }
 
-fn general_protection_reported() -> TestResult {
+fn general_protection_reported(_: &mut Ctx) -> TestResult {
     // A non-canonical address raises #GP, not #PF.
     let fault = probe_read_u64(0x8000_0000_0000_0000).err().ok_or("non-canonical read succeeded")?;
     ensure!(fault.vector == 13, "expected #GP (13), got vector {}", fault.vector);

@@ -9,8 +9,13 @@
 
 mod memory;
 mod smp;
+mod wasm;
 
 use alloc::string::String;
+use alloc::sync::Arc;
+
+use wasmos_bundle::Bundle;
+use wasmos_sched::{CoreScheduler, System};
 
 use crate::result;
 
@@ -18,7 +23,15 @@ pub type TestResult = Result<(), String>;
 
 pub struct Test {
     pub name: &'static str,
-    pub run: fn() -> TestResult,
+    pub run: fn(&mut Ctx) -> TestResult,
+}
+
+/// What tests get: the task system, the BSP's own scheduler (a test that
+/// waits for tasks keeps core 0 scheduling while it waits), the bundle.
+pub struct Ctx {
+    pub sys: Arc<System>,
+    pub sched: CoreScheduler,
+    pub bundle: Option<Bundle<'static>>,
 }
 
 /// Fails the current test with a message and the source location.
@@ -31,7 +44,7 @@ macro_rules! ensure {
     };
 }
 
-const ALL: &[&[Test]] = &[memory::TESTS, smp::TESTS];
+const ALL: &[&[Test]] = &[memory::TESTS, smp::TESTS, wasm::TESTS];
 
 pub struct Outcome {
     pub passed: usize,
@@ -40,7 +53,7 @@ pub struct Outcome {
 
 /// Runs every test whose name contains one of the filter's comma-separated
 /// parts (all tests when there is no filter).
-pub fn run(filter: Option<&str>) -> Outcome {
+pub fn run(filter: Option<&str>, ctx: &mut Ctx) -> Outcome {
     let selected = |name: &str| match filter {
         None => true,
         Some(f) => f.split(',').map(str::trim).any(|part| name.contains(part)),
@@ -49,7 +62,7 @@ pub fn run(filter: Option<&str>) -> Outcome {
     for test in ALL.iter().flat_map(|group| group.iter()).filter(|t| selected(t.name)) {
         result!("test-start {}", test.name);
         let start = crate::smp::now_ns();
-        let res = (test.run)();
+        let res = (test.run)(ctx);
         let micros = (crate::smp::now_ns() - start) / 1000;
         match res {
             Ok(()) => {

@@ -5,7 +5,7 @@ use core::sync::atomic::Ordering;
 
 use wasmos_smp::{clock, lapic, percpu, remote, vectors};
 
-use super::{Test, TestResult};
+use super::{Ctx, Test, TestResult};
 use crate::ensure;
 
 pub const TESTS: &[Test] = &[
@@ -24,7 +24,7 @@ fn whoami(_: usize) -> usize {
     (cpu.cpu_index as usize) | ((lapic::hardware_id() as usize) << 32)
 }
 
-fn all_cores_online() -> TestResult {
+fn all_cores_online(_: &mut Ctx) -> TestResult {
     let cpus = percpu::all();
     ensure!(!cpus.is_empty(), "no per-CPU data");
     ensure!(percpu::online_count() == cpus.len(), "{} of {} cores online", percpu::online_count(), cpus.len());
@@ -37,7 +37,7 @@ fn all_cores_online() -> TestResult {
     Ok(())
 }
 
-fn clocks_calibrated() -> TestResult {
+fn clocks_calibrated(_: &mut Ctx) -> TestResult {
     let hz = clock::tsc_hz();
     ensure!((100_000_000..20_000_000_000).contains(&hz), "implausible TSC frequency {hz} Hz");
     let a = clock::now_ns();
@@ -48,7 +48,7 @@ fn clocks_calibrated() -> TestResult {
 
 /// Every core must take timer interrupts. The wait is generous because
 /// under TCG eight virtual CPUs share two host cores.
-fn timer_ticks_on_every_core() -> TestResult {
+fn timer_ticks_on_every_core(_: &mut Ctx) -> TestResult {
     let cpus = percpu::all();
     let before: alloc::vec::Vec<u64> = cpus.iter().map(|c| c.ticks.load(Ordering::Relaxed)).collect();
     let deadline = clock::now_ns() + 2_000_000_000;
@@ -87,7 +87,7 @@ fn ipi_every_other_core(_: usize) -> usize {
     missed
 }
 
-fn ipi_matrix() -> TestResult {
+fn ipi_matrix(_: &mut Ctx) -> TestResult {
     let n = percpu::all().len();
     let mut failures = alloc::vec::Vec::new();
     for source in 0..n {

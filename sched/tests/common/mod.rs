@@ -89,7 +89,8 @@ impl Cores {
             .iter()
             .map(|&core| {
                 let (sys, platform, stop) = (sys.clone(), platform.clone(), stop.clone());
-                std::thread::spawn(move || {
+                // The kernel gives each core a 256 KiB stack; so do we.
+                std::thread::Builder::new().stack_size(256 << 10).spawn(move || {
                     let mut sched = CoreScheduler::new(sys.clone(), core);
                     while !stop.load(Ordering::Relaxed) {
                         if let Poll::Idle { deadline } = sched.poll() {
@@ -97,6 +98,7 @@ impl Cores {
                         }
                     }
                 })
+                .expect("core thread")
             })
             .collect();
         let core0 = CoreScheduler::new(sys.clone(), 0);

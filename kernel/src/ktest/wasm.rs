@@ -1,0 +1,160 @@
+//! In-kernel tests of Wasm tasks on every core: the programs from
+//! `tests/wasm/` (put in the bundle by xtask as `test/<name>.wasm`) run
+//! under the real per-core schedulers, rings and IPIs.
+
+use alloc::format;
+use alloc::vec::Vec;
+
+use wasmos_ipc::abi::{ExitReason, Status};
+use wasmos_ipc::ids::TaskId;
+use wasmos_sched::TaskExit;
+
+use super::{Ctx, Test, TestResult};
+use crate::ensure;
+
+pub const TESTS: &[Test] = &[
+    Test { name: "wasm::hello_on_another_core", run: hello_on_another_core },
+    Test { name: "wasm::invalid_binary_rejected", run: invalid_binary_rejected },
+    Test { name: "wasm::ping_pong_same_core", run: ping_pong_same_core },
+    Test { name: "wasm::ping_pong_cross_core", run: ping_pong_cross_core },
+    Test { name: "wasm::all_to_all_storm", run: all_to_all_storm },
+    Test { name: "wasm::fuel_preempts_infinite_loop", run: fuel_preempts_infinite_loop },
+    Test { name: "wasm::faults_are_contained", run: faults_are_contained },
+    Test { name: "wasm::caller_of_dead_server_told", run: caller_of_dead_server_told },
+    Test { name: "wasm::capability_denied", run: capability_denied },
+];
+
+const SECONDS: u64 = 1_000_000_000;
+
+fn exited(code: i32) -> Option<TaskExit> {
+    Some(TaskExit { code, reason: ExitReason::Exited })
+}
+
+/// Starts test program `name` on `core`.
+fn spawn(ctx: &Ctx, name: &str, core: i32) -> Result<TaskId, alloc::string::String> {
+    let entry = format!("test/{name}.wasm");
+    let bytes = ctx.bundle.and_then(|b| b.get(&entry)).ok_or_else(|| format!("{entry} missing from the boot bundle"))?;
+    ctx.sys.spawn(bytes, name, core).map_err(|e| format!("spawning {name}: {}", e.name()))
+}
+
+/// Keeps core 0 scheduling until every task in `ids` exited, or `secs` pass.
+fn wait(ctx: &mut Ctx, ids: &[TaskId], secs: u64) -> Vec<Option<TaskExit>> {
+    let sys = ctx.sys.clone();
+    let done = || ids.iter().all(|id| sys.exit_of(*id).is_some());
+    ctx.sched.run_until(secs * SECONDS, done, |s| crate::tasks::idle(&sys, s));
+    ids.iter().map(|id| ctx.sys.exit_of(*id)).collect()
+}
+
+fn last_core(ctx: &Ctx) -> i32 {
+    ctx.sys.cores() as i32 - 1
+}
+
+fn hello_on_another_core(ctx: &mut Ctx) -> TestResult {
+    let id = spawn(ctx, "hello", last_core(ctx))?;
+    let exits = wait(ctx, &[id], 20);
+    ensure!(exits == [exited(7)], "hello ended {exits:?}");
+    Ok(())
+}
+
+fn invalid_binary_rejected(ctx: &mut Ctx) -> TestResult {
+    ensure!(ctx.sys.spawn(b"\0asm\x01\0\0\0garbage", "bad", 0) == Err(Status::InvalidWasm), "garbage accepted");
+    ensure!(ctx.sys.spawn(&[], "empty", 0) == Err(Status::InvalidWasm), "empty binary accepted");
+    // And the system still works.
+    let id = spawn(ctx, "hello", 0)?;
+    ensure!(wait(ctx, &[id], 20) == [exited(7)], "hello after a rejected binary");
+    Ok(())
+}
+
+fn echo_pair(ctx: &mut Ctx, server_core: i32, client_core: i32) -> TestResult {
+    let server = spawn(ctx, "echo_server", server_core)?;
+    let client = spawn(ctx, "echo_client", client_core)?;
+    let exits = wait(ctx, &[client, server], 60);
+    ensure!(exits == [exited(0), exited(0)], "client/server ended {exits:?} (server core {server_core})");
+    Ok(())
+}
+
+fn ping_pong_same_core(ctx: &mut Ctx) -> TestResult {
+    echo_pair(ctx, 0, 0)?;
+    let k = last_core(ctx);
+    echo_pair(ctx, k, k)
+}
+
+fn ping_pong_cross_core(ctx: &mut Ctx) -> TestResult {
+    let k = last_core(ctx);
+    echo_pair(ctx, k, 0)?;
+    echo_pair(ctx, 0, k)
+}
+
+/// A sink and a sender on every core; every sender sends 200 messages to
+/// every sink; every sink must count exactly 200 x cores.
+fn all_to_all_storm(ctx: &mut Ctx) -> TestResult {
+    let cores = ctx.sys.cores() as i32;
+    let mut ids = Vec::new();
+    for core in 0..cores {
+        ids.push(spawn(ctx, "storm_sink", core)?);
+        ids.push(spawn(ctx, "storm_sender", core)?);
+    }
+    let exits = wait(ctx, &ids, 120);
+    for (i, exit) in exits.iter().enumerate() {
+        let expected = if i % 2 == 0 { 200 * cores } else { 0 };
+        ensure!(*exit == exited(expected), "{} on core {}: {exit:?}, expected {expected}", if i % 2 == 0 { "sink" } else { "sender" }, i / 2);
+    }
+    crate::kprintln!("  storm: {} messages counted across {} cores", 200 * cores * cores, cores);
+    Ok(())
+}
+
+fn fuel_preempts_infinite_loop(ctx: &mut Ctx) -> TestResult {
+    let k = last_core(ctx);
+    let spinner = spawn(ctx, "spinner", k)?;
+    let quick = spawn(ctx, "quick", k)?;
+    let exits = wait(ctx, &[quick], 60);
+    ensure!(exits == [exited(5)], "quick task ended {exits:?}");
+    ensure!(ctx.sys.exit_of(spinner).is_none(), "spinner finished before the quick task: no preemption seen");
+    let exits = wait(ctx, &[spinner], 120);
+    ensure!(exits == [exited(3)], "spinner ended {exits:?}");
+    Ok(())
+}
+
+fn faults_are_contained(ctx: &mut Ctx) -> TestResult {
+    let cases = [
+        ("fault_unreachable", ExitReason::Unreachable),
+        ("fault_oob", ExitReason::MemoryOutOfBounds),
+        ("fault_divzero", ExitReason::IntegerTrap),
+        ("fault_recursion", ExitReason::StackOverflow),
+    ];
+    let cores = ctx.sys.cores() as i32;
+    let mut ids = Vec::new();
+    for (i, (name, _)) in cases.iter().enumerate() {
+        ids.push(spawn(ctx, name, i as i32 % cores)?);
+    }
+    let exits = wait(ctx, &ids, 60);
+    for ((name, reason), exit) in cases.iter().zip(&exits) {
+        ensure!(exit.map(|e| e.reason) == Some(*reason), "{name}: {exit:?}, expected {}", reason.name());
+    }
+    // Everything else still works.
+    echo_pair(ctx, cores - 1, 0)
+}
+
+fn caller_of_dead_server_told(ctx: &mut Ctx) -> TestResult {
+    for server_core in [0, last_core(ctx)] {
+        let server = spawn(ctx, "dying_server", server_core)?;
+        let client = spawn(ctx, "echo_client", 0)?;
+        let exits = wait(ctx, &[client, server], 60);
+        let expected = exited(1000 - Status::DeadTarget.code());
+        ensure!(exits[0] == expected, "client ended {:?}, expected DEAD_TARGET (server on core {server_core})", exits[0]);
+        ensure!(exits[1].map(|e| e.reason) == Some(ExitReason::Unreachable), "server ended {:?}", exits[1]);
+    }
+    Ok(())
+}
+
+fn capability_denied(ctx: &mut Ctx) -> TestResult {
+    let server = spawn(ctx, "echo_server", 0)?;
+    let id = spawn(ctx, "nocap", last_core(ctx))?;
+    let exits = wait(ctx, &[id], 20);
+    ensure!(exits == [exited(0)], "nocap ended {exits:?} (non-zero = a send without a capability got through)");
+    // Stop the server through a legitimate client.
+    let client = spawn(ctx, "echo_client", 0)?;
+    let exits = wait(ctx, &[client, server], 60);
+    ensure!(exits == [exited(0), exited(0)], "cleanup {exits:?}");
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Kernel side of Wasm tasks: the bare-metal [`Platform`] (TSC clock, IPIs,
+//! COM1), the one shared [`System`], and each core's scheduler loop.
+//!
+//! Every core runs [`core_loop`]: poll the scheduler; when it is idle,
+//! announce sleep on the core's ring and halt with `sti; hlt`, which wakes
+//! on the next IPI (a message arrived) or timer tick (a sleep may be over).
+//! The announce-then-halt order, with interrupts off in between, is the
+//! race-free protocol described in `ipc/src/ring.rs`.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+
+use wasmos_sched::{Config, CoreScheduler, Platform, Poll, System};
+use wasmos_smp::{clock, lapic, percpu, vectors};
+use x86_64::instructions::interrupts;
+
+struct BareMetal;
+
+impl Platform for BareMetal {
+    fn now_ns(&self) -> u64 {
+        clock::now_ns()
+    }
+
+    fn wake_core(&self, core: usize) {
+        if let Some(cpu) = percpu::all().get(core) {
+            lapic::send_ipi(cpu.apic_id, vectors::IPI);
+        }
+    }
+
+    fn console_write(&self, core: usize, task: &str, text: &[u8]) {
+        let text = core::str::from_utf8(text).unwrap_or("<not UTF-8>");
+        for line in text.trim_end_matches('\n').lines() {
+            crate::console::log_fmt(format_args!("[cpu{core} task {task}] {line}\n"));
+        }
+    }
+}
+
+static SYSTEM: spin::Once<Arc<System>> = spin::Once::new();
+
+/// Creates the task system for `cores` cores. Runs once, on the BSP.
+pub fn init(cores: usize, config: Config) -> &'static Arc<System> {
+    SYSTEM.call_once(|| Arc::new(System::new(cores, config, Box::new(BareMetal))))
+}
+
+/// The task system (after [`init`]).
+pub fn system() -> Option<&'static Arc<System>> {
+    SYSTEM.get()
+}
+
+/// Halts this core until something may have arrived for it.
+pub fn idle(sys: &System, sched: &CoreScheduler) {
+    let core = sched.core();
+    interrupts::disable();
+    if sys.prepare_sleep(core) && !sched.has_work() {
+        // `sti; hlt`: an IPI that arrived since `prepare_sleep` is taken
+        // right after `hlt` begins, so it still wakes us.
+        interrupts::enable_and_hlt();
+    } else {
+        interrupts::enable();
+    }
+    sys.woke(core);
+}
+
+/// This core's scheduler loop, forever. APs come here once online; they
+/// wait (halted) until the BSP has created the system.
+pub fn core_loop(core: usize) -> ! {
+    let sys = loop {
+        match system() {
+            Some(sys) => break sys.clone(),
+            None => interrupts::enable_and_hlt(),
+        }
+    };
+    let mut sched = CoreScheduler::new(sys.clone(), core);
+    loop {
+        if let Poll::Idle { .. } = sched.poll() {
+            idle(&sys, &sched);
+        }
+    }
+}
