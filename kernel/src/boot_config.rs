@@ -12,28 +12,8 @@
 //! - `fuel_slice`: fuel per scheduling slice (default 200000).
 
 use bootloader_api::BootInfo;
+pub use wasmos_bundle::Mode;
 use wasmos_bundle::{Bundle, Config};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Run,
-    Test,
-    FaultDemo,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Run => "run",
-            Mode::Test => "test",
-            Mode::FaultDemo => "fault-demo",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Mode> {
-        [Mode::Run, Mode::Test, Mode::FaultDemo].into_iter().find(|m| m.name() == s)
-    }
-}
 
 pub struct BootConfig {
     pub mode: Mode,

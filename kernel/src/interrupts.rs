@@ -315,7 +315,7 @@ fn fatal_exception(frame: &TrapFrame, address: u64) -> ! {
 fn print_backtrace(mut rbp: u64) {
     crate::console::emergency_log(format_args!("  backtrace:"));
     for _ in 0..32 {
-        if rbp == 0 || rbp % 8 != 0 {
+        if rbp == 0 || !rbp.is_multiple_of(8) {
             break;
         }
         let (Ok(next), Ok(ret)) = (probe_read_u64(rbp), probe_read_u64(rbp + 8)) else { break };

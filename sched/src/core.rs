@@ -215,8 +215,13 @@ impl CoreState {
                 sys.orphan_exits.lock().insert(id, exit);
             }
         }
+        // Traps always; plain exits of tasks the kernel started (no parent
+        // to tell), so a user's program visibly ends.
         if exit.reason != ExitReason::Exited {
             let line = alloc::format!("killed: {} (exit code {})\n", exit.reason.name(), exit.code);
+            sys.platform.console_write(self.core, &data.name, line.as_bytes());
+        } else if data.parent.is_none() {
+            let line = alloc::format!("exited with code {}\n", exit.code);
             sys.platform.console_write(self.core, &data.name, line.as_bytes());
         }
         if counted {
@@ -233,6 +238,15 @@ impl CoreState {
 fn exit_of_error(e: &wasmi::Error) -> TaskExit {
     if let Some(code) = e.i32_exit_status() {
         return TaskExit { code, reason: ExitReason::Exited };
+    }
+    use wasmi::errors::{ErrorKind, InstantiationError, MemoryError};
+    let memory_error = match e.kind() {
+        ErrorKind::Memory(m) | ErrorKind::Instantiation(InstantiationError::FailedToInstantiateMemory(m)) => Some(m),
+        _ => None,
+    };
+    if matches!(memory_error, Some(MemoryError::ResourceLimiterDeniedAllocation | MemoryError::OutOfSystemMemory)) {
+        // Instantiation asked for more memory than the quota allows.
+        return TaskExit { code: -1, reason: ExitReason::OutOfMemory };
     }
     let reason = match e.as_trap_code() {
         Some(TrapCode::UnreachableCodeReached) => ExitReason::Unreachable,

@@ -241,3 +241,55 @@ fn recv_times_out() {
     let id = sys.spawn(&wasm(&body), "timeout", 0).unwrap();
     assert_eq!(run(&sys, &platform, &[id], 10), [exited(0)]);
 }
+
+#[test]
+fn instantiating_beyond_the_memory_quota_is_out_of_memory() {
+    let (sys, platform) = system(1, Config::default());
+    let greedy = wat::parse_str(r#"(module (memory (export "memory") 300) (func (export "_start")))"#).unwrap();
+    let parent = sys.spawn(&parent_of(&greedy), "parent", 0).unwrap();
+    assert_eq!(run(&sys, &platform, &[parent], 10), [exited(ExitReason::OutOfMemory as i32)]);
+}
+
+/// G spawns C, grants R a capability to C (its lookup handle to R lacks
+/// GRANT, so granting that must fail), R notifies C through the granted
+/// handle, C exits with the notification bits, G receives C's exit, closes
+/// its handle and checks the closed handle no longer works.
+#[test]
+fn capabilities_pass_in_messages_and_notifications_arrive() {
+    let (sys, platform) = system(2, Config::default());
+    let child = wasm(
+        r#"(func (export "_start")
+            (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+            (if (i32.ne (i32.load (i32.const 512)) (i32.const 3)) (then (call $exit (i32.const 1))))
+            (call $exit (i32.wrap_i64 (i64.load (i32.const 528)))))"#,
+    );
+    let receiver = r#"(data (i32.const 0) "r")
+        (func (export "_start") (local $h i32)
+          (drop (call $register (i32.const 0) (i32.const 1) (i32.const 0)))
+          (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+          (if (i32.ne (i32.load (i32.const 512)) (i32.const 5)) (then (call $exit (i32.const 1))))
+          (local.set $h (i32.load (i32.const 524)))
+          (if (i32.ne (call $notify (local.get $h) (i64.const 48)) (i32.const 0)) (then (call $exit (i32.const 2))))
+          (call $exit (i32.const 0)))"#;
+    let granter = format!(
+        r#"(data (i32.const 4096) "{bytes}")
+        (data (i32.const 0) "r")
+        (func (export "_start") (local $hc i32) (local $hr i32)
+          (local.set $hc (call $spawn (i32.const 4096) (i32.const {len}) (i32.const 0) (i32.const 1) (i32.const 1) (i32.const 0) (i32.const 0)))
+          (local.set $hr (call $lookup_wait (i32.const 0) (i32.const 1)))
+          (if (i32.ne (call $grant (local.get $hr) (local.get $hr)) (i32.const {nocap})) (then (call $exit (i32.const 101))))
+          (if (i32.ne (call $grant (local.get $hr) (local.get $hc)) (i32.const 0)) (then (call $exit (i32.const 102))))
+          (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+          (if (i32.ne (i32.load (i32.const 512)) (i32.const 4)) (then (call $exit (i32.const 103))))
+          (if (i32.ne (call $close (local.get $hc)) (i32.const 0)) (then (call $exit (i32.const 104))))
+          (if (i32.ne (call $send (local.get $hc) (i32.const 0) (i32.const 4)) (i32.const {invalid})) (then (call $exit (i32.const 105))))
+          (call $exit (i32.load (i32.const 528))))"#,
+        bytes = data_string(&child),
+        len = child.len(),
+        nocap = Status::NoCapability.code(),
+        invalid = Status::InvalidHandle.code()
+    );
+    let r = sys.spawn(&wasm(receiver), "r", 0).unwrap();
+    let g = sys.spawn(&wasm(&granter), "g", 1).unwrap();
+    assert_eq!(run(&sys, &platform, &[r, g], 10), [exited(0), exited(48)]);
+}

@@ -125,11 +125,9 @@ impl Report {
             Some(Line::TestPass { name, micros }) => self.finish(name, Outcome::Pass { micros }),
             Some(Line::TestFail { name, reason }) => self.finish(name, Outcome::Fail { reason }),
             Some(Line::Done { passed, failed }) => self.done = Some((passed, failed)),
-            Some(Line::Panic { cpu, reason }) => {
-                if self.panic.is_none() {
-                    self.panic = Some((cpu, reason));
-                }
-            }
+            // The first panic is the cause; later ones are fallout.
+            Some(Line::Panic { cpu, reason }) if self.panic.is_none() => self.panic = Some((cpu, reason)),
+            Some(Line::Panic { .. }) => {}
         }
     }
 

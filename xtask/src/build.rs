@@ -35,6 +35,9 @@ pub struct BootConfig {
     pub wasm: Vec<PathBuf>,
 }
 
+/// A named blob in the bundle.
+type Entry = (String, Vec<u8>);
+
 /// The demo started by `cargo xtask run` when no `--wasm` is given.
 const DEMO: &str = "servers/demo/token_ring.wat";
 
@@ -45,7 +48,7 @@ impl BootConfig {
 
     /// Bundle entries: the demo, the test programs, the user's programs;
     /// and `boot.cfg`, whose `spawn=` starts the demo or the user's.
-    fn entries(&self, root: &Path) -> Result<(String, Vec<(String, Vec<u8>)>)> {
+    fn entries(&self, root: &Path) -> Result<(String, Vec<Entry>)> {
         let mut entries = Vec::new();
         let demo = wat::parse_file(root.join(DEMO)).map_err(|e| anyhow::anyhow!("{DEMO}: {e}"))?;
         entries.push(("token_ring.wasm".to_owned(), demo));

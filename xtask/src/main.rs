@@ -58,24 +58,11 @@ pub enum Accel {
     Kvm,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
-    /// Boot, print the banner, idle.
-    Run,
-    /// Run the in-kernel tests and exit with their status.
-    Test,
-    /// Take a page fault on purpose and show the exception report.
-    FaultDemo,
-}
+pub use wasmos_bundle::Mode;
 
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Run => "run",
-            Mode::Test => "test",
-            Mode::FaultDemo => "fault-demo",
-        }
-    }
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+    Mode::parse(s).ok_or_else(|| format!("expected one of {}", names.join(", ")))
 }
 
 #[derive(Args)]
@@ -94,8 +81,9 @@ struct RunOpts {
     /// Stop QEMU after this many seconds (a still-running machine is not an error).
     #[arg(long)]
     timeout: Option<u64>,
-    /// What the kernel does after booting.
-    #[arg(long, value_enum, default_value_t = Mode::Run)]
+    /// What the kernel does after booting: run (start programs and keep
+    /// running), test (in-kernel tests), fault-demo (show an exception report).
+    #[arg(long, value_parser = parse_mode, default_value = "run")]
     mode: Mode,
     /// With --mode test: run only tests whose names contain one of these
     /// comma-separated substrings.
@@ -141,7 +129,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run(opts) => {
             prereq::toolchain()?;
             prereq::qemu(opts.build.uefi)?;
-            let wasm = opts.wasm.iter().map(|p| std::path::absolute(p)).collect::<std::io::Result<Vec<_>>>()?;
+            let wasm = opts.wasm.iter().map(std::path::absolute).collect::<std::io::Result<Vec<_>>>()?;
             let config = build::BootConfig { mode: opts.mode, tests: opts.tests.clone(), wasm };
             let image = build::image(&root, &opts.build, &config)?;
             let machine = qemu::Machine {

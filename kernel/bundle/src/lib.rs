@@ -117,6 +117,33 @@ impl<'a> Bundle<'a> {
     }
 }
 
+/// What the kernel does after booting (`mode=` in `boot.cfg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Start the programs `spawn=` lists and keep running (the default).
+    Run,
+    /// Run the in-kernel tests and exit QEMU with their status.
+    Test,
+    /// Take a page fault on purpose to show the exception report.
+    FaultDemo,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Run, Mode::Test, Mode::FaultDemo];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Run => "run",
+            Mode::Test => "test",
+            Mode::FaultDemo => "fault-demo",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
+
 /// `key=value` lines; blank lines and lines starting with `#` are ignored.
 /// A later line wins over an earlier one with the same key.
 #[derive(Clone, Copy)]
