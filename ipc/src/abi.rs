@@ -24,6 +24,11 @@
 //! | `sleep_ns(t) -> st` | `(i64)->i32` | yes |
 //! | `console_write(ptr, len) -> st` | `(i32,i32)->i32` | no |
 //! | `core_id() -> n`, `core_count() -> n` | `()->i32` | no |
+//! | `boot_file(name, nlen, buf, cap) -> len` | `(i32,i32,i32,i32)->i32` | no; init only (`NO_CAPABILITY` for others): reads a file of the boot bundle |
+//!
+//! Payloads are at most [`MAX_PAYLOAD`] bytes; larger data travels as
+//! several messages (the receiver learns each part's length from
+//! [`RecvInfo::len`]).
 //!
 //! Handles: a task names other tasks only through handles (small integers)
 //! in its own capability table. Handle `0` is never valid. A spawned task

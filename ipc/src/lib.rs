@@ -12,9 +12,13 @@
 
 #![cfg_attr(not(test), no_std)]
 
+#[cfg(any(test, feature = "runtime"))]
 extern crate alloc;
 
 pub mod abi;
+#[cfg(feature = "runtime")]
 pub mod caps;
+#[cfg(feature = "runtime")]
 pub mod ids;
+#[cfg(feature = "runtime")]
 pub mod ring;

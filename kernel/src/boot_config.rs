@@ -6,9 +6,7 @@
 //!   tests and exit QEMU with their status), `fault-demo` (take a page
 //!   fault on purpose to show the exception report);
 //! - `tests`: comma-separated substrings selecting which tests run;
-//! - `spawn`: comma-separated bundle entries to start in `run` mode, each
-//!   `name.wasm` (any core), `name.wasm@3` (core 3) or `name.wasm@all`
-//!   (one copy per core);
+//! - `spawn`: what the init task (`servers/init`) starts in `run` mode;
 //! - `fuel_slice`: fuel per scheduling slice (default 200000).
 
 use bootloader_api::BootInfo;
@@ -63,7 +61,7 @@ impl BootConfig {
         config
     }
 
-    fn config(&self) -> Config<'static> {
+    pub fn config(&self) -> Config<'static> {
         self.bundle.map(|b| b.config()).unwrap_or(Config::new(""))
     }
 
@@ -73,35 +71,3 @@ impl BootConfig {
     }
 }
 
-/// Starts the programs `spawn=` lists. The kernel is the loader for now:
-/// a Wasm init task needs a file server to read the bundle from, which
-/// comes with the servers (issue #4).
-pub fn spawn_listed(config: &BootConfig, sys: &wasmos_sched::System) {
-    let Some(bundle) = config.bundle else { return };
-    let Some(list) = config.config().get("spawn") else { return };
-    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, placement) = item.split_once('@').unwrap_or((item, ""));
-        let Some(bytes) = bundle.get(name) else {
-            log::error!("spawn: {name} is not in the boot bundle");
-            continue;
-        };
-        let cores: alloc::vec::Vec<i32> = match placement {
-            "" => alloc::vec![-1],
-            "all" => (0..sys.cores() as i32).collect(),
-            n => match n.parse() {
-                Ok(core) => alloc::vec![core],
-                Err(_) => {
-                    log::error!("spawn: bad placement {item:?}");
-                    continue;
-                }
-            },
-        };
-        let task = name.trim_end_matches(".wasm");
-        for core in cores {
-            match sys.spawn(bytes, task, core) {
-                Ok(_) => log::info!("spawned {task} (core {})", if core < 0 { "any".into() } else { alloc::format!("{core}") }),
-                Err(e) => log::error!("spawn {name}: {}", e.name()),
-            }
-        }
-    }
-}

@@ -120,11 +120,11 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
         );
     }
 
-    let sys = tasks::init(wasmos_smp::percpu::count(), config.scheduler());
+    let sys = tasks::init(wasmos_smp::percpu::count(), config.scheduler(), config.bundle);
 
     match config.mode {
         Mode::Run => {
-            boot_config::spawn_listed(&config, sys);
+            tasks::start_init(sys, config.bundle);
             log::info!("running; press Ctrl-A X to leave QEMU");
             tasks::core_loop(0)
         }

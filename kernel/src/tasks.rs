@@ -10,13 +10,20 @@
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 
+use wasmos_bundle::Bundle;
 use wasmos_sched::{Config, CoreScheduler, Platform, Poll, System};
 use wasmos_smp::{clock, lapic, percpu, vectors};
 use x86_64::instructions::interrupts;
 
-struct BareMetal;
+struct BareMetal {
+    bundle: Option<Bundle<'static>>,
+}
 
 impl Platform for BareMetal {
+    fn boot_file(&self, name: &str) -> Option<&[u8]> {
+        self.bundle.and_then(|b| b.get(name))
+    }
+
     fn now_ns(&self) -> u64 {
         clock::now_ns()
     }
@@ -38,8 +45,20 @@ impl Platform for BareMetal {
 static SYSTEM: spin::Once<Arc<System>> = spin::Once::new();
 
 /// Creates the task system for `cores` cores. Runs once, on the BSP.
-pub fn init(cores: usize, config: Config) -> &'static Arc<System> {
-    SYSTEM.call_once(|| Arc::new(System::new(cores, config, Box::new(BareMetal))))
+/// `bundle` is what the init task may read with `boot_file`.
+pub fn init(cores: usize, config: Config, bundle: Option<Bundle<'static>>) -> &'static Arc<System> {
+    SYSTEM.call_once(|| Arc::new(System::new(cores, config, Box::new(BareMetal { bundle }))))
+}
+
+/// Starts `init.wasm` from the bundle; init starts everything else.
+pub fn start_init(sys: &System, bundle: Option<Bundle<'static>>) {
+    match bundle.and_then(|b| b.get("init.wasm")) {
+        None => log::warn!("no init.wasm in the boot bundle: no tasks started"),
+        Some(init) => match sys.spawn_init(init) {
+            Ok(_) => log::info!("started init"),
+            Err(e) => log::error!("init.wasm rejected: {}", e.name()),
+        },
+    }
 }
 
 /// The task system (after [`init`]).

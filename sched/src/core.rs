@@ -145,7 +145,7 @@ impl CoreState {
     /// Creates a task from a spawn request, on this core.
     fn instantiate(&mut self, request: SpawnRequest) {
         let sys = self.sys.clone();
-        let SpawnRequest { id, name, module, caps, parent } = request;
+        let SpawnRequest { id, name, module, caps, parent, init } = request;
         let data = TaskData {
             id,
             name: name.clone(),
@@ -162,6 +162,7 @@ impl CoreState {
             next_token: 1,
             next_call: 1,
             parent,
+            init,
         };
         let mut store = Store::new(&sys.engine, data);
         store.limiter(|d| &mut d.limits);

@@ -35,6 +35,7 @@ const FUNCTIONS: &[&str] = &[
     "console_write",
     "core_id",
     "core_count",
+    "boot_file",
 ];
 
 pub fn provides(name: &str) -> bool {
@@ -216,7 +217,7 @@ fn task_spawn(
         let id = sys.ids.next();
         let handle = caller.data_mut().handles.insert(Cap { target: id, badge: 0, rights: Rights::ALL })?;
         let parent = Some((caller.data().id, handle));
-        let request = SpawnRequest { id, name, module, caps: granted, parent };
+        let request = SpawnRequest { id, name, module, caps: granted, parent, init: false };
         if let Err(e) = sys.start(core, request) {
             let _ = caller.data_mut().handles.remove(handle);
             return Err(e);
@@ -295,6 +296,27 @@ fn core_count(caller: Ctx) -> Result<i32, Error> {
     Ok(caller.data().system.cores() as i32)
 }
 
+fn boot_file(mut caller: Ctx, name: i32, len: i32, buf: i32, cap: i32) -> Result<i32, Error> {
+    let r = (|| {
+        if !caller.data().init {
+            return Err(Status::NoCapability);
+        }
+        let name = name_bytes(&caller, name, len)?;
+        let name = core::str::from_utf8(&name).map_err(|_| Status::InvalidArgument)?;
+        let sys = caller.data().system.clone();
+        let file = sys.platform.boot_file(name).ok_or(Status::NotFound)?;
+        if buf < 0 || cap < 0 {
+            return Err(Status::BadPointer);
+        }
+        if file.len() > cap as usize {
+            return Err(Status::TooLarge);
+        }
+        task::write_bytes(&mut caller, buf as u32, file)?;
+        Ok(file.len() as i32)
+    })();
+    code(r)
+}
+
 /// The linker every task is instantiated with.
 pub fn linker(engine: &Engine) -> Linker<TaskData> {
     let mut l = Linker::new(engine);
@@ -316,6 +338,7 @@ pub fn linker(engine: &Engine) -> Linker<TaskData> {
         l.func_wrap(m, "console_write", console_write).err(),
         l.func_wrap(m, "core_id", core_id).err(),
         l.func_wrap(m, "core_count", core_count).err(),
+        l.func_wrap(m, "boot_file", boot_file).err(),
     ];
     assert!(r.iter().all(Option::is_none), "defining the wasmos module failed");
     l

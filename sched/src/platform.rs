@@ -10,4 +10,8 @@ pub trait Platform: Send + Sync {
     fn wake_core(&self, core: usize);
     /// A task wrote to the console.
     fn console_write(&self, core: usize, task: &str, text: &[u8]);
+    /// A file of the boot bundle, for the init task (`boot_file`).
+    fn boot_file(&self, _name: &str) -> Option<&[u8]> {
+        None
+    }
 }

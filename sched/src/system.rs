@@ -66,6 +66,8 @@ pub(crate) struct SpawnRequest {
     /// The parent and the handle it holds for the child (the badge of the
     /// child-exit report).
     pub parent: Option<(TaskId, i32)>,
+    /// May read boot files (only the init task).
+    pub init: bool,
 }
 
 /// How a task ended, as recorded for tasks the kernel started itself.
@@ -195,10 +197,20 @@ impl System {
     /// Starts a task from a Wasm binary, from outside any task (the kernel's
     /// init, tests). Returns its id; [`System::exit_of`] reports its end.
     pub fn spawn(&self, bytes: &[u8], name: &str, core_hint: i32) -> Result<TaskId, Status> {
+        self.spawn_with(bytes, name, core_hint, false)
+    }
+
+    /// Starts the init task: like [`System::spawn`], and it may read the
+    /// boot bundle's files (`boot_file`) to start everything else.
+    pub fn spawn_init(&self, bytes: &[u8]) -> Result<TaskId, Status> {
+        self.spawn_with(bytes, "init", 0, true)
+    }
+
+    fn spawn_with(&self, bytes: &[u8], name: &str, core_hint: i32, init: bool) -> Result<TaskId, Status> {
         let module = self.compile(bytes)?;
         let core = self.choose_core(core_hint)?;
         let id = self.ids.next();
-        self.start(core, SpawnRequest { id, name: name.into(), module, caps: Vec::new(), parent: None })?;
+        self.start(core, SpawnRequest { id, name: name.into(), module, caps: Vec::new(), parent: None, init })?;
         Ok(id)
     }
 

@@ -85,6 +85,8 @@ pub struct TaskData {
     pub(crate) next_call: u64,
     /// The parent and the handle it holds for us.
     pub(crate) parent: Option<(TaskId, i32)>,
+    /// The init task may read boot files.
+    pub(crate) init: bool,
 }
 
 /// Where a task's Wasm execution stands.

@@ -293,3 +293,35 @@ fn capabilities_pass_in_messages_and_notifications_arrive() {
     let g = sys.spawn(&wasm(&granter), "g", 1).unwrap();
     assert_eq!(run(&sys, &platform, &[r, g], 10), [exited(0), exited(48)]);
 }
+
+/// Only the init task may read boot files.
+#[test]
+fn boot_files_are_for_init_only() {
+    let (sys, platform) = system(1, Config::default());
+    let body = |expect_ok: bool| {
+        format!(
+            r#"(data (i32.const 0) "motdnope")
+            (func (export "_start")
+              {checks}
+              (call $exit (i32.const 0)))"#,
+            checks = if expect_ok {
+                format!(
+                    r#"(if (i32.ne (call $boot_file (i32.const 0) (i32.const 4) (i32.const 1024) (i32.const 64)) (i32.const 5)) (then (call $exit (i32.const 1))))
+                    (if (i32.ne (i32.load8_u (i32.const 1024)) (i32.const 104)) (then (call $exit (i32.const 2))))
+                    (if (i32.ne (call $boot_file (i32.const 4) (i32.const 4) (i32.const 1024) (i32.const 64)) (i32.const {nf})) (then (call $exit (i32.const 3))))
+                    (if (i32.ne (call $boot_file (i32.const 0) (i32.const 4) (i32.const 1024) (i32.const 2)) (i32.const {big})) (then (call $exit (i32.const 4))))"#,
+                    nf = Status::NotFound.code(),
+                    big = Status::TooLarge.code()
+                )
+            } else {
+                format!(
+                    r#"(if (i32.ne (call $boot_file (i32.const 0) (i32.const 4) (i32.const 1024) (i32.const 64)) (i32.const {nocap})) (then (call $exit (i32.const 1))))"#,
+                    nocap = Status::NoCapability.code()
+                )
+            }
+        )
+    };
+    let init = sys.spawn_init(&wasm(&body(true))).unwrap();
+    let other = sys.spawn(&wasm(&body(false)), "other", 0).unwrap();
+    assert_eq!(run(&sys, &platform, &[init, other], 10), [exited(0), exited(0)]);
+}

@@ -19,6 +19,7 @@
   (import "wasmos" "notify" (func $notify (param i32 i64) (result i32)))
   (import "wasmos" "handle_close" (func $close (param i32) (result i32)))
   (import "wasmos" "ipc_grant" (func $grant (param i32 i32) (result i32)))
+  (import "wasmos" "boot_file" (func $boot_file (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   ;; Looks up a service whose name is at [ptr, ptr+len), retrying until it
   ;; is registered.

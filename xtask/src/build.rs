@@ -49,7 +49,7 @@ impl BootConfig {
     /// Bundle entries: the demo, the test programs, the user's programs;
     /// and `boot.cfg`, whose `spawn=` starts the demo or the user's.
     fn entries(&self, root: &Path) -> Result<(String, Vec<Entry>)> {
-        let mut entries = Vec::new();
+        let mut entries = vec![("init.wasm".to_owned(), servers(root)?)];
         let demo = wat::parse_file(root.join(DEMO)).map_err(|e| anyhow::anyhow!("{DEMO}: {e}"))?;
         entries.push(("token_ring.wasm".to_owned(), demo));
         for (name, _) in wasmos_tests::programs::ALL {
@@ -102,6 +102,22 @@ fn kernel_with(root: &Path, profile: Profile, quiet: bool) -> Result<PathBuf> {
         bail!("kernel build failed");
     }
     Ok(root.join("target").join(KERNEL_TARGET).join(profile.dir()).join("wasmos-kernel"))
+}
+
+/// Builds the Wasm programs in `servers/` and returns the init task.
+pub fn servers(root: &Path) -> Result<Vec<u8>> {
+    let target_dir = root.join("target/servers");
+    let status = cargo()
+        .args(["build", "--quiet", "--release", "--target", "wasm32-unknown-unknown", "--target-dir"])
+        .arg(&target_dir)
+        .current_dir(root.join("servers"))
+        .status()
+        .context("cannot run cargo for servers/")?;
+    if !status.success() {
+        bail!("building the Wasm programs in servers/ failed");
+    }
+    let init = target_dir.join("wasm32-unknown-unknown/release/wasmos_init.wasm");
+    std::fs::read(&init).with_context(|| format!("cannot read {}", init.display()))
 }
 
 /// Writes the boot bundle for `config` and returns its path.

@@ -22,6 +22,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "wasm::faults_are_contained", run: faults_are_contained },
     Test { name: "wasm::caller_of_dead_server_told", run: caller_of_dead_server_told },
     Test { name: "wasm::capability_denied", run: capability_denied },
+    Test { name: "wasm::init_starts_listed_programs", run: init_starts_listed_programs },
 ];
 
 const SECONDS: u64 = 1_000_000_000;
@@ -156,5 +157,20 @@ fn capability_denied(ctx: &mut Ctx) -> TestResult {
     let client = spawn(ctx, "echo_client", 0)?;
     let exits = wait(ctx, &[client, server], 60);
     ensure!(exits == [exited(0), exited(0)], "cleanup {exits:?}");
+    Ok(())
+}
+
+/// init (built from servers/init) reads boot.cfg and starts what `spawn=`
+/// lists: xtask lists the token ring on every core. init exits 0 when all
+/// started; the ring's tasks exit after their laps, leaving no task behind.
+fn init_starts_listed_programs(ctx: &mut Ctx) -> TestResult {
+    let before = ctx.sys.task_count();
+    let bytes = ctx.bundle.and_then(|b| b.get("init.wasm")).ok_or("init.wasm missing from the bundle")?;
+    let init = ctx.sys.spawn_init(bytes).map_err(|e| format!("init rejected: {}", e.name()))?;
+    let exits = wait(ctx, &[init], 60);
+    ensure!(exits == [exited(0)], "init ended {exits:?} (non-zero = programs it could not start)");
+    let sys = ctx.sys.clone();
+    let drained = ctx.sched.run_until(120 * SECONDS, || sys.task_count() == before, |s| crate::tasks::idle(&sys, s));
+    ensure!(drained, "{} tasks still running after the token ring should have finished", ctx.sys.task_count() - before);
     Ok(())
 }

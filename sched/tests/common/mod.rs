@@ -28,6 +28,9 @@ impl Platform for TestPlatform {
     fn console_write(&self, core: usize, task: &str, text: &[u8]) {
         self.console.lock().unwrap().push((core, task.into(), String::from_utf8_lossy(text).into()));
     }
+    fn boot_file(&self, name: &str) -> Option<&[u8]> {
+        (name == "motd").then_some(b"hello".as_slice())
+    }
 }
 
 /// A system of `cores` cores and a way to read what tasks printed.
@@ -47,6 +50,9 @@ pub fn system(cores: usize, config: Config) -> (Arc<System>, Arc<TestPlatform>) 
         }
         fn console_write(&self, core: usize, task: &str, text: &[u8]) {
             self.0.console_write(core, task, text)
+        }
+        fn boot_file(&self, name: &str) -> Option<&[u8]> {
+            self.0.boot_file(name)
         }
     }
     let sys = Arc::new(System::new(cores, config, Box::new(Shared(platform.clone()))));

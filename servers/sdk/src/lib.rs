@@ -1,0 +1,165 @@
+//! The WasmOS SDK: what a Rust program for WasmOS is written against.
+//!
+//! The raw imports (module `wasmos`) live in [`sys`]; everything else wraps
+//! them: status codes become `Result<_, Status>`, pointers and lengths
+//! become slices. The ABI itself (every function and error code) is
+//! defined once, in `ipc/src/abi.rs`, and re-exported here as [`abi`].
+//!
+//! A program is a `cdylib` exporting `_start`:
+//!
+//! ```ignore
+//! #![no_std]
+//! #[unsafe(no_mangle)]
+//! pub extern "C" fn _start() {
+//!     wasmos_sdk::println!("hello from core {}", wasmos_sdk::core_id());
+//! }
+//! ```
+//!
+//! The SDK provides the panic handler: a panic prints its message and ends
+//! the task with exit code -1.
+
+#![no_std]
+
+pub use wasmos_ipc::abi;
+pub use wasmos_ipc::abi::{Kind, RecvInfo, Status};
+
+use core::fmt::{self, Write};
+
+/// The raw system calls. Prefer the wrappers below.
+pub mod sys {
+    #[link(wasm_import_module = "wasmos")]
+    unsafe extern "C" {
+        pub fn console_write(ptr: *const u8, len: i32) -> i32;
+        pub fn task_spawn(wasm: *const u8, wasm_len: i32, name: *const u8, name_len: i32, core: i32, caps: *const i32, ncaps: i32) -> i32;
+        pub fn task_exit(code: i32) -> !;
+        pub fn core_id() -> i32;
+        pub fn core_count() -> i32;
+        pub fn time_now_ns() -> i64;
+        pub fn sleep_ns(ns: i64) -> i32;
+        pub fn boot_file(name: *const u8, name_len: i32, buf: *mut u8, cap: i32) -> i32;
+    }
+}
+
+/// A capability handle in this task's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handle(pub i32);
+
+/// Turns a raw return value into `Ok(value)` or the error it names.
+pub fn check(raw: i32) -> Result<i32, Status> {
+    if raw >= 0 { Ok(raw) } else { Err(Status::from_code(raw).unwrap_or(Status::InvalidArgument)) }
+}
+
+/// Writes `text` to the console as one record.
+pub fn print(text: &str) {
+    // SAFETY: the pointer and length describe `text`, valid for the call.
+    unsafe { sys::console_write(text.as_ptr(), text.len() as i32) };
+}
+
+/// Formats into a fixed buffer so a line reaches the console in one piece
+/// (the kernel prefixes every record with the core and task name).
+pub struct LineBuffer {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl LineBuffer {
+    pub const fn new() -> Self {
+        LineBuffer { buf: [0; 512], len: 0 }
+    }
+
+    pub fn flush(&mut self) {
+        // SAFETY: only whole UTF-8 strings are ever copied in (`write_str`
+        // truncates at a char boundary).
+        print(unsafe { core::str::from_utf8_unchecked(&self.buf[..self.len]) });
+        self.len = 0;
+    }
+}
+
+impl Default for LineBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Write for LineBuffer {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.buf.len() - self.len;
+        let mut take = s.len().min(room);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}
+
+/// `println!` for WasmOS programs (at most 512 bytes per line).
+#[macro_export]
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use core::fmt::Write as _;
+        let mut line = $crate::LineBuffer::new();
+        let _ = core::write!(line, $($arg)*);
+        let _ = line.write_str("\n");
+        line.flush();
+    }};
+}
+
+pub fn core_id() -> u32 {
+    // SAFETY: no arguments, no memory access.
+    unsafe { sys::core_id() as u32 }
+}
+
+pub fn core_count() -> u32 {
+    // SAFETY: no arguments, no memory access.
+    unsafe { sys::core_count() as u32 }
+}
+
+/// Nanoseconds since boot.
+pub fn now_ns() -> u64 {
+    // SAFETY: no arguments, no memory access.
+    unsafe { sys::time_now_ns() as u64 }
+}
+
+pub fn sleep_ns(ns: u64) {
+    // SAFETY: no memory access.
+    unsafe { sys::sleep_ns(ns as i64) };
+}
+
+/// Ends this task with `code`.
+pub fn exit(code: i32) -> ! {
+    // SAFETY: does not return; nothing to clean up in a Wasm task.
+    unsafe { sys::task_exit(code) }
+}
+
+/// Starts a task from a Wasm binary on `core` (`None` = the kernel picks),
+/// passing it copies of `caps` (they appear as its handles 1, 2, ...).
+pub fn spawn(wasm: &[u8], name: &str, core: Option<u32>, caps: &[Handle]) -> Result<Handle, Status> {
+    let core = core.map_or(-1, |c| c as i32);
+    // SAFETY: every pointer/length pair describes a live slice; `Handle` is
+    // `repr(Rust)` around one i32, so the caps are read through a copy.
+    let raw = unsafe {
+        let mut ids = [0i32; 16];
+        let n = caps.len().min(ids.len());
+        for (slot, cap) in ids.iter_mut().zip(caps) {
+            *slot = cap.0;
+        }
+        sys::task_spawn(wasm.as_ptr(), wasm.len() as i32, name.as_ptr(), name.len() as i32, core, ids.as_ptr(), n as i32)
+    };
+    check(raw).map(Handle)
+}
+
+/// Reads a file of the boot bundle into `buf` (init only); returns its length.
+pub fn boot_file(name: &str, buf: &mut [u8]) -> Result<usize, Status> {
+    // SAFETY: both pointer/length pairs describe live slices.
+    let raw = unsafe { sys::boot_file(name.as_ptr(), name.len() as i32, buf.as_mut_ptr(), buf.len() as i32) };
+    check(raw).map(|n| n as usize)
+}
+
+#[cfg(target_arch = "wasm32")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("panic: {}", info.message());
+    exit(-1)
+}
