@@ -38,9 +38,6 @@ pub struct BootConfig {
 /// A named blob in the bundle.
 type Entry = (String, Vec<u8>);
 
-/// The demo started by `cargo xtask run` when no `--wasm` is given.
-const DEMO: &str = "servers/demo/token_ring.wat";
-
 impl BootConfig {
     pub fn run() -> Self {
         BootConfig { mode: Mode::Run, tests: None, wasm: Vec::new() }
@@ -49,9 +46,7 @@ impl BootConfig {
     /// Bundle entries: the demo, the test programs, the user's programs;
     /// and `boot.cfg`, whose `spawn=` starts the demo or the user's.
     fn entries(&self, root: &Path) -> Result<(String, Vec<Entry>)> {
-        let mut entries = vec![("init.wasm".to_owned(), servers(root)?)];
-        let demo = wat::parse_file(root.join(DEMO)).map_err(|e| anyhow::anyhow!("{DEMO}: {e}"))?;
-        entries.push(("token_ring.wasm".to_owned(), demo));
+        let mut entries = servers(root)?;
         for (name, _) in wasmos_tests::programs::ALL {
             entries.push((wasmos_tests::programs::bundle_name(name), wasmos_tests::programs::get(name)));
         }
@@ -104,11 +99,15 @@ fn kernel_with(root: &Path, profile: Profile, quiet: bool) -> Result<PathBuf> {
     Ok(root.join("target").join(KERNEL_TARGET).join(profile.dir()).join("wasmos-kernel"))
 }
 
-/// Builds the Wasm programs in `servers/` and returns the init task.
-pub fn servers(root: &Path) -> Result<Vec<u8>> {
+/// The programs `servers/` builds: (bundle name, file under the target dir).
+const PROGRAMS: &[(&str, &str)] = &[("init.wasm", "wasmos_init.wasm"), ("token_ring.wasm", "token_ring.wasm")];
+
+/// Builds the Wasm programs in `servers/` and returns them as bundle entries.
+pub fn servers(root: &Path) -> Result<Vec<Entry>> {
     let target_dir = root.join("target/servers");
     let status = cargo()
-        .args(["build", "--quiet", "--release", "--target", "wasm32-unknown-unknown", "--target-dir"])
+        .args(["build", "--quiet", "--release", "--target", "wasm32-unknown-unknown", "-p", "wasmos-init", "-p", "token-ring"])
+        .arg("--target-dir")
         .arg(&target_dir)
         .current_dir(root.join("servers"))
         .status()
@@ -116,8 +115,34 @@ pub fn servers(root: &Path) -> Result<Vec<u8>> {
     if !status.success() {
         bail!("building the Wasm programs in servers/ failed");
     }
-    let init = target_dir.join("wasm32-unknown-unknown/release/wasmos_init.wasm");
-    std::fs::read(&init).with_context(|| format!("cannot read {}", init.display()))
+    PROGRAMS
+        .iter()
+        .map(|(entry, file)| {
+            let path = target_dir.join("wasm32-unknown-unknown/release").join(file);
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            Ok((entry.to_string(), bytes))
+        })
+        .collect()
+}
+
+/// Where `servers()` puts a built program.
+pub fn program_path(root: &Path, file: &str) -> PathBuf {
+    root.join("target/servers/wasm32-unknown-unknown/release").join(file)
+}
+
+/// Builds the hosted runtime (`servers/hosted`) and returns its binary.
+pub fn hosted(root: &Path) -> Result<PathBuf> {
+    let target_dir = root.join("target/servers");
+    let status = cargo()
+        .args(["build", "--quiet", "--release", "-p", "wasmos-hosted", "--target-dir"])
+        .arg(&target_dir)
+        .current_dir(root.join("servers"))
+        .status()
+        .context("cannot run cargo for servers/hosted")?;
+    if !status.success() {
+        bail!("building the hosted runtime failed");
+    }
+    Ok(target_dir.join("release/wasmos-hosted"))
 }
 
 /// Writes the boot bundle for `config` and returns its path.

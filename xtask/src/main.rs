@@ -31,6 +31,20 @@ enum Command {
     Run(RunOpts),
     /// Run every test: host unit tests, then the QEMU boot suites.
     Test(TestOpts),
+    /// Run Wasm programs on Linux with the hosted runtime (same .wasm files).
+    Hosted(HostedOpts),
+}
+
+#[derive(Args)]
+struct HostedOpts {
+    /// Number of cores (OS threads).
+    #[arg(long, default_value_t = 4)]
+    cores: usize,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Programs: `file.wasm[@core|@all]` (default: the token ring on every core).
+    programs: Vec<String>,
 }
 
 #[derive(Args, Clone)]
@@ -142,6 +156,25 @@ fn run(cli: Cli) -> Result<()> {
             qemu::run_interactive(&root, &machine, opts.timeout)
         }
         Command::Test(opts) => test::run(&root, &opts),
+        Command::Hosted(opts) => {
+            prereq::toolchain()?;
+            build::servers(&root)?;
+            let binary = build::hosted(&root)?;
+            let mut programs = opts.programs.clone();
+            if programs.is_empty() {
+                programs.push(format!("{}@all", build::program_path(&root, "token_ring.wasm").display()));
+            }
+            let mut cmd = std::process::Command::new(binary);
+            cmd.arg("--cores").arg(opts.cores.to_string()).args(&programs);
+            if let Some(t) = opts.timeout {
+                cmd.arg("--timeout").arg(t.to_string());
+            }
+            let status = cmd.status()?;
+            if !status.success() {
+                anyhow::bail!("wasmos-hosted failed ({status})");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -53,13 +53,19 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
         .into_iter()
         .filter(|s| opts.suite.as_deref().is_none_or(|f| s.name.contains(f)))
         .collect();
-    if selected.is_empty() {
+    let run_hosted = opts.suite.as_deref().is_none_or(|f| "hosted".contains(f));
+    if selected.is_empty() && !run_hosted {
         bail!("no suite matches {:?}", opts.suite);
     }
-    println!("==> kernel build ({})", if opts.debug { "debug" } else { "release" });
-    build::kernel(root, profile)?;
+    if !selected.is_empty() {
+        println!("==> kernel build ({})", if opts.debug { "debug" } else { "release" });
+        build::kernel(root, profile)?;
+    }
     for suite in &selected {
         run_suite(root, suite, profile, &mut tally)?;
+    }
+    if run_hosted {
+        hosted_suite(root, &mut tally)?;
     }
     println!();
     if !tally.failures.is_empty() {
@@ -202,4 +208,38 @@ fn count_silently(tally: &mut Tally, check: &Check) {
         tally.failed += 1;
         tally.failures.push(check.name.clone());
     }
+}
+
+/// The hosted runtime on Linux, running the very .wasm files the kernel
+/// boots (token ring from `servers/`) and the shared test programs.
+fn hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
+    println!("==> suite hosted (Linux threads as cores)");
+    build::servers(root)?;
+    let binary = build::hosted(root)?;
+    let dir = build::out_dir(root).join("hosted");
+    std::fs::create_dir_all(&dir)?;
+    let write = |name: &str| -> Result<String> {
+        let path = dir.join(format!("{name}.wasm"));
+        std::fs::write(&path, wasmos_tests::programs::get(name))?;
+        Ok(path.display().to_string())
+    };
+    let token_ring = build::program_path(root, "token_ring.wasm").display().to_string();
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        ("hosted::token_ring_4_cores", vec![format!("{token_ring}@all")], "token ring: 1000 laps over 4 cores"),
+        ("hosted::ping_pong_cross_core", vec![format!("{}@1", write("echo_server")?), format!("{}@0", write("echo_client")?)], ""),
+        ("hosted::ping_pong_same_core", vec![format!("{}@2", write("echo_server")?), format!("{}@2", write("echo_client")?)], ""),
+    ];
+    for (name, programs, expect) in cases {
+        let out = Command::new(&binary).args(["--cores", "4", "--timeout", "60"]).args(&programs).output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let result = if !out.status.success() {
+            Err(format!("exit {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+        } else if !stdout.contains(expect) {
+            Err(format!("output lacks {expect:?}: {}", stdout.trim()))
+        } else {
+            Ok(None)
+        };
+        tally.record(name, &result);
+    }
+    Ok(())
 }

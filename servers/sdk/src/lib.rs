@@ -37,6 +37,15 @@ pub mod sys {
         pub fn time_now_ns() -> i64;
         pub fn sleep_ns(ns: i64) -> i32;
         pub fn boot_file(name: *const u8, name_len: i32, buf: *mut u8, cap: i32) -> i32;
+        pub fn ipc_send(handle: i32, msg: *const u8, len: i32) -> i32;
+        pub fn ipc_recv(from: i32, buf: *mut u8, cap: i32, info: *mut u8, timeout_ns: i64) -> i32;
+        pub fn ipc_call(handle: i32, msg: *const u8, len: i32, buf: *mut u8, cap: i32) -> i32;
+        pub fn ipc_reply(token: i32, msg: *const u8, len: i32) -> i32;
+        pub fn ipc_grant(handle: i32, granted: i32) -> i32;
+        pub fn notify(handle: i32, bits: i64) -> i32;
+        pub fn service_register(name: *const u8, len: i32, handle: i32) -> i32;
+        pub fn service_lookup(name: *const u8, len: i32) -> i32;
+        pub fn handle_close(handle: i32) -> i32;
     }
 }
 
@@ -65,6 +74,12 @@ pub struct LineBuffer {
 impl LineBuffer {
     pub const fn new() -> Self {
         LineBuffer { buf: [0; 512], len: 0 }
+    }
+
+    /// What has been written so far.
+    pub fn as_str(&self) -> &str {
+        // SAFETY: only whole UTF-8 strings are ever copied in.
+        unsafe { core::str::from_utf8_unchecked(&self.buf[..self.len]) }
     }
 
     pub fn flush(&mut self) {
@@ -155,6 +170,80 @@ pub fn boot_file(name: &str, buf: &mut [u8]) -> Result<usize, Status> {
     // SAFETY: both pointer/length pairs describe live slices.
     let raw = unsafe { sys::boot_file(name.as_ptr(), name.len() as i32, buf.as_mut_ptr(), buf.len() as i32) };
     check(raw).map(|n| n as usize)
+}
+
+/// Sends a one-way message (never blocks: `WouldBlock` when the target's
+/// queue is full).
+pub fn send(to: Handle, msg: &[u8]) -> Result<(), Status> {
+    // SAFETY: pointer and length describe `msg`.
+    check(unsafe { sys::ipc_send(to.0, msg.as_ptr(), msg.len() as i32) }).map(drop)
+}
+
+/// Waits for a message (from anyone, or from `from` only), at most
+/// `timeout_ns` (`None` = forever). Returns what arrived and its payload
+/// length in `buf`.
+pub fn recv(from: Option<Handle>, buf: &mut [u8], timeout_ns: Option<u64>) -> Result<(RecvInfo, usize), Status> {
+    let mut info = [0u8; RecvInfo::SIZE];
+    let from = from.map_or(abi::ANY, |h| h.0);
+    let timeout = timeout_ns.map_or(abi::FOREVER, |t| t.min(i64::MAX as u64) as i64);
+    // SAFETY: `buf` and `info` are live, writable and as long as passed.
+    let raw = unsafe { sys::ipc_recv(from, buf.as_mut_ptr(), buf.len() as i32, info.as_mut_ptr(), timeout) };
+    let len = check(raw)? as usize;
+    Ok((RecvInfo::from_bytes(&info), len))
+}
+
+/// Sends a request and waits for its reply, which lands in `reply`;
+/// returns the reply's length.
+pub fn call(to: Handle, msg: &[u8], reply: &mut [u8]) -> Result<usize, Status> {
+    // SAFETY: both pointer/length pairs describe live slices.
+    let raw = unsafe { sys::ipc_call(to.0, msg.as_ptr(), msg.len() as i32, reply.as_mut_ptr(), reply.len() as i32) };
+    check(raw).map(|n| n as usize)
+}
+
+/// Answers the call `info.reply_token` came from.
+pub fn reply(token: u32, msg: &[u8]) -> Result<(), Status> {
+    // SAFETY: pointer and length describe `msg`.
+    check(unsafe { sys::ipc_reply(token as i32, msg.as_ptr(), msg.len() as i32) }).map(drop)
+}
+
+/// ORs `bits` into the target's pending notifications.
+pub fn notify(to: Handle, bits: u64) -> Result<(), Status> {
+    // SAFETY: no memory access.
+    check(unsafe { sys::notify(to.0, bits as i64) }).map(drop)
+}
+
+/// Passes a copy of `cap` (which must carry the grant right) to `to`.
+pub fn grant(to: Handle, cap: Handle) -> Result<(), Status> {
+    // SAFETY: no memory access.
+    check(unsafe { sys::ipc_grant(to.0, cap.0) }).map(drop)
+}
+
+/// Registers `target` (or this task, for `None`) under `name`.
+pub fn register(name: &str, target: Option<Handle>) -> Result<(), Status> {
+    // SAFETY: pointer and length describe `name`.
+    check(unsafe { sys::service_register(name.as_ptr(), name.len() as i32, target.map_or(0, |h| h.0)) }).map(drop)
+}
+
+/// A send capability for the service registered under `name`.
+pub fn lookup(name: &str) -> Result<Handle, Status> {
+    // SAFETY: pointer and length describe `name`.
+    check(unsafe { sys::service_lookup(name.as_ptr(), name.len() as i32) }).map(Handle)
+}
+
+/// [`lookup`], retrying every millisecond until the service appears.
+pub fn lookup_wait(name: &str) -> Handle {
+    loop {
+        match lookup(name) {
+            Ok(h) => return h,
+            Err(_) => sleep_ns(1_000_000),
+        }
+    }
+}
+
+/// Drops a capability.
+pub fn close(h: Handle) -> Result<(), Status> {
+    // SAFETY: no memory access.
+    check(unsafe { sys::handle_close(h.0) }).map(drop)
 }
 
 #[cfg(target_arch = "wasm32")]
