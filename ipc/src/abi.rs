@@ -15,7 +15,7 @@
 //! | `ipc_reply(token, msg, len) -> st` | `(i32,i32,i32)->i32` | never |
 //! | `notify(h, bits) -> st` | `(i32,i64)->i32` | never; bits are OR-ed into the target's pending set |
 //! | `ipc_grant(h, cap_h) -> st` | `(i32,i32)->i32` | never; passes a copy of `cap_h` (needs GRANT) to `h`'s task |
-//! | `task_spawn(wasm, len, name, nlen, core, caps, ncaps) -> h` | `(i32×7)->i32` | no |
+//! | `task_spawn(wasm, len, argv, alen, core, caps, ncaps) -> h` | `(i32×7)->i32` | no; `argv` is NUL-separated, its first part the task's name (WASI programs see all of it) |
 //! | `task_exit(code)` | `(i32)->()` | does not return |
 //! | `service_register(name, nlen, h) -> st` | `(i32,i32,i32)->i32` | no |
 //! | `service_lookup(name, nlen) -> h` | `(i32,i32)->i32` | no |

@@ -10,6 +10,8 @@
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 use wasmos_bundle::Bundle;
 use wasmos_sched::{Config, CoreScheduler, Platform, Poll, System};
 use wasmos_smp::{clock, lapic, percpu, vectors};
@@ -17,9 +19,36 @@ use x86_64::instructions::interrupts;
 
 struct BareMetal {
     bundle: Option<Bundle<'static>>,
+    random: spin::Mutex<ChaCha20Rng>,
+}
+
+/// A seed from RDRAND when the CPU has it (KVM, real hardware), mixed with
+/// TSC readings either way. QEMU's default TCG CPU has no RDRAND; then the
+/// seed is only TSC timing jitter: fine for hash seeds and test data, not
+/// for secrets. (Stated in the WASI docs, `sched/src/wasi.rs`.)
+fn seed() -> [u8; 32] {
+    let has_rdrand = core::arch::x86_64::__cpuid(1).ecx & (1 << 30) != 0;
+    let mut seed = [0u8; 32];
+    for chunk in seed.chunks_exact_mut(8) {
+        let mut word = clock::rdtsc().rotate_left(17) ^ clock::now_ns();
+        if has_rdrand {
+            let mut r = 0u64;
+            // SAFETY: CPUID says RDRAND exists; it has no memory effects.
+            if unsafe { core::arch::x86_64::_rdrand64_step(&mut r) } == 1 {
+                word ^= r;
+            }
+        }
+        chunk.copy_from_slice(&word.to_le_bytes());
+        core::hint::spin_loop();
+    }
+    seed
 }
 
 impl Platform for BareMetal {
+    fn fill_random(&self, buf: &mut [u8]) {
+        self.random.lock().fill_bytes(buf);
+    }
+
     fn boot_file(&self, name: &str) -> Option<&[u8]> {
         self.bundle.and_then(|b| b.get(name))
     }
@@ -47,7 +76,8 @@ static SYSTEM: spin::Once<Arc<System>> = spin::Once::new();
 /// Creates the task system for `cores` cores. Runs once, on the BSP.
 /// `bundle` is what the init task may read with `boot_file`.
 pub fn init(cores: usize, config: Config, bundle: Option<Bundle<'static>>) -> &'static Arc<System> {
-    SYSTEM.call_once(|| Arc::new(System::new(cores, config, Box::new(BareMetal { bundle }))))
+    let random = spin::Mutex::new(ChaCha20Rng::from_seed(seed()));
+    SYSTEM.call_once(|| Arc::new(System::new(cores, config, Box::new(BareMetal { bundle, random }))))
 }
 
 /// Starts `init.wasm` from the bundle; init starts everything else.

@@ -45,7 +45,7 @@ pub(crate) struct CoreState {
     /// Envelopes that found another core's ring full and must not be lost
     /// (replies, exit reports); retried on every poll.
     pub outbox: VecDeque<(usize, Envelope)>,
-    pub linker: Rc<Linker<TaskData>>,
+    pub linker: Linker<TaskData>,
     pub sys: Arc<System>,
     /// This state's own cell, handed to each task's system calls.
     pub self_ref: Weak<RefCell<CoreState>>,
@@ -145,7 +145,23 @@ impl CoreState {
     /// Creates a task from a spawn request, on this core.
     fn instantiate(&mut self, request: SpawnRequest) {
         let sys = self.sys.clone();
-        let SpawnRequest { id, name, module, caps, parent, init } = request;
+        let SpawnRequest { id, name, module, caps, parent, init, args } = request;
+        let uses_wasi = module.imports().any(|i| i.module() == crate::wasi::MODULE);
+        if uses_wasi {
+            for import in module.imports().filter(|i| i.module() == crate::wasi::MODULE) {
+                if let Some(ty) = import.ty().func() {
+                    crate::wasi::define_missing(&mut self.linker, import.name(), ty);
+                }
+            }
+        }
+        let wasi = uses_wasi.then(|| {
+            let env = alloc::vec![
+                alloc::format!("WASMOS_CORE={}", self.core),
+                alloc::format!("WASMOS_CORES={}", sys.cores()),
+                alloc::format!("WASMOS_VERSION={}", env!("CARGO_PKG_VERSION")),
+            ];
+            crate::wasi::Wasi::new(args, env)
+        });
         let data = TaskData {
             id,
             name: name.clone(),
@@ -163,6 +179,7 @@ impl CoreState {
             next_call: 1,
             parent,
             init,
+            wasi,
         };
         let mut store = Store::new(&sys.engine, data);
         store.limiter(|d| &mut d.limits);
@@ -216,12 +233,12 @@ impl CoreState {
                 sys.orphan_exits.lock().insert(id, exit);
             }
         }
-        // Traps always; plain exits of tasks the kernel started (no parent
-        // to tell), so a user's program visibly ends.
+        // Every end is visible on the console: a user's program started by
+        // init shows its exit code, a killed task why.
         if exit.reason != ExitReason::Exited {
             let line = alloc::format!("killed: {} (exit code {})\n", exit.reason.name(), exit.code);
             sys.platform.console_write(self.core, &data.name, line.as_bytes());
-        } else if data.parent.is_none() {
+        } else {
             let line = alloc::format!("exited with code {}\n", exit.code);
             sys.platform.console_write(self.core, &data.name, line.as_bytes());
         }
@@ -284,7 +301,7 @@ impl CoreScheduler {
                 running: None,
                 deferred: Vec::new(),
                 outbox: VecDeque::new(),
-                linker: Rc::new(linker),
+                linker,
                 sys: sys.clone(),
                 self_ref: me.clone(),
             })

@@ -54,8 +54,8 @@ fn block<T>(caller: &mut Ctx, wait: Wait) -> Result<T, Error> {
     Err(Error::host(Blocked))
 }
 
-/// Longest service or task name, in bytes.
-const MAX_NAME: i32 = 64;
+/// Longest service name, or task argv (`task_spawn`), in bytes.
+const MAX_NAME: i32 = 1024;
 
 fn name_bytes(caller: &Ctx, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
     if len > MAX_NAME {
@@ -201,7 +201,10 @@ fn task_spawn(
 ) -> Result<i32, Error> {
     let r = (|| {
         let bytes = task::read_bytes(&caller, wasm, wasm_len)?;
-        let name = String::from_utf8_lossy(&name_bytes(&caller, name, name_len)?).into_owned();
+        // NUL-separated argv; the first part names the task.
+        let argv = name_bytes(&caller, name, name_len)?;
+        let args: Vec<String> = argv.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let name = args[0].clone();
         let ncaps = usize::try_from(ncaps).map_err(|_| Status::InvalidArgument)?;
         let cap_bytes = task::read_bytes(&caller, caps, (ncaps * 4) as i32)?;
         let granted = cap_bytes
@@ -217,7 +220,7 @@ fn task_spawn(
         let id = sys.ids.next();
         let handle = caller.data_mut().handles.insert(Cap { target: id, badge: 0, rights: Rights::ALL })?;
         let parent = Some((caller.data().id, handle));
-        let request = SpawnRequest { id, name, module, caps: granted, parent, init: false };
+        let request = SpawnRequest { id, name, module, caps: granted, parent, init: false, args };
         if let Err(e) = sys.start(core, request) {
             let _ = caller.data_mut().handles.remove(handle);
             return Err(e);
@@ -341,5 +344,6 @@ pub fn linker(engine: &Engine) -> Linker<TaskData> {
         l.func_wrap(m, "boot_file", boot_file).err(),
     ];
     assert!(r.iter().all(Option::is_none), "defining the wasmos module failed");
+    crate::wasi::define(&mut l);
     l
 }

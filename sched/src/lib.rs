@@ -7,6 +7,7 @@
 //! - [`task`]: one task's state (wasmi store, capability table, inbox,
 //!   what it waits for) and the copies between linear memories;
 //! - [`host`]: the `wasmos` import module, i.e. the system calls;
+//! - [`wasi`]: WASI preview 1 for unmodified `wasm32-wasip1` programs;
 //! - [`core`]: the per-core scheduler loop.
 //!
 //! # No kernel stack per task
@@ -34,6 +35,7 @@ pub mod host;
 pub mod platform;
 pub mod system;
 pub mod task;
+pub mod wasi;
 
 pub use crate::core::{CoreScheduler, Poll};
 pub use platform::Platform;

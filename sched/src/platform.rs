@@ -10,7 +10,11 @@ pub trait Platform: Send + Sync {
     fn wake_core(&self, core: usize);
     /// A task wrote to the console.
     fn console_write(&self, core: usize, task: &str, text: &[u8]);
-    /// A file of the boot bundle, for the init task (`boot_file`).
+    /// Fills `buf` with random bytes (WASI `random_get`). Implementations
+    /// say where their randomness comes from.
+    fn fill_random(&self, buf: &mut [u8]);
+    /// A file of the boot bundle, for the init task (`boot_file`) and the
+    /// read-only file tree WASI programs see (`files/...`).
     fn boot_file(&self, _name: &str) -> Option<&[u8]> {
         None
     }

@@ -68,6 +68,8 @@ pub(crate) struct SpawnRequest {
     pub parent: Option<(TaskId, i32)>,
     /// May read boot files (only the init task).
     pub init: bool,
+    /// argv for WASI programs (argv[0] is the name).
+    pub args: Vec<String>,
 }
 
 /// How a task ended, as recorded for tasks the kernel started itself.
@@ -178,7 +180,12 @@ impl System {
     /// imports is something we provide.
     pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Module, Status> {
         let module = Module::new(&self.engine, bytes).map_err(|_| Status::InvalidWasm)?;
-        let known = module.imports().all(|i| i.module() == wasmos_ipc::abi::MODULE && crate::host::provides(i.name()));
+        // Our own ABI by name; any WASI function (unimplemented ones get an
+        // ENOSYS stub at instantiation).
+        let known = module.imports().all(|i| {
+            (i.module() == wasmos_ipc::abi::MODULE && crate::host::provides(i.name()))
+                || (i.module() == crate::wasi::MODULE && i.ty().func().is_some())
+        });
         if known { Ok(module) } else { Err(Status::InvalidWasm) }
     }
 
@@ -206,11 +213,23 @@ impl System {
         self.spawn_with(bytes, "init", 0, true)
     }
 
+    /// Like [`System::spawn`] with arguments for a WASI program; the task
+    /// is named after `argv[0]`.
+    pub fn spawn_args(&self, bytes: &[u8], argv: &[&str], core_hint: i32) -> Result<TaskId, Status> {
+        let args: Vec<String> = argv.iter().map(|a| String::from(*a)).collect();
+        self.spawn_request(bytes, args, core_hint, false)
+    }
+
     fn spawn_with(&self, bytes: &[u8], name: &str, core_hint: i32, init: bool) -> Result<TaskId, Status> {
+        self.spawn_request(bytes, alloc::vec![String::from(name)], core_hint, init)
+    }
+
+    fn spawn_request(&self, bytes: &[u8], args: Vec<String>, core_hint: i32, init: bool) -> Result<TaskId, Status> {
         let module = self.compile(bytes)?;
         let core = self.choose_core(core_hint)?;
         let id = self.ids.next();
-        self.start(core, SpawnRequest { id, name: name.into(), module, caps: Vec::new(), parent: None, init })?;
+        let name = args.first().cloned().unwrap_or_else(|| "task".into());
+        self.start(core, SpawnRequest { id, name, module, caps: Vec::new(), parent: None, init, args })?;
         Ok(id)
     }
 

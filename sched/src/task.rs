@@ -87,6 +87,8 @@ pub struct TaskData {
     pub(crate) parent: Option<(TaskId, i32)>,
     /// The init task may read boot files.
     pub(crate) init: bool,
+    /// WASI state, for tasks whose module imports `wasi_snapshot_preview1`.
+    pub(crate) wasi: Option<crate::wasi::Wasi>,
 }
 
 /// Where a task's Wasm execution stands.

@@ -33,6 +33,8 @@ pub struct BootConfig {
     pub tests: Option<String>,
     /// The user's own Wasm programs (`--wasm`), started in run mode.
     pub wasm: Vec<PathBuf>,
+    /// Their arguments (`-- a b c`).
+    pub args: Vec<String>,
 }
 
 /// A named blob in the bundle.
@@ -40,7 +42,7 @@ type Entry = (String, Vec<u8>);
 
 impl BootConfig {
     pub fn run() -> Self {
-        BootConfig { mode: Mode::Run, tests: None, wasm: Vec::new() }
+        BootConfig { mode: Mode::Run, tests: None, wasm: Vec::new(), args: Vec::new() }
     }
 
     /// Bundle entries: the demo, the test programs, the user's programs;
@@ -49,6 +51,14 @@ impl BootConfig {
         let mut entries = servers(root)?;
         for (name, _) in wasmos_tests::programs::ALL {
             entries.push((wasmos_tests::programs::bundle_name(name), wasmos_tests::programs::get(name)));
+        }
+        let wasi = wasi_check(root)?;
+        entries.push(("test/wasi_check.wasm".into(), std::fs::read(&wasi)?));
+        let data = wasi_files(root).join("data");
+        for file in std::fs::read_dir(&data).with_context(|| format!("cannot list {}", data.display()))? {
+            let file = file?;
+            let name = file.file_name().into_string().map_err(|_| anyhow::anyhow!("non-UTF-8 file name"))?;
+            entries.push((format!("files/data/{name}"), std::fs::read(file.path())?));
         }
         let mut spawn = Vec::new();
         for path in &self.wasm {
@@ -62,6 +72,11 @@ impl BootConfig {
             spawn.push("token_ring.wasm@all".into());
         }
         let mut cfg = format!("mode={}\nspawn={}\n", self.mode.name(), spawn.join(","));
+        if !self.args.is_empty() {
+            for program in self.wasm.iter().zip(&spawn).map(|(_, s)| s) {
+                cfg.push_str(&format!("args.{program}={}\n", self.args.join(" ")));
+            }
+        }
         if let Some(t) = &self.tests {
             cfg.push_str(&format!("tests={t}\n"));
         }
@@ -123,6 +138,28 @@ pub fn servers(root: &Path) -> Result<Vec<Entry>> {
             Ok((entry.to_string(), bytes))
         })
         .collect()
+}
+
+/// Builds `tests/wasi-check` (a Rust std program, for wasm32-wasip1,
+/// built exactly as a user would) and returns its path.
+pub fn wasi_check(root: &Path) -> Result<PathBuf> {
+    let target_dir = root.join("target/wasi");
+    let status = cargo()
+        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1", "--target-dir"])
+        .arg(&target_dir)
+        .current_dir(root.join("tests/wasi-check"))
+        .status()
+        .context("cannot run cargo for tests/wasi-check")?;
+    if !status.success() {
+        bail!("building tests/wasi-check failed");
+    }
+    Ok(target_dir.join("wasm32-wasip1/release/wasi-check.wasm"))
+}
+
+/// The read-only file tree WASI programs see: `tests/wasi-check/data`,
+/// bundled as `files/data/...`.
+pub fn wasi_files(root: &Path) -> PathBuf {
+    root.join("tests/wasi-check")
 }
 
 /// Where `servers()` puts a built program.

@@ -107,6 +107,9 @@ struct RunOpts {
     /// It must export `_start` and import only from the `wasmos` module.
     #[arg(long, value_name = "FILE")]
     wasm: Vec<PathBuf>,
+    /// Arguments for the `--wasm` programs (after `--`; no spaces inside one).
+    #[arg(last = true)]
+    args: Vec<String>,
 }
 
 #[derive(Args)]
@@ -144,7 +147,7 @@ fn run(cli: Cli) -> Result<()> {
             prereq::toolchain()?;
             prereq::qemu(opts.build.uefi)?;
             let wasm = opts.wasm.iter().map(std::path::absolute).collect::<std::io::Result<Vec<_>>>()?;
-            let config = build::BootConfig { mode: opts.mode, tests: opts.tests.clone(), wasm };
+            let config = build::BootConfig { mode: opts.mode, tests: opts.tests.clone(), wasm, args: opts.args.clone() };
             let image = build::image(&root, &opts.build, &config)?;
             let machine = qemu::Machine {
                 image,

@@ -151,7 +151,7 @@ fn run_suite(root: &Path, suite: &Suite, profile: Profile, tally: &mut Tally) ->
         "fault-demo" => Mode::FaultDemo,
         _ => Mode::Test,
     };
-    let image = build::image_named(root, suite.name, profile, uefi, &BootConfig { mode, tests: None, wasm: Vec::new() })?;
+    let image = build::image_named(root, suite.name, profile, uefi, &BootConfig { mode, tests: None, wasm: Vec::new(), args: Vec::new() })?;
     let machine = Machine { image, uefi, smp: suite.smp, mem: "512M".into(), accel: Accel::Tcg };
     println!("==> suite {} ({})", suite.name, machine.describe());
     let dir = build::out_dir(root).join(suite.name);
@@ -224,22 +224,50 @@ fn hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
         Ok(path.display().to_string())
     };
     let token_ring = build::program_path(root, "token_ring.wasm").display().to_string();
-    let cases: Vec<(&str, Vec<String>, &str)> = vec![
-        ("hosted::token_ring_4_cores", vec![format!("{token_ring}@all")], "token ring: 1000 laps over 4 cores"),
-        ("hosted::ping_pong_cross_core", vec![format!("{}@1", write("echo_server")?), format!("{}@0", write("echo_client")?)], ""),
-        ("hosted::ping_pong_same_core", vec![format!("{}@2", write("echo_server")?), format!("{}@2", write("echo_client")?)], ""),
+    let wasi = build::wasi_check(root)?.display().to_string();
+    let files = build::wasi_files(root).display().to_string();
+    // (check, arguments, expected exit code, text the output must contain)
+    let cases: Vec<(&str, Vec<String>, i32, &str)> = vec![
+        ("hosted::token_ring_4_cores", vec![format!("{token_ring}@all")], 0, "token ring: 1000 laps over 4 cores"),
+        ("hosted::ping_pong_cross_core", vec![format!("{}@1", write("echo_server")?), format!("{}@0", write("echo_client")?)], 0, ""),
+        ("hosted::ping_pong_same_core", vec![format!("{}@2", write("echo_server")?), format!("{}@2", write("echo_client")?)], 0, ""),
+        ("hosted::wasi_std_program", vec!["--files".into(), files, wasi, "--".into(), "hello-arg".into()], 42, "sock_accept: ENOSYS"),
     ];
-    for (name, programs, expect) in cases {
-        let out = Command::new(&binary).args(["--cores", "4", "--timeout", "60"]).args(&programs).output()?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let result = if !out.status.success() {
-            Err(format!("exit {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+    let mut wasi_output = String::new();
+    for (name, args, code, expect) in cases {
+        let out = Command::new(&binary).args(["--cores", "4", "--timeout", "60"]).args(&args).output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let result = if out.status.code() != Some(code) {
+            Err(format!("exit {} (expected {code}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
         } else if !stdout.contains(expect) {
             Err(format!("output lacks {expect:?}: {}", stdout.trim()))
         } else {
             Ok(None)
         };
+        if name.ends_with("wasi_std_program") {
+            wasi_output = stdout;
+        }
         tally.record(name, &result);
+    }
+    // The same program's output in QEMU (from the bios-smp8 suite's log)
+    // must match line for line.
+    let qemu_log = build::out_dir(root).join("bios-smp8/serial.log");
+    if let Ok(log) = std::fs::read(&qemu_log) {
+        let lines = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.contains("task wasi-check] "))
+                .filter_map(|l| l.split_once("task wasi-check] ").map(|(_, rest)| rest.to_owned()))
+                .collect()
+        };
+        let (qemu, hosted) = (lines(&String::from_utf8_lossy(&log)), lines(&wasi_output));
+        let result = if qemu.is_empty() {
+            Err("the bios-smp8 log has no wasi-check output".to_owned())
+        } else if qemu != hosted {
+            Err(format!("QEMU printed {qemu:?}, hosted printed {hosted:?}"))
+        } else {
+            Ok(None)
+        };
+        tally.record("hosted::wasi_output_matches_qemu", &result);
     }
     Ok(())
 }

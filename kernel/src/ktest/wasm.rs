@@ -23,6 +23,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "wasm::caller_of_dead_server_told", run: caller_of_dead_server_told },
     Test { name: "wasm::capability_denied", run: capability_denied },
     Test { name: "wasm::init_starts_listed_programs", run: init_starts_listed_programs },
+    Test { name: "wasi::std_program", run: wasi_std_program },
 ];
 
 const SECONDS: u64 = 1_000_000_000;
@@ -172,5 +173,18 @@ fn init_starts_listed_programs(ctx: &mut Ctx) -> TestResult {
     let sys = ctx.sys.clone();
     let drained = ctx.sched.run_until(120 * SECONDS, || sys.task_count() == before, |s| crate::tasks::idle(&sys, s));
     ensure!(drained, "{} tasks still running after the token ring should have finished", ctx.sys.task_count() - before);
+    Ok(())
+}
+
+/// An unmodified Rust std program built for wasm32-wasip1
+/// (`tests/wasi-check`): it checks arguments, environment, a bundled file,
+/// sleep, clocks, randomness and an unimplemented call (ENOSYS), and
+/// exits 42 when all pass. Its output is compared with the hosted run by
+/// `cargo xtask test`.
+fn wasi_std_program(ctx: &mut Ctx) -> TestResult {
+    let bytes = ctx.bundle.and_then(|b| b.get("test/wasi_check.wasm")).ok_or("wasi_check.wasm missing")?;
+    let id = ctx.sys.spawn_args(bytes, &["wasi-check", "hello-arg"], last_core(ctx)).map_err(|e| format!("spawn: {}", e.name()))?;
+    let exits = wait(ctx, &[id], 60);
+    ensure!(exits == [exited(42)], "wasi_check ended {exits:?} (see its output in the log)");
     Ok(())
 }

@@ -29,7 +29,17 @@ impl Platform for TestPlatform {
         self.console.lock().unwrap().push((core, task.into(), String::from_utf8_lossy(text).into()));
     }
     fn boot_file(&self, name: &str) -> Option<&[u8]> {
-        (name == "motd").then_some(b"hello".as_slice())
+        match name {
+            "motd" => Some(b"hello"),
+            "files/data/hello.txt" => Some(b"file contents from the bundle\n"),
+            _ => None,
+        }
+    }
+    fn fill_random(&self, buf: &mut [u8]) {
+        // Deterministic for tests; the kernel and hosted runtime use real sources.
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+        }
     }
 }
 
@@ -53,6 +63,9 @@ pub fn system(cores: usize, config: Config) -> (Arc<System>, Arc<TestPlatform>) 
         }
         fn boot_file(&self, name: &str) -> Option<&[u8]> {
             self.0.boot_file(name)
+        }
+        fn fill_random(&self, buf: &mut [u8]) {
+            self.0.fill_random(buf)
         }
     }
     let sys = Arc::new(System::new(cores, config, Box::new(Shared(platform.clone()))));

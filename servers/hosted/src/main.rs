@@ -8,16 +8,21 @@
 //! ```text
 //! wasmos-hosted [--cores N] [--timeout SECS] prog.wasm[@core|@all] ...
 //! ```
-//! Exits when every started task has ended (status 0 if all exited with
-//! code 0), or after `--timeout`.
+//! Exits when every started task has ended, with the first non-zero exit
+//! code among them (like a shell running one program: `wasmos-hosted
+//! prog.wasm` exits with prog's code; a killed task counts as 101), or
+//! with 0 after `--timeout`.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use wasmos_ipc::abi::ExitReason;
 use wasmos_ipc::ids::TaskId;
 use wasmos_sched::{Config, CoreScheduler, Platform, Poll, System};
 
@@ -30,9 +35,16 @@ struct Cli {
     /// Stop after this many seconds.
     #[arg(long)]
     timeout: Option<u64>,
+    /// Directory whose files WASI programs see, read-only, under `/`
+    /// (the kernel serves the boot bundle's `files/` the same way).
+    #[arg(long)]
+    files: Option<PathBuf>,
     /// Programs to start: `file.wasm` (any core), `file.wasm@3`, `file.wasm@all`.
     #[arg(required = true)]
     programs: Vec<String>,
+    /// Arguments for every program (after `--`); argv[0] is its name.
+    #[arg(last = true)]
+    args: Vec<String>,
 }
 
 /// Linux as a WasmOS platform.
@@ -40,9 +52,36 @@ struct Linux {
     start: Instant,
     /// Per core: "wake up" flag + condvar (the IPI).
     wake: Vec<(Mutex<bool>, Condvar)>,
+    /// `files/<path>` -> contents, loaded from `--files` at start.
+    files: HashMap<String, Vec<u8>>,
+}
+
+/// Loads every regular file below `dir` as `files/<relative path>`.
+fn load_files(dir: &Path, prefix: &str, out: &mut HashMap<String, Vec<u8>>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry?;
+        let name = format!("{prefix}/{}", entry.file_name().to_string_lossy());
+        if entry.file_type()?.is_dir() {
+            load_files(&entry.path(), &name, out)?;
+        } else {
+            out.insert(name, std::fs::read(entry.path())?);
+        }
+    }
+    Ok(())
 }
 
 impl Platform for Linux {
+    fn boot_file(&self, name: &str) -> Option<&[u8]> {
+        self.files.get(name).map(Vec::as_slice)
+    }
+
+    /// The kernel's randomness, on Linux: /dev/urandom.
+    fn fill_random(&self, buf: &mut [u8]) {
+        use std::io::Read;
+        let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf)).is_ok();
+        assert!(ok, "/dev/urandom unreadable");
+    }
+
     fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
@@ -79,14 +118,28 @@ fn idle(sys: &System, linux: &Linux, core: usize, deadline: Option<u64>) {
     sys.woke(core);
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("wasmos-hosted: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
     if cli.cores == 0 || cli.cores > 256 {
         bail!("--cores must be 1..=256");
+    }
+    let mut files = HashMap::new();
+    if let Some(dir) = &cli.files {
+        load_files(dir, "files", &mut files)?;
     }
     let linux = Arc::new(Linux {
         start: Instant::now(),
         wake: (0..cli.cores).map(|_| (Mutex::new(false), Condvar::new())).collect(),
+        files,
     });
     struct Shared(Arc<Linux>);
     impl Platform for Shared {
@@ -98,6 +151,12 @@ fn main() -> Result<()> {
         }
         fn console_write(&self, core: usize, task: &str, text: &[u8]) {
             self.0.console_write(core, task, text)
+        }
+        fn boot_file(&self, name: &str) -> Option<&[u8]> {
+            self.0.boot_file(name)
+        }
+        fn fill_random(&self, buf: &mut [u8]) {
+            self.0.fill_random(buf)
         }
     }
     let sys = Arc::new(System::new(cli.cores, Config::default(), Box::new(Shared(linux.clone()))));
@@ -113,8 +172,10 @@ fn main() -> Result<()> {
             "all" => (0..cli.cores as i32).collect(),
             n => vec![n.parse().with_context(|| format!("bad core in {item}"))?],
         };
+        let mut argv = vec![name.as_str()];
+        argv.extend(cli.args.iter().map(String::as_str));
         for core in cores {
-            let id = sys.spawn(&bytes, &name, core).map_err(|e| anyhow::anyhow!("{file}: {}", e.name()))?;
+            let id = sys.spawn_args(&bytes, &argv, core).map_err(|e| anyhow::anyhow!("{file}: {}", e.name()))?;
             started.push((name.clone(), id));
         }
     }
@@ -149,15 +210,12 @@ fn main() -> Result<()> {
     }
     if !finished {
         println!("wasmos-hosted: stopped after {} s", cli.timeout.unwrap_or(0));
-        return Ok(());
+        return Ok(0);
     }
-    let failed: Vec<String> = started
+    let code = started
         .iter()
-        .filter_map(|(name, id)| sys.exit_of(*id).filter(|e| e.code != 0).map(|e| format!("{name}: {} ({})", e.code, e.reason.name())))
-        .collect();
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        bail!("tasks failed: {}", failed.join(", "))
-    }
+        .filter_map(|(_, id)| sys.exit_of(*id))
+        .map(|e| if e.reason == ExitReason::Exited { e.code as u8 } else { 101 })
+        .find(|c| *c != 0);
+    Ok(code.unwrap_or(0))
 }

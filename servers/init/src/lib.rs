@@ -7,7 +7,8 @@
 //! ```
 //!
 //! `name.wasm` runs on a core the kernel picks, `@k` on core k, `@all` one
-//! copy per core.
+//! copy per core. `args.name.wasm=a b c` gives a program its arguments
+//! (separated by spaces; WASI programs see them as argv).
 
 #![no_std]
 
@@ -52,7 +53,17 @@ pub extern "C" fn _start() {
         };
         let name = file.trim_end_matches(".wasm");
         let wasm = &buffers.program[..len];
-        let mut start = |core: Option<u32>| match os::spawn(wasm, name, core, &[]) {
+        // `args.<file>=a b c`: the program's arguments (argv[0] is its name).
+        let key = Key(file);
+        let args = config.lines().rev().find_map(|l| key.value_in(l)).unwrap_or("");
+        let mut argv = [""; 32];
+        argv[0] = name;
+        let mut argc = 1;
+        for arg in args.split_whitespace().take(argv.len() - 1) {
+            argv[argc] = arg;
+            argc += 1;
+        }
+        let mut start = |core: Option<u32>| match os::spawn_args(wasm, &argv[..argc], core, &[]) {
             Ok(_) => println!("started {name} on {}", Placement(core)),
             Err(e) => {
                 println!("cannot start {name} on {}: {}", Placement(core), e.name());
@@ -72,6 +83,16 @@ pub extern "C" fn _start() {
         }
     }
     os::exit(failures)
+}
+
+/// The `args.<file>=` key of boot.cfg.
+struct Key<'a>(&'a str);
+
+impl<'a> Key<'a> {
+    fn value_in<'l>(&self, line: &'l str) -> Option<&'l str> {
+        let rest = line.trim().strip_prefix("args.")?.strip_prefix(self.0)?;
+        rest.strip_prefix('=')
+    }
 }
 
 struct Placement(Option<u32>);

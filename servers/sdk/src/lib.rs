@@ -165,6 +165,25 @@ pub fn spawn(wasm: &[u8], name: &str, core: Option<u32>, caps: &[Handle]) -> Res
     check(raw).map(Handle)
 }
 
+/// Like [`spawn`], with arguments (a WASI program sees `argv`; the first
+/// element names the task). At most 1024 bytes of arguments.
+pub fn spawn_args(wasm: &[u8], argv: &[&str], core: Option<u32>, caps: &[Handle]) -> Result<Handle, Status> {
+    let mut blob = [0u8; 1024];
+    let mut len = 0;
+    for (i, arg) in argv.iter().enumerate() {
+        let sep = usize::from(i > 0);
+        if len + sep + arg.len() > blob.len() {
+            return Err(Status::TooLarge);
+        }
+        len += sep;
+        blob[len..len + arg.len()].copy_from_slice(arg.as_bytes());
+        len += arg.len();
+    }
+    // SAFETY: the blob is argv joined by NULs; it is not read as a `str`
+    // beyond being passed as bytes.
+    spawn(wasm, unsafe { core::str::from_utf8_unchecked(&blob[..len]) }, core, caps)
+}
+
 /// Reads a file of the boot bundle into `buf` (init only); returns its length.
 pub fn boot_file(name: &str, buf: &mut [u8]) -> Result<usize, Status> {
     // SAFETY: both pointer/length pairs describe live slices.
