@@ -7,7 +7,6 @@
 //! The announce-then-halt order, with interrupts off in between, is the
 //! race-free protocol described in `ipc/src/ring.rs`.
 
-use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
@@ -77,7 +76,7 @@ static SYSTEM: spin::Once<Arc<System>> = spin::Once::new();
 /// `bundle` is what the init task may read with `boot_file`.
 pub fn init(cores: usize, config: Config, bundle: Option<Bundle<'static>>) -> &'static Arc<System> {
     let random = spin::Mutex::new(ChaCha20Rng::from_seed(seed()));
-    SYSTEM.call_once(|| Arc::new(System::new(cores, config, Box::new(BareMetal { bundle, random }))))
+    SYSTEM.call_once(|| Arc::new(System::new(cores, config, Arc::new(BareMetal { bundle, random }))))
 }
 
 /// Starts `init.wasm` from the bundle; init starts everything else.

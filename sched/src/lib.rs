@@ -8,7 +8,9 @@
 //!   what it waits for) and the copies between linear memories;
 //! - [`host`]: the `wasmos` import module, i.e. the system calls;
 //! - [`wasi`]: WASI preview 1 for unmodified `wasm32-wasip1` programs;
-//! - [`core`]: the per-core scheduler loop.
+//! - [`core`]: the per-core scheduler loop;
+//! - `threads` (feature `std`): cores as OS threads, for the hosted
+//!   runtime and the tests.
 //!
 //! # No kernel stack per task
 //! A system call that has to wait (receive on an empty inbox, call waiting
@@ -26,7 +28,7 @@
 //! reach every *other* task on the core (to deliver a message, say) without
 //! aliasing its store.
 
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 
 extern crate alloc;
 
@@ -35,6 +37,8 @@ pub mod host;
 pub mod platform;
 pub mod system;
 pub mod task;
+#[cfg(feature = "std")]
+pub mod threads;
 pub mod wasi;
 
 pub use crate::core::{CoreScheduler, Poll};

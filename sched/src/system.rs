@@ -7,6 +7,7 @@
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -88,7 +89,7 @@ pub struct CoreStats {
 }
 
 pub struct System {
-    pub(crate) platform: Box<dyn Platform>,
+    pub(crate) platform: Arc<dyn Platform>,
     pub(crate) engine: Engine,
     pub(crate) config: Config,
     pub(crate) rings: Vec<Mailbox<Envelope>>,
@@ -103,7 +104,7 @@ pub struct System {
 }
 
 impl System {
-    pub fn new(cores: usize, config: Config, platform: Box<dyn Platform>) -> System {
+    pub fn new(cores: usize, config: Config, platform: Arc<dyn Platform>) -> System {
         let mut wasm = wasmi::Config::default();
         wasm.consume_fuel(true);
         wasm.set_max_recursion_depth(config.max_recursion_depth);

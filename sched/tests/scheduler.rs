@@ -79,10 +79,10 @@ fn fuel_preempts_a_loop_without_system_calls() {
     let (sys, platform) = system(1, Config { fuel_slice: 10_000, ..Config::default() });
     let spinner = sys.spawn(&program("spinner"), "spin", 0).unwrap();
     let quick = sys.spawn(&program("quick"), "quick", 0).unwrap();
-    let mut cores = common::Cores::start(&sys, &platform, &[0]);
-    assert_eq!(cores.wait(&[quick], 30), [exited(5)]);
+    let mut cores = common::cores(&sys, &platform, &[0]);
+    assert_eq!(cores.wait(&[quick], 30_000_000_000), [exited(5)]);
     assert_eq!(sys.exit_of(spinner), None, "the quick task must finish while the spinner still spins");
-    assert_eq!(cores.wait(&[spinner], 60), [exited(3)]);
+    assert_eq!(cores.wait(&[spinner], 60_000_000_000), [exited(3)]);
 }
 
 /// A parent spawns `child` (embedded as bytes) and exits with the reason
@@ -201,7 +201,7 @@ fn a_full_ring_pushes_back_with_would_block() {
         wb = Status::WouldBlock.code()
     );
     let id = sys.spawn(&wasm(&body), "flood-remote", 0).unwrap();
-    let exits = common::Cores::start(&sys, &platform, &[0]).wait(&[id], 10);
+    let exits = common::cores(&sys, &platform, &[0]).wait(&[id], 10_000_000_000);
     assert_eq!(exits, [exited(15)]);
     assert_eq!(sys.ring_counters(1).1, 2, "two refused pushes, nothing dropped");
 }
@@ -324,4 +324,44 @@ fn boot_files_are_for_init_only() {
     let init = sys.spawn_init(&wasm(&body(true))).unwrap();
     let other = sys.spawn(&wasm(&body(false)), "other", 0).unwrap();
     assert_eq!(run(&sys, &platform, &[init, other], 10), [exited(0), exited(0)]);
+}
+
+/// A WASI module: prints through fd_write, reads argv, opens a bundled
+/// file, gets ENOSYS from an unimplemented call, and exits via proc_exit.
+#[test]
+fn wasi_preview1_basics() {
+    let (sys, platform) = system(1, Config::default());
+    let module = wat::parse_str(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "sock_shutdown" (func $nosys (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 0) "hi from wasi\n")
+          (data (i32.const 64) "data/hello.txt")
+          (func (export "_start")
+            ;; iovec at 16: (0, 13)
+            (i32.store (i32.const 16) (i32.const 0))
+            (i32.store (i32.const 20) (i32.const 13))
+            (if (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)) (then (call $exit (i32.const 1))))
+            (if (i32.ne (i32.load (i32.const 24)) (i32.const 13)) (then (call $exit (i32.const 2))))
+            (drop (call $args_sizes (i32.const 32) (i32.const 36)))
+            (if (i32.ne (i32.load (i32.const 32)) (i32.const 2)) (then (call $exit (i32.const 3))))
+            (if (call $open (i32.const 3) (i32.const 0) (i32.const 64) (i32.const 14) (i32.const 0) (i64.const -1) (i64.const -1) (i32.const 0) (i32.const 40))
+              (then (call $exit (i32.const 4))))
+            ;; read 4 bytes of the file into 128
+            (i32.store (i32.const 48) (i32.const 128))
+            (i32.store (i32.const 52) (i32.const 4))
+            (if (call $fd_read (i32.load (i32.const 40)) (i32.const 48) (i32.const 1) (i32.const 56)) (then (call $exit (i32.const 5))))
+            (if (i32.ne (i32.load (i32.const 128)) (i32.const 0x656c6966)) (then (call $exit (i32.const 6)))) ;; "file"
+            (if (i32.ne (call $nosys (i32.const 0) (i32.const 0)) (i32.const 52)) (then (call $exit (i32.const 7))))
+            (call $exit (i32.const 9))))"#,
+    )
+    .unwrap();
+    let id = sys.spawn_args(&module, &["w", "arg"], 0).unwrap();
+    assert_eq!(run(&sys, &platform, &[id], 10), [exited(9)]);
+    assert!(platform.console.lock().unwrap().iter().any(|(_, task, text)| task == "w" && text == "hi from wasi\n"));
 }

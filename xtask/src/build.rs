@@ -117,19 +117,28 @@ fn kernel_with(root: &Path, profile: Profile, quiet: bool) -> Result<PathBuf> {
 /// The programs `servers/` builds: (bundle name, file under the target dir).
 const PROGRAMS: &[(&str, &str)] = &[("init.wasm", "wasmos_init.wasm"), ("token_ring.wasm", "token_ring.wasm")];
 
-/// Builds the Wasm programs in `servers/` and returns them as bundle entries.
-pub fn servers(root: &Path) -> Result<Vec<Entry>> {
-    let target_dir = root.join("target/servers");
+/// `cargo build --quiet --release <args> --target-dir target/<target_dir>`
+/// in `dir` (a workspace of its own); returns the target directory.
+fn release_build(root: &Path, dir: &str, args: &[&str], target_dir: &str) -> Result<PathBuf> {
+    let target_dir = root.join("target").join(target_dir);
     let status = cargo()
-        .args(["build", "--quiet", "--release", "--target", "wasm32-unknown-unknown", "-p", "wasmos-init", "-p", "token-ring"])
+        .args(["build", "--quiet", "--release"])
+        .args(args)
         .arg("--target-dir")
         .arg(&target_dir)
-        .current_dir(root.join("servers"))
+        .current_dir(root.join(dir))
         .status()
-        .context("cannot run cargo for servers/")?;
+        .with_context(|| format!("cannot run cargo in {dir}"))?;
     if !status.success() {
-        bail!("building the Wasm programs in servers/ failed");
+        bail!("building {dir} ({}) failed", args.join(" "));
     }
+    Ok(target_dir)
+}
+
+/// Builds the Wasm programs in `servers/` and returns them as bundle entries.
+pub fn servers(root: &Path) -> Result<Vec<Entry>> {
+    let target_dir =
+        release_build(root, "servers", &["--target", "wasm32-unknown-unknown", "-p", "wasmos-init", "-p", "token-ring"], "servers")?;
     PROGRAMS
         .iter()
         .map(|(entry, file)| {
@@ -143,16 +152,7 @@ pub fn servers(root: &Path) -> Result<Vec<Entry>> {
 /// Builds `tests/wasi-check` (a Rust std program, for wasm32-wasip1,
 /// built exactly as a user would) and returns its path.
 pub fn wasi_check(root: &Path) -> Result<PathBuf> {
-    let target_dir = root.join("target/wasi");
-    let status = cargo()
-        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip1", "--target-dir"])
-        .arg(&target_dir)
-        .current_dir(root.join("tests/wasi-check"))
-        .status()
-        .context("cannot run cargo for tests/wasi-check")?;
-    if !status.success() {
-        bail!("building tests/wasi-check failed");
-    }
+    let target_dir = release_build(root, "tests/wasi-check", &["--target", "wasm32-wasip1"], "wasi")?;
     Ok(target_dir.join("wasm32-wasip1/release/wasi-check.wasm"))
 }
 
@@ -169,17 +169,7 @@ pub fn program_path(root: &Path, file: &str) -> PathBuf {
 
 /// Builds the hosted runtime (`servers/hosted`) and returns its binary.
 pub fn hosted(root: &Path) -> Result<PathBuf> {
-    let target_dir = root.join("target/servers");
-    let status = cargo()
-        .args(["build", "--quiet", "--release", "-p", "wasmos-hosted", "--target-dir"])
-        .arg(&target_dir)
-        .current_dir(root.join("servers"))
-        .status()
-        .context("cannot run cargo for servers/hosted")?;
-    if !status.success() {
-        bail!("building the hosted runtime failed");
-    }
-    Ok(target_dir.join("release/wasmos-hosted"))
+    Ok(release_build(root, "servers", &["-p", "wasmos-hosted"], "servers")?.join("release/wasmos-hosted"))
 }
 
 /// Writes the boot bundle for `config` and returns its path.

@@ -28,6 +28,9 @@ static mut BUFFERS: Buffers = Buffers { config: [0; 4096], program: [0; MAX_PROG
 pub extern "C" fn _start() {
     // SAFETY: a Wasm task is single-threaded and `_start` runs once, so
     // this is the only reference to the buffers.
+    // (`&raw mut` then a reborrow: a direct `&mut BUFFERS` is rejected for
+    // `static mut` in edition 2024.)
+    #[allow(clippy::deref_addrof)]
     let buffers = unsafe { &mut *(&raw mut BUFFERS) };
     let config = match os::boot_file("boot.cfg", &mut buffers.config) {
         Ok(n) => core::str::from_utf8(&buffers.config[..n]).unwrap_or(""),
