@@ -120,7 +120,11 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
         );
     }
 
-    let sys = tasks::init(wasmos_smp::percpu::count(), config.scheduler(), config.bundle);
+    // Wasm linear memory may use half of the kernel heap's limit, so that
+    // tasks together can never starve the kernel's own allocations.
+    let mut sched_config = config.scheduler();
+    sched_config.total_memory_bytes = (heap.limit_bytes / 2) as usize;
+    let sys = tasks::init(wasmos_smp::percpu::count(), sched_config, config.bundle);
 
     match config.mode {
         Mode::Run => {

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::sync::atomic::Ordering;
 
-use wasmi::{Linker, ResumableCall, Store, StoreLimitsBuilder, TrapCode};
+use wasmi::{Linker, ResumableCall, Store, TrapCode};
 use wasmos_ipc::abi::{ExitReason, RecvInfo, Status, INBOX_CAPACITY};
 use wasmos_ipc::caps::HandleTable;
 use wasmos_ipc::ids::TaskId;
@@ -101,7 +101,13 @@ impl CoreState {
                 };
                 match item {
                     Incoming::Notification { bits } => task.data_mut().notifications |= bits,
-                    item => task.data_mut().inbox.push_back(item),
+                    item => {
+                        if let Incoming::ChildExit { .. } = item {
+                            let data = task.data_mut();
+                            data.children = data.children.saturating_sub(1);
+                        }
+                        task.data_mut().inbox.push_back(item)
+                    }
                 }
                 sys.stats[self.core].delivered.fetch_add(1, Ordering::Relaxed);
                 self.wake_receiver(to);
@@ -169,7 +175,8 @@ impl CoreState {
             system: sys.clone(),
             state: self.self_ref.upgrade().expect("the core state outlives its tasks"),
             memory: None,
-            limits: StoreLimitsBuilder::new().memory_size(sys.config.max_memory_bytes).build(),
+            limits: crate::quota::MemoryBudget::new(sys.config.max_memory_bytes, 100_000, sys.memory.clone()),
+            children: 0,
             handles: HandleTable::new(sys.config.max_handles),
             inbox: VecDeque::new(),
             notifications: 0,

@@ -212,7 +212,7 @@ fn task_spawn(
             .map(|b| caller.data().handles.get(i32::from_le_bytes([b[0], b[1], b[2], b[3]]), Rights::GRANT))
             .collect::<Result<Vec<Cap>, Status>>()?;
         let sys = caller.data().system.clone();
-        if granted.len() > sys.config.max_handles {
+        if granted.len() > sys.config.max_handles || caller.data().children >= sys.config.max_children {
             return Err(Status::QuotaExceeded);
         }
         let module = sys.compile(&bytes)?;
@@ -225,6 +225,7 @@ fn task_spawn(
             let _ = caller.data_mut().handles.remove(handle);
             return Err(e);
         }
+        caller.data_mut().children += 1;
         Ok(handle)
     })();
     code(r)

@@ -4,6 +4,7 @@
 //!   the TSC, the serial port) and the hosted runtime (threads, condvars);
 //! - [`system`]: what all cores share: the Wasm engine, one inbox ring per
 //!   core, the directory of live tasks, the name service, counters;
+//! - [`quota`]: memory budgets per task and for all tasks together;
 //! - [`task`]: one task's state (wasmi store, capability table, inbox,
 //!   what it waits for) and the copies between linear memories;
 //! - [`host`]: the `wasmos` import module, i.e. the system calls;
@@ -35,6 +36,7 @@ extern crate alloc;
 pub mod core;
 pub mod host;
 pub mod platform;
+pub mod quota;
 pub mod system;
 pub mod task;
 #[cfg(feature = "std")]

@@ -35,6 +35,12 @@ pub struct Config {
     pub ring_capacity: usize,
     /// Wasm call-stack depth before a task traps with a stack overflow.
     pub max_recursion_depth: usize,
+    /// Linear memory all tasks together may hold (protects the kernel heap).
+    pub total_memory_bytes: usize,
+    /// Live tasks in the whole system.
+    pub max_tasks: usize,
+    /// Live children one task may have.
+    pub max_children: u32,
 }
 
 impl Default for Config {
@@ -45,6 +51,9 @@ impl Default for Config {
             max_handles: 1024,
             ring_capacity: 1024,
             max_recursion_depth: 1024,
+            total_memory_bytes: 64 << 20,
+            max_tasks: 512,
+            max_children: 64,
         }
     }
 }
@@ -100,6 +109,7 @@ pub struct System {
     /// Exits of tasks started by the kernel (no parent task to tell).
     pub(crate) orphan_exits: Mutex<BTreeMap<TaskId, TaskExit>>,
     pub(crate) stats: Vec<CoreStats>,
+    pub(crate) memory: Arc<crate::quota::SharedBudget>,
     next_core: AtomicUsize,
 }
 
@@ -112,12 +122,13 @@ impl System {
             platform,
             engine: Engine::new(&wasm),
             rings: (0..cores).map(|_| Mailbox::new(config.ring_capacity)).collect(),
-            config,
+            config: config.clone(),
             ids: TaskIdAllocator::new(),
             directory: Mutex::new(BTreeMap::new()),
             services: Mutex::new(BTreeMap::new()),
             orphan_exits: Mutex::new(BTreeMap::new()),
             stats: (0..cores).map(|_| CoreStats::default()).collect(),
+            memory: Arc::new(crate::quota::SharedBudget::new(config.total_memory_bytes)),
             next_core: AtomicUsize::new(0),
         }
     }
@@ -157,6 +168,11 @@ impl System {
     /// The core a live task runs on.
     pub fn core_of(&self, id: TaskId) -> Option<usize> {
         self.directory.lock().get(&id).copied()
+    }
+
+    /// Bytes of linear memory all tasks hold now.
+    pub fn memory_in_use(&self) -> usize {
+        self.memory.used()
     }
 
     pub fn task_count(&self) -> usize {
@@ -237,7 +253,13 @@ impl System {
     /// Registers the task in the directory and sends it to its core.
     pub(crate) fn start(&self, core: usize, request: SpawnRequest) -> Result<(), Status> {
         let id = request.id;
-        self.directory.lock().insert(id, core);
+        {
+            let mut directory = self.directory.lock();
+            if directory.len() >= self.config.max_tasks {
+                return Err(Status::QuotaExceeded);
+            }
+            directory.insert(id, core);
+        }
         if self.post(core, Envelope::Spawn(Box::new(request))).is_err() {
             self.directory.lock().remove(&id);
             return Err(Status::WouldBlock);

@@ -8,7 +8,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use wasmi::{AsContext, AsContextMut, Func, Memory, ResumableCallHostTrap, ResumableCallOutOfFuel, Store, StoreLimits};
+use wasmi::{AsContext, AsContextMut, Func, Memory, ResumableCallHostTrap, ResumableCallOutOfFuel, Store};
 use wasmos_ipc::abi::{Kind, RecvInfo, Status};
 use wasmos_ipc::caps::{Cap, HandleTable};
 use wasmos_ipc::ids::TaskId;
@@ -73,7 +73,9 @@ pub struct TaskData {
     pub(crate) system: Arc<System>,
     pub(crate) state: Rc<RefCell<CoreState>>,
     pub(crate) memory: Option<Memory>,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: crate::quota::MemoryBudget,
+    /// Live children (spawned, exit not yet delivered).
+    pub(crate) children: u32,
     pub(crate) handles: HandleTable,
     pub(crate) inbox: VecDeque<Incoming>,
     pub(crate) notifications: u64,

@@ -365,3 +365,26 @@ fn wasi_preview1_basics() {
     assert_eq!(run(&sys, &platform, &[id], 10), [exited(9)]);
     assert!(platform.console.lock().unwrap().iter().any(|(_, task, text)| task == "w" && text == "hi from wasi\n"));
 }
+
+#[test]
+fn a_spawn_bomb_is_stopped_at_its_quota() {
+    let (sys, platform) = system(2, Config { max_children: 8, ..Config::default() });
+    let bomb = sys.spawn(&program("spawn_bomb"), "bomb", 0).unwrap();
+    let client = sys.spawn(&program("echo_client"), "client", 1).unwrap();
+    let server = sys.spawn(&program("echo_server"), "echo", 1).unwrap();
+    assert_eq!(run(&sys, &platform, &[bomb, client, server], 30), [exited(8), exited(0), exited(0)]);
+}
+
+#[test]
+fn memory_hogs_share_one_budget_and_give_it_back() {
+    // 4 MiB per task, 10 MiB for everyone: three hogs cannot all get 4.
+    let config = Config { max_memory_bytes: 4 << 20, total_memory_bytes: 10 << 20, ..Config::default() };
+    let (sys, platform) = system(2, config);
+    let hogs: Vec<_> = (0..3).map(|i| sys.spawn(&program("memory_hog"), "hog", i % 2).unwrap()).collect();
+    let exits = run(&sys, &platform, &hogs, 30);
+    let pages: Vec<i32> = exits.iter().map(|e| e.expect("hog finished").code).collect();
+    assert!(pages.iter().all(|p| *p >= 1 && *p <= 64), "{pages:?}");
+    assert!(pages.iter().sum::<i32>() * 65536 <= 10 << 20, "budget exceeded: {pages:?}");
+    assert!(pages.iter().sum::<i32>() * 65536 > 8 << 20, "budget not used: {pages:?}");
+    assert_eq!(sys.memory_in_use(), 0, "memory not returned after exit");
+}

@@ -27,6 +27,9 @@ programs!(
     "fault_oob",
     "fault_divzero",
     "fault_recursion",
+    "memory_hog",
+    "sleeper",
+    "spawn_bomb",
 );
 
 /// Assembles `(module <prelude> <body>)`.
@@ -34,9 +37,15 @@ pub fn module(body: &str) -> Vec<u8> {
     wat::parse_str(format!("(module {PRELUDE} {body})")).unwrap_or_else(|e| panic!("test program does not assemble: {e}"))
 }
 
-/// The assembled program `name`.
+/// The assembled program `name`. `spawn_bomb` gets `sleeper` embedded as
+/// the child it spawns (`$CHILD_BYTES`, `$CHILD_LEN`).
 pub fn get(name: &str) -> Vec<u8> {
     let body = ALL.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no test program {name}")).1;
+    if body.contains("$CHILD_BYTES") {
+        let child = get("sleeper");
+        let escaped: String = child.iter().map(|b| format!("\\{b:02x}")).collect();
+        return module(&body.replace("$CHILD_BYTES", &escaped).replace("$CHILD_LEN", &child.len().to_string()));
+    }
     module(body)
 }
 

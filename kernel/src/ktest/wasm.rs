@@ -24,6 +24,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "wasm::capability_denied", run: capability_denied },
     Test { name: "wasm::init_starts_listed_programs", run: init_starts_listed_programs },
     Test { name: "wasi::std_program", run: wasi_std_program },
+    Test { name: "hostile::spawn_bomb_stopped", run: spawn_bomb_stopped },
+    Test { name: "hostile::memory_hogs_share_budget", run: memory_hogs_share_budget },
 ];
 
 const SECONDS: u64 = 1_000_000_000;
@@ -187,4 +189,40 @@ fn wasi_std_program(ctx: &mut Ctx) -> TestResult {
     let exits = wait(ctx, &[id], 60);
     ensure!(exits == [exited(42)], "wasi_check ended {exits:?} (see its output in the log)");
     Ok(())
+}
+
+/// A task spawning without end is refused at its quota (QUOTA_EXCEEDED),
+/// while a healthy client/server pair keeps working.
+fn spawn_bomb_stopped(ctx: &mut Ctx) -> TestResult {
+    let limit = ctx.sys.config().max_children as i32;
+    let bomb = spawn(ctx, "spawn_bomb", 0)?;
+    let server = spawn(ctx, "echo_server", last_core(ctx))?;
+    let client = spawn(ctx, "echo_client", 0)?;
+    let exits = wait(ctx, &[bomb, client, server], 120);
+    ensure!(exits[0] == exited(limit), "bomb ended {:?}, expected {limit} children then QUOTA_EXCEEDED", exits[0]);
+    ensure!(exits[1..] == [exited(0), exited(0)], "healthy pair ended {:?}", &exits[1..]);
+    Ok(())
+}
+
+/// One memory hog per core, each allowed 16 MiB, together bounded by the
+/// shared budget (half the kernel heap): the kernel survives, the budget
+/// holds, and every byte comes back when they exit.
+fn memory_hogs_share_budget(ctx: &mut Ctx) -> TestResult {
+    let budget = ctx.sys.config().total_memory_bytes;
+    let cores = ctx.sys.cores() as i32;
+    let mut ids = Vec::new();
+    for core in 0..cores {
+        ids.push(spawn(ctx, "memory_hog", core)?);
+    }
+    let exits = wait(ctx, &ids, 120);
+    let mut total = 0usize;
+    for (core, exit) in exits.iter().enumerate() {
+        let pages = exit.filter(|e| e.reason == ExitReason::Exited).map(|e| e.code).ok_or(format!("hog {core}: {exit:?}"))?;
+        ensure!(pages >= 1, "hog {core} got no memory");
+        total += pages as usize * 65536;
+    }
+    ensure!(total <= budget, "hogs held {total} bytes, budget {budget}");
+    ensure!(ctx.sys.memory_in_use() == 0, "{} bytes not returned", ctx.sys.memory_in_use());
+    crate::kprintln!("  memory hogs: {} MiB held together, budget {} MiB", total >> 20, budget >> 20);
+    echo_pair(ctx, 0, last_core(ctx))
 }
