@@ -439,6 +439,10 @@ fn run_slice(sys: &System, task: &mut Task) -> Result<(), TaskExit> {
             if call.host_error().downcast_ref::<Blocked>().is_none() {
                 return Err(exit_of_error(call.host_error()));
             }
+            if task.data().wait.is_none() {
+                // A yield: resumes with success when its turn comes again.
+                task.resume_with = 0;
+            }
             task.exec = Some(Exec::HostTrap(call));
             Ok(())
         }

@@ -15,7 +15,7 @@
 //! | `path_open`, `fd_read`, `fd_seek`, `fd_tell`, `fd_close`, `fd_filestat_get`, `fd_fdstat_get` | read-only files from the boot bundle (`files/<path>`) |
 //! | `clock_time_get`, `clock_res_get` | monotonic and realtime both count from boot (no RTC yet) |
 //! | `random_get` | the platform's generator (see [`crate::Platform::fill_random`]) |
-//! | `sched_yield` | returns at once |
+//! | `sched_yield` | the task goes to the back of its core's ready queue |
 //! | `poll_oneoff` | clock subscriptions: sleeps until the earliest (relative or absolute) |
 //! | `proc_exit` | ends the task with the code |
 
@@ -344,8 +344,10 @@ fn random_get(mut c: Ctx, buf: i32, len: i32) -> Result<i32, Error> {
     errno(r)
 }
 
+/// Gives the core to the next ready task: suspends without a wait, so the
+/// scheduler puts this task at the back of the ready queue.
 fn sched_yield(_: Ctx) -> Result<i32, Error> {
-    Ok(SUCCESS)
+    Err(Error::host(Blocked))
 }
 
 fn proc_exit(_: Ctx, code: i32) -> Result<(), Error> {

@@ -32,6 +32,8 @@ fn main() {
     println!("sleep: at least 20 ms");
     assert!(SystemTime::now().duration_since(UNIX_EPOCH).is_ok());
     println!("clock: works");
+    std::thread::yield_now();
+    println!("yield: back");
 
     let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
     // SAFETY: both buffers are 16 writable bytes.
