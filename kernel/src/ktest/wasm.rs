@@ -239,7 +239,9 @@ fn memory_hogs_share_budget(ctx: &mut Ctx) -> TestResult {
     }
     ensure!(peak <= budget, "peak {peak} bytes over the budget {budget}");
     ensure!(pages.iter().any(|p| *p < per_task_pages), "no hog was held back by the shared budget: {pages:?}");
-    ensure!(ctx.sys.memory_in_use() == before, "{} bytes not returned", ctx.sys.memory_in_use() - before);
+    // (Other tests' tasks may end meanwhile, so "no more than before".)
+    let after = ctx.sys.memory_in_use();
+    ensure!(after <= before, "{} bytes not returned", after - before);
     crate::kprintln!("  memory hogs: peak {} MiB of a {} MiB budget; pages {pages:?}", peak >> 20, budget >> 20);
     echo_pair(ctx, 0, last_core(ctx))
 }
