@@ -290,6 +290,22 @@ pub struct CoreScheduler {
     state: Rc<RefCell<CoreState>>,
 }
 
+/// Tasks hold a handle on their core's state (for their system calls),
+/// and the state holds the tasks: a cycle. A scheduler that goes away (the
+/// hosted runtime at exit, tests; never the kernel's) breaks it by dropping
+/// its remaining tasks, or their memory would leak.
+impl Drop for CoreScheduler {
+    fn drop(&mut self) {
+        let tasks = core::mem::take(&mut self.state.borrow_mut().tasks);
+        let mut directory = self.sys.directory.lock();
+        for id in tasks.keys() {
+            directory.remove(id);
+        }
+        drop(directory);
+        drop(tasks);
+    }
+}
+
 /// Ring envelopes handled per poll before running a task, so a flood from
 /// other cores cannot starve this core's tasks.
 const DRAIN_BATCH: usize = 256;

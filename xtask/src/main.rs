@@ -7,6 +7,7 @@
 //! [`test`] (host unit tests, then the QEMU suites from `wasmos-tests`).
 
 mod build;
+mod fuzz;
 mod prereq;
 mod qemu;
 mod test;
@@ -33,6 +34,18 @@ enum Command {
     Test(TestOpts),
     /// Run Wasm programs on Linux with the hosted runtime (same .wasm files).
     Hosted(HostedOpts),
+    /// Fuzz the bundle reader, the result channel, the Wasm loader and the
+    /// system calls (cargo-fuzz; needs nightly).
+    Fuzz(FuzzOpts),
+}
+
+#[derive(Args)]
+struct FuzzOpts {
+    /// Seconds per target.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Targets to run (default: all).
+    targets: Vec<String>,
 }
 
 #[derive(Args)]
@@ -159,6 +172,24 @@ fn run(cli: Cli) -> Result<()> {
             qemu::run_interactive(&root, &machine, opts.timeout)
         }
         Command::Test(opts) => test::run(&root, &opts),
+        Command::Fuzz(opts) => {
+            fuzz::prerequisites()?;
+            fuzz::build(&root)?;
+            let targets: Vec<&str> =
+                if opts.targets.is_empty() { fuzz::TARGETS.to_vec() } else { opts.targets.iter().map(String::as_str).collect() };
+            let mut found = 0;
+            for target in targets {
+                println!("==> fuzz {target} for {} s", opts.seconds);
+                if let Some(report) = fuzz::run(&root, target, opts.seconds)? {
+                    println!("{report}");
+                    found += 1;
+                }
+            }
+            if found > 0 {
+                anyhow::bail!("{found} target(s) found a crash (inputs in target/fuzz/artifacts)");
+            }
+            Ok(())
+        }
         Command::Hosted(opts) => {
             prereq::toolchain()?;
             build::servers(&root)?;

@@ -54,7 +54,7 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
         .filter(|s| opts.suite.as_deref().is_none_or(|f| s.name.contains(f)))
         .collect();
     let run_hosted = opts.suite.as_deref().is_none_or(|f| "hosted".contains(f));
-    if selected.is_empty() && !run_hosted {
+    if selected.is_empty() && !run_hosted && !opts.suite.as_deref().is_some_and(|f| "fuzz".contains(f)) {
         bail!("no suite matches {:?}", opts.suite);
     }
     if !selected.is_empty() {
@@ -66,6 +66,9 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     }
     if run_hosted {
         hosted_suite(root, &mut tally)?;
+    }
+    if opts.suite.as_deref().is_none_or(|f| "fuzz".contains(f)) {
+        fuzz_suite(root, &mut tally)?;
     }
     println!();
     if !tally.failures.is_empty() {
@@ -268,6 +271,23 @@ fn hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
             Ok(None)
         };
         tally.record("hosted::wasi_output_matches_qemu", &result);
+    }
+    Ok(())
+}
+
+/// Every fuzz target for a short, bounded time (`cargo xtask fuzz` runs
+/// longer). A target counts as passed when libFuzzer finds no crash.
+fn fuzz_suite(root: &Path, tally: &mut Tally) -> Result<()> {
+    const SECONDS: u64 = 10;
+    println!("==> suite fuzz ({SECONDS} s per target; building them takes ~90 s the first time)");
+    crate::fuzz::prerequisites()?;
+    crate::fuzz::build(root)?;
+    for target in crate::fuzz::TARGETS {
+        let result = match crate::fuzz::run(root, target, SECONDS)? {
+            None => Ok(None),
+            Some(report) => Err(format!("crash found (inputs in target/fuzz/artifacts/{target}):\n{report}")),
+        };
+        tally.record(&format!("fuzz::{target}"), &result);
     }
     Ok(())
 }
