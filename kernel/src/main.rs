@@ -78,7 +78,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     let mem = memory::init(boot_info);
     cpu::init_this_core(0);
     let config = boot_config::BootConfig::from_boot_info(boot_info);
-    if config.mode == Mode::Test {
+    if matches!(config.mode, Mode::Test | Mode::Soak) {
         // Announce the result channel as early as possible, so that even a
         // failure during SMP bring-up is attributed to this run.
         result!("WASMOS-RESULTS 1");
@@ -110,7 +110,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     kprintln!("  bundle   : {} entries", config.bundle.map_or(0, |b| b.len()));
     kprintln!("");
 
-    if config.mode == Mode::Test {
+    if matches!(config.mode, Mode::Test | Mode::Soak) {
         result!(
             "boot cpus_found={} cpus_online={} mem_mib={} firmware={}",
             system.cpus_found,
@@ -146,6 +146,16 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
             })
         }
         Mode::FaultDemo => fault_demo(),
+        Mode::Soak => {
+            let mut ctx = ktest::Ctx {
+                sys: sys.clone(),
+                sched: wasmos_sched::CoreScheduler::new(sys.clone(), 0),
+                bundle: config.bundle,
+            };
+            let seconds = config.config().get("soak_seconds").and_then(|s| s.parse().ok()).unwrap_or(60);
+            let ok = ktest::soak::run(&mut ctx, seconds);
+            qemu::exit(if ok { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })
+        }
     }
 }
 

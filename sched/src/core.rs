@@ -218,6 +218,7 @@ impl CoreState {
         let data = task.data_mut();
         let id = data.id;
         sys.directory.lock().remove(&id);
+        sys.reaped.fetch_add(1, Ordering::Relaxed);
         sys.services.lock().retain(|_, cap| cap.target != id);
         if let Some(deadline) = data.wait.and_then(|w| w.deadline()) {
             self.sleepers.remove(&(deadline, id));
@@ -237,7 +238,11 @@ impl CoreState {
                 item: Incoming::ChildExit { child_handle: handle, bits: RecvInfo::exit_bits(exit.code, exit.reason) },
             }),
             None => {
-                sys.orphan_exits.lock().insert(id, exit);
+                let mut exits = sys.orphan_exits.lock();
+                exits.insert(id, exit);
+                if exits.len() > crate::system::REMEMBERED_EXITS {
+                    exits.pop_first();
+                }
             }
         }
         // Every end is visible on the console: a user's program started by
@@ -297,6 +302,7 @@ pub struct CoreScheduler {
 impl Drop for CoreScheduler {
     fn drop(&mut self) {
         let tasks = core::mem::take(&mut self.state.borrow_mut().tasks);
+        self.sys.reaped.fetch_add(tasks.len() as u64, Ordering::Relaxed);
         let mut directory = self.sys.directory.lock();
         for id in tasks.keys() {
             directory.remove(id);

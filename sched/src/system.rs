@@ -21,6 +21,18 @@ use wasmos_ipc::ring::{Mailbox, Wake};
 use crate::platform::Platform;
 use crate::task::Incoming;
 
+/// Distinct compiled modules kept for reuse.
+pub const MODULE_CACHE: usize = 128;
+
+/// Exits of kernel-started tasks remembered for [`System::exit_of`] (the
+/// oldest are forgotten first).
+pub const REMEMBERED_EXITS: usize = 4096;
+
+/// FNV-1a, to find cached modules quickly (a hit is confirmed byte by byte).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// Tunables, with the defaults the kernel uses.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -110,6 +122,11 @@ pub struct System {
     pub(crate) orphan_exits: Mutex<BTreeMap<TaskId, TaskExit>>,
     pub(crate) stats: Vec<CoreStats>,
     pub(crate) memory: Arc<crate::quota::SharedBudget>,
+    /// Compiled modules by content (hash, bytes, module).
+    modules: Mutex<Vec<(u64, Box<[u8]>, Module)>>,
+    /// Tasks ever accepted for start, and tasks ever ended.
+    pub(crate) spawned: AtomicU64,
+    pub(crate) reaped: AtomicU64,
     next_core: AtomicUsize,
 }
 
@@ -129,6 +146,9 @@ impl System {
             orphan_exits: Mutex::new(BTreeMap::new()),
             stats: (0..cores).map(|_| CoreStats::default()).collect(),
             memory: Arc::new(crate::quota::SharedBudget::new(config.total_memory_bytes)),
+            modules: Mutex::new(Vec::new()),
+            spawned: AtomicU64::new(0),
+            reaped: AtomicU64::new(0),
             next_core: AtomicUsize::new(0),
         }
     }
@@ -170,6 +190,12 @@ impl System {
         self.directory.lock().get(&id).copied()
     }
 
+    /// Tasks ever started and tasks ever ended (leak checks: once the system
+    /// is quiet, the difference is the number of live tasks).
+    pub fn lifetime_counts(&self) -> (u64, u64) {
+        (self.spawned.load(Ordering::Relaxed), self.reaped.load(Ordering::Relaxed))
+    }
+
     /// Bytes of linear memory all tasks hold now.
     pub fn memory_in_use(&self) -> usize {
         self.memory.used()
@@ -195,7 +221,19 @@ impl System {
 
     /// Validates and compiles a Wasm binary, and checks that everything it
     /// imports is something we provide.
+    ///
+    /// Compiled modules are cached by content: wasmi's engine keeps every
+    /// compiled function for as long as the engine lives (its code map is
+    /// append-only), so compiling the same binary for each spawn would leak
+    /// (found by the soak). With the cache, memory grows only with the number
+    /// of *distinct* binaries, bounded by [`MODULE_CACHE`] for the cache
+    /// itself; an endless stream of distinct binaries still grows the
+    /// engine (recycling engines is future work, see ARCHITECTURE.md).
     pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Module, Status> {
+        let hash = fnv1a(bytes);
+        if let Some((_, _, module)) = self.modules.lock().iter().find(|(h, b, _)| *h == hash && **b == *bytes) {
+            return Ok(module.clone());
+        }
         let module = Module::new(&self.engine, bytes).map_err(|_| Status::InvalidWasm)?;
         // Our own ABI by name; any WASI function (unimplemented ones get an
         // ENOSYS stub at instantiation).
@@ -203,7 +241,15 @@ impl System {
             (i.module() == wasmos_ipc::abi::MODULE && crate::host::provides(i.name()))
                 || (i.module() == crate::wasi::MODULE && i.ty().func().is_some())
         });
-        if known { Ok(module) } else { Err(Status::InvalidWasm) }
+        if !known {
+            return Err(Status::InvalidWasm);
+        }
+        let mut cache = self.modules.lock();
+        if cache.len() >= MODULE_CACHE {
+            cache.remove(0);
+        }
+        cache.push((hash, bytes.into(), module.clone()));
+        Ok(module)
     }
 
     /// Sends an envelope to another core's ring, waking it if it sleeps.
@@ -260,8 +306,10 @@ impl System {
             }
             directory.insert(id, core);
         }
+        self.spawned.fetch_add(1, Ordering::Relaxed);
         if self.post(core, Envelope::Spawn(Box::new(request))).is_err() {
             self.directory.lock().remove(&id);
+            self.spawned.fetch_sub(1, Ordering::Relaxed);
             return Err(Status::WouldBlock);
         }
         Ok(())

@@ -8,4 +8,5 @@
 
 pub mod programs;
 pub mod protocol;
+pub mod soak;
 pub mod suites;

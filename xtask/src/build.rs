@@ -35,6 +35,8 @@ pub struct BootConfig {
     pub wasm: Vec<PathBuf>,
     /// Their arguments (`-- a b c`).
     pub args: Vec<String>,
+    /// How long a soak runs (`mode=soak`).
+    pub soak_seconds: Option<u64>,
 }
 
 /// A named blob in the bundle.
@@ -42,7 +44,7 @@ type Entry = (String, Vec<u8>);
 
 impl BootConfig {
     pub fn run() -> Self {
-        BootConfig { mode: Mode::Run, tests: None, wasm: Vec::new(), args: Vec::new() }
+        BootConfig { mode: Mode::Run, tests: None, wasm: Vec::new(), args: Vec::new(), soak_seconds: None }
     }
 
     /// Bundle entries: the demo, the test programs, the user's programs;
@@ -79,6 +81,9 @@ impl BootConfig {
         }
         if let Some(t) = &self.tests {
             cfg.push_str(&format!("tests={t}\n"));
+        }
+        if let Some(s) = self.soak_seconds {
+            cfg.push_str(&format!("soak_seconds={s}\n"));
         }
         Ok((cfg, entries))
     }

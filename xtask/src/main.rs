@@ -10,6 +10,7 @@ mod build;
 mod fuzz;
 mod prereq;
 mod qemu;
+mod soak;
 mod test;
 
 use std::path::PathBuf;
@@ -34,9 +35,21 @@ enum Command {
     Test(TestOpts),
     /// Run Wasm programs on Linux with the hosted runtime (same .wasm files).
     Hosted(HostedOpts),
+    /// Run a mixed workload on every core for a while and check nothing leaks.
+    Soak(SoakOpts),
     /// Fuzz the bundle reader, the result channel, the Wasm loader and the
     /// system calls (cargo-fuzz; needs nightly).
     Fuzz(FuzzOpts),
+}
+
+#[derive(Args)]
+struct SoakOpts {
+    /// How long to run.
+    #[arg(long, default_value_t = 10)]
+    minutes: u64,
+    /// Number of cores.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    smp: u32,
 }
 
 #[derive(Args)]
@@ -160,7 +173,8 @@ fn run(cli: Cli) -> Result<()> {
             prereq::toolchain()?;
             prereq::qemu(opts.build.uefi)?;
             let wasm = opts.wasm.iter().map(std::path::absolute).collect::<std::io::Result<Vec<_>>>()?;
-            let config = build::BootConfig { mode: opts.mode, tests: opts.tests.clone(), wasm, args: opts.args.clone() };
+            let config =
+                build::BootConfig { mode: opts.mode, tests: opts.tests.clone(), wasm, args: opts.args.clone(), soak_seconds: None };
             let image = build::image(&root, &opts.build, &config)?;
             let machine = qemu::Machine {
                 image,
@@ -172,6 +186,22 @@ fn run(cli: Cli) -> Result<()> {
             qemu::run_interactive(&root, &machine, opts.timeout)
         }
         Command::Test(opts) => test::run(&root, &opts),
+        Command::Soak(opts) => {
+            prereq::toolchain()?;
+            prereq::qemu(false)?;
+            let checks = soak::run(&root, opts.minutes * 60, opts.smp)?;
+            let failed: Vec<&str> = checks.iter().filter(|c| !c.passed()).map(|c| c.name.as_str()).collect();
+            for c in &checks {
+                match &c.result {
+                    Ok(_) => println!("  ok    {}", c.name),
+                    Err(why) => println!("  FAIL  {}: {why}", c.name),
+                }
+            }
+            if !failed.is_empty() {
+                anyhow::bail!("soak failed: {}", failed.join(", "));
+            }
+            Ok(())
+        }
         Command::Fuzz(opts) => {
             fuzz::prerequisites()?;
             fuzz::build(&root)?;

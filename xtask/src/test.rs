@@ -54,7 +54,8 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
         .filter(|s| opts.suite.as_deref().is_none_or(|f| s.name.contains(f)))
         .collect();
     let run_hosted = opts.suite.as_deref().is_none_or(|f| "hosted".contains(f));
-    if selected.is_empty() && !run_hosted && !opts.suite.as_deref().is_some_and(|f| "fuzz".contains(f)) {
+    let other = opts.suite.as_deref().is_some_and(|f| "fuzz".contains(f) || "soak".contains(f));
+    if selected.is_empty() && !run_hosted && !other {
         bail!("no suite matches {:?}", opts.suite);
     }
     if !selected.is_empty() {
@@ -66,6 +67,12 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     }
     if run_hosted {
         hosted_suite(root, &mut tally)?;
+    }
+    if opts.suite.as_deref().is_none_or(|f| "soak".contains(f)) {
+        // A short soak; `cargo xtask soak --minutes N` runs longer.
+        for check in crate::soak::run(root, 90, 8)? {
+            tally.record(&check.name, &check.result);
+        }
     }
     if opts.suite.as_deref().is_none_or(|f| "fuzz".contains(f)) {
         fuzz_suite(root, &mut tally)?;
@@ -154,7 +161,7 @@ fn run_suite(root: &Path, suite: &Suite, profile: Profile, tally: &mut Tally) ->
         "fault-demo" => Mode::FaultDemo,
         _ => Mode::Test,
     };
-    let image = build::image_named(root, suite.name, profile, uefi, &BootConfig { mode, tests: None, wasm: Vec::new(), args: Vec::new() })?;
+    let image = build::image_named(root, suite.name, profile, uefi, &BootConfig { mode, tests: None, wasm: Vec::new(), args: Vec::new(), soak_seconds: None })?;
     let machine = Machine { image, uefi, smp: suite.smp, mem: "512M".into(), accel: Accel::Tcg };
     println!("==> suite {} ({})", suite.name, machine.describe());
     let dir = build::out_dir(root).join(suite.name);

@@ -126,16 +126,19 @@ pub enum Mode {
     Test,
     /// Take a page fault on purpose to show the exception report.
     FaultDemo,
+    /// Run a mixed workload for `soak_seconds` and report leaks.
+    Soak,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Run, Mode::Test, Mode::FaultDemo];
+    pub const ALL: [Mode; 4] = [Mode::Run, Mode::Test, Mode::FaultDemo, Mode::Soak];
 
     pub fn name(self) -> &'static str {
         match self {
             Mode::Run => "run",
             Mode::Test => "test",
             Mode::FaultDemo => "fault-demo",
+            Mode::Soak => "soak",
         }
     }
 

@@ -8,6 +8,7 @@
 //! a `test-start` without an outcome and blames that test.
 
 mod memory;
+pub mod soak;
 mod smp;
 mod wasm;
 

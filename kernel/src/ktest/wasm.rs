@@ -30,19 +30,19 @@ pub const TESTS: &[Test] = &[
 
 const SECONDS: u64 = 1_000_000_000;
 
-fn exited(code: i32) -> Option<TaskExit> {
+pub(crate) fn exited(code: i32) -> Option<TaskExit> {
     Some(TaskExit { code, reason: ExitReason::Exited })
 }
 
 /// Starts test program `name` on `core`.
-fn spawn(ctx: &Ctx, name: &str, core: i32) -> Result<TaskId, alloc::string::String> {
+pub(crate) fn spawn(ctx: &Ctx, name: &str, core: i32) -> Result<TaskId, alloc::string::String> {
     let entry = format!("test/{name}.wasm");
     let bytes = ctx.bundle.and_then(|b| b.get(&entry)).ok_or_else(|| format!("{entry} missing from the boot bundle"))?;
     ctx.sys.spawn(bytes, name, core).map_err(|e| format!("spawning {name}: {}", e.name()))
 }
 
 /// Keeps core 0 scheduling until every task in `ids` exited, or `secs` pass.
-fn wait(ctx: &mut Ctx, ids: &[TaskId], secs: u64) -> Vec<Option<TaskExit>> {
+pub(crate) fn wait(ctx: &mut Ctx, ids: &[TaskId], secs: u64) -> Vec<Option<TaskExit>> {
     let sys = ctx.sys.clone();
     let done = || ids.iter().all(|id| sys.exit_of(*id).is_some());
     ctx.sched.run_until(secs * SECONDS, done, |s| crate::tasks::idle(&sys, s));

@@ -97,6 +97,8 @@ pub fn init(start: u64, region_end: u64, usable_bytes: u64) {
 pub struct HeapStats {
     pub mapped_bytes: u64,
     pub limit_bytes: u64,
+    /// Bytes in live allocations (talc's counters).
+    pub used_bytes: u64,
 }
 
 pub fn stats() -> HeapStats {
@@ -104,5 +106,6 @@ pub fn stats() -> HeapStats {
     HeapStats {
         mapped_bytes: MAPPED.load(Ordering::Relaxed),
         limit_bytes: talc.source.limit - talc.source.start,
+        used_bytes: talc.counters().allocated_bytes as u64,
     }
 }

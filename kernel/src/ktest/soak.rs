@@ -1,0 +1,128 @@
+//! Soak: a mixed workload on every core for a set time, then a leak report.
+//!
+//! Each round runs, on all cores at once: an all-to-all message storm
+//! (every sink counts exactly what every sender sent), an echo
+//! client/server pair across cores, and one trapping task (spawn, trap,
+//! reap). Rounds repeat until the time is up. The report, on the result
+//! channel, says what was sent and what was counted, how many tasks were
+//! spawned and reaped, and the kernel heap (bytes in live allocations, and
+//! bytes mapped) and free frames after the first round (warm) and at the
+//! end: the harness (`cargo xtask soak`) checks the
+//! counts are equal and the growth stays under a stated bound.
+
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use wasmos_ipc::abi::ExitReason;
+
+use super::Ctx;
+use super::wasm::{exited, spawn, wait};
+use crate::{memory, result};
+
+struct Snapshot {
+    heap_used: u64,
+    heap_mapped: u64,
+    free_frames: usize,
+    wasm_memory: usize,
+}
+
+fn snapshot(ctx: &Ctx) -> Snapshot {
+    Snapshot {
+        heap_used: memory::heap::stats().used_bytes,
+        heap_mapped: memory::heap::stats().mapped_bytes,
+        free_frames: memory::with(|m| m.frames.free_frames()),
+        wasm_memory: ctx.sys.memory_in_use(),
+    }
+}
+
+/// One round; returns (messages sent, messages counted) or why it failed.
+fn round(ctx: &mut Ctx) -> Result<(u64, u64), alloc::string::String> {
+    let cores = ctx.sys.cores() as i32;
+    let mut storm = Vec::new();
+    for core in 0..cores {
+        storm.push(spawn(ctx, "storm_sink", core)?);
+        storm.push(spawn(ctx, "storm_sender", core)?);
+    }
+    let server = spawn(ctx, "echo_server", cores - 1)?;
+    let client = spawn(ctx, "echo_client", 0)?;
+    let faulty = spawn(ctx, "fault_unreachable", (cores / 2).max(0))?;
+    let mut ids = storm.clone();
+    ids.extend([server, client, faulty]);
+    let exits = wait(ctx, &ids, 300);
+    let mut counted = 0u64;
+    for (i, exit) in exits[..storm.len()].iter().enumerate() {
+        match (i % 2, exit) {
+            (0, Some(e)) if e.reason == ExitReason::Exited => counted += e.code as u64,
+            (1, e) if *e == exited(0) => {}
+            (_, e) => return Err(alloc::format!("storm task {i} ended {e:?}")),
+        }
+    }
+    let n = storm.len();
+    if exits[n..n + 2] != [exited(0), exited(0)] {
+        return Err(alloc::format!("echo pair ended {:?}", &exits[n..n + 2]));
+    }
+    if exits[n + 2].map(|e| e.reason) != Some(ExitReason::Unreachable) {
+        return Err(alloc::format!("faulty task ended {:?}", exits[n + 2]));
+    }
+    // Every sender sent 200 messages to every sink (a sender exits 0 only
+    // once all were accepted); the sinks counted what arrived.
+    let sent = 200 * (cores * cores) as u64;
+    Ok((sent, counted))
+}
+
+/// Runs rounds for `seconds`, then reports. Returns whether it passed.
+pub fn run(ctx: &mut Ctx, seconds: u64) -> bool {
+    result!("soak-start seconds={seconds} cores={}", ctx.sys.cores());
+    let (spawned0, reaped0) = ctx.sys.lifetime_counts();
+    let start = crate::smp::now_ns();
+    let mut warm = None;
+    let (mut rounds, mut sent, mut counted) = (0u64, 0u64, 0u64);
+    let mut failure = None;
+    while crate::smp::now_ns() - start < seconds * 1_000_000_000 {
+        match round(ctx) {
+            Ok((s, c)) => {
+                sent += s;
+                counted += c;
+            }
+            Err(why) => {
+                failure = Some(why);
+                break;
+            }
+        }
+        rounds += 1;
+        if warm.is_none() {
+            warm = Some(snapshot(ctx));
+        }
+        if rounds % 10 == 0 {
+            result!("soak-progress rounds={rounds} seconds={}", (crate::smp::now_ns() - start) / 1_000_000_000);
+        }
+    }
+    let end = snapshot(ctx);
+    let warm = warm.unwrap_or_else(|| snapshot(ctx));
+    let (spawned, reaped) = ctx.sys.lifetime_counts();
+    let mut line = alloc::string::String::new();
+    let _ = write!(
+        line,
+        "soak-result rounds={rounds} sent={sent} delivered={counted} spawned={} reaped={} live_tasks={} \
+         heap_warm={} heap_end={} heap_mapped_warm={} heap_mapped_end={} frames_warm={} frames_end={} wasm_memory_end={}",
+        spawned - spawned0,
+        reaped - reaped0,
+        ctx.sys.task_count(),
+        warm.heap_used,
+        end.heap_used,
+        warm.heap_mapped,
+        end.heap_mapped,
+        warm.free_frames,
+        end.free_frames,
+        end.wasm_memory,
+    );
+    result!("{line}");
+    crate::kprintln!("{line}");
+    match failure {
+        Some(why) => {
+            result!("soak-fail {why}");
+            false
+        }
+        None => true,
+    }
+}

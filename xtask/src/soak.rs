@@ -1,0 +1,44 @@
+//! `cargo xtask soak`: boots the kernel in soak mode (a mixed workload on
+//! every core for a set time) and judges its report with
+//! `wasmos_tests::soak`: messages sent = counted, tasks spawned = reaped,
+//! memory flat after the first round.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use wasmos_tests::suites::{Check, Exit};
+
+use crate::build::{self, BootConfig, Profile};
+use crate::qemu::{self, Machine};
+use crate::{Accel, Mode};
+
+/// Runs a soak of `seconds` on `smp` cores and returns its checks.
+pub fn run(root: &Path, seconds: u64, smp: u32) -> Result<Vec<Check>> {
+    let config = BootConfig { mode: Mode::Soak, tests: None, wasm: Vec::new(), args: Vec::new(), soak_seconds: Some(seconds) };
+    let image = build::image_named(root, "soak", Profile::Release, false, &config)?;
+    let machine = Machine { image, uefi: false, smp, mem: "512M".into(), accel: Accel::Tcg };
+    println!("==> soak for {seconds} s ({})", machine.describe());
+    let dir = build::out_dir(root).join("soak");
+    let mut shown = 0;
+    let timeout = Duration::from_secs(seconds + 300);
+    let (exit, files) = qemu::run_captured(&machine, &dir, timeout, |text| {
+        for line in text.lines().filter(|l| l.starts_with("soak-progress")).skip(shown) {
+            println!("  {line}");
+            shown += 1;
+        }
+    })?;
+    let text = String::from_utf8_lossy(&std::fs::read(&files.results).unwrap_or_default()).into_owned();
+    if let Some(line) = text.lines().find(|l| l.starts_with("soak-result")) {
+        println!("  {line}");
+    }
+    let mut checks = wasmos_tests::soak::checks("soak", wasmos_tests::soak::parse(&text).as_ref());
+    let failure = text.lines().find_map(|l| l.strip_prefix("soak-fail ")).map(str::to_owned);
+    let clean = match (exit, failure) {
+        (_, Some(why)) => Err(format!("workload failed: {why}")),
+        (Exit::Status(wasmos_tests::suites::EXIT_SUCCESS), None) => Ok(None),
+        (other, None) => Err(wasmos_tests::suites::describe_end(&wasmos_tests::protocol::Report::parse(&text), other)),
+    };
+    checks.push(Check { name: "soak::clean_exit".into(), result: clean });
+    Ok(checks)
+}
