@@ -28,6 +28,9 @@ pub const MODULE_CACHE: usize = 128;
 /// oldest are forgotten first).
 pub const REMEMBERED_EXITS: usize = 4096;
 
+/// A compiled module and the binary it came from: (FNV-1a hash, bytes, module).
+type CachedModule = (u64, Box<[u8]>, Module);
+
 /// FNV-1a, to find cached modules quickly (a hit is confirmed byte by byte).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3))
@@ -122,8 +125,8 @@ pub struct System {
     pub(crate) orphan_exits: Mutex<BTreeMap<TaskId, TaskExit>>,
     pub(crate) stats: Vec<CoreStats>,
     pub(crate) memory: Arc<crate::quota::SharedBudget>,
-    /// Compiled modules by content (hash, bytes, module).
-    modules: Mutex<Vec<(u64, Box<[u8]>, Module)>>,
+    /// Compiled modules by content.
+    modules: Mutex<Vec<CachedModule>>,
     /// Tasks ever accepted for start, and tasks ever ended.
     pub(crate) spawned: AtomicU64,
     pub(crate) reaped: AtomicU64,
