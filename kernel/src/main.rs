@@ -133,11 +133,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
             tasks::core_loop(0)
         }
         Mode::Test => {
-            let mut ctx = ktest::Ctx {
-                sys: sys.clone(),
-                sched: wasmos_sched::CoreScheduler::new(sys.clone(), 0),
-                bundle: config.bundle,
-            };
+            let mut ctx = ktest::Ctx::new(sys, config.bundle);
             let outcome = ktest::run(config.test_filter(), &mut ctx);
             qemu::exit(if outcome.failed == 0 {
                 qemu::ExitCode::Success
@@ -147,11 +143,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
         }
         Mode::FaultDemo => fault_demo(),
         Mode::Soak => {
-            let mut ctx = ktest::Ctx {
-                sys: sys.clone(),
-                sched: wasmos_sched::CoreScheduler::new(sys.clone(), 0),
-                bundle: config.bundle,
-            };
+            let mut ctx = ktest::Ctx::new(sys, config.bundle);
             let seconds = config.config().get("soak_seconds").and_then(|s| s.parse().ok()).unwrap_or(60);
             let ok = ktest::soak::run(&mut ctx, seconds);
             qemu::exit(if ok { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })

@@ -50,11 +50,9 @@ pub fn init(boot_info: &'static BootInfo, phys_offset: u64) -> SystemInfo {
 
     // Per-CPU data: the BSP first, then the others in MADT order.
     let bsp_id = {
-        // Before per-CPU data exists the BSP's APIC must be readable
-        // directly; `hardware_id` needs only the mode chosen above, except
-        // that x2APIC mode is switched on by `init_this_core`. CPUID leaf 1
-        // gives the initial APIC ID in both modes (8 bits: enough for the
-        // BSP, which firmware always numbers low).
+        // The local APIC is not enabled yet (x2APIC mode is switched on by
+        // `init_this_core`), so ask CPUID leaf 1 for the initial APIC ID:
+        // 8 bits, enough for the BSP, which firmware always numbers low.
         let leaf1 = core::arch::x86_64::__cpuid(1);
         leaf1.ebx >> 24
     };

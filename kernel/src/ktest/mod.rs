@@ -35,6 +35,13 @@ pub struct Ctx {
     pub bundle: Option<Bundle<'static>>,
 }
 
+impl Ctx {
+    /// The context on the BSP (core 0), which runs the tests.
+    pub fn new(sys: &Arc<System>, bundle: Option<Bundle<'static>>) -> Ctx {
+        Ctx { sys: sys.clone(), sched: CoreScheduler::new(sys.clone(), 0), bundle }
+    }
+}
+
 /// Fails the current test with a message and the source location.
 #[macro_export]
 macro_rules! ensure {
