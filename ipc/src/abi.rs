@@ -10,8 +10,9 @@
 //! | function | signature | blocks? |
 //! |---|---|---|
 //! | `ipc_send(h, msg, len) -> st` | `(i32,i32,i32)->i32` | never: `WOULD_BLOCK` if the target's queue is full |
+//! | `ipc_send_cap(h, msg, len, cap_h) -> st` | `(i32,i32,i32,i32)->i32` | never; like `ipc_send`, and a copy of `cap_h` (needs GRANT) travels with the message |
 //! | `ipc_recv(from, buf, cap, info, timeout_ns) -> len` | `(i32,i32,i32,i32,i64)->i32` | until a message, or timeout (`-1` = forever, `0` = poll) |
-//! | `ipc_call(h, msg, len, buf, cap) -> len` | `(i32,i32,i32,i32,i32)->i32` | until the reply |
+//! | `ipc_call(h, msg, len, buf, cap) -> len` | `(i32,i32,i32,i32,i32)->i32` | until the reply; a full queue delays the request instead of failing (never `WOULD_BLOCK`) |
 //! | `ipc_reply(token, msg, len) -> st` | `(i32,i32,i32)->i32` | never |
 //! | `notify(h, bits) -> st` | `(i32,i64)->i32` | never; bits are OR-ed into the target's pending set |
 //! | `ipc_grant(h, cap_h) -> st` | `(i32,i32)->i32` | never; passes a copy of `cap_h` (needs GRANT) to `h`'s task |
@@ -41,6 +42,11 @@
 //! [`RecvInfo`] at `info` (pass 0 to skip it). Notification bits and
 //! child-exit reports arrive through the same `ipc_recv`, told apart by
 //! [`RecvInfo::kind`].
+//!
+//! Nothing is ever interrupted: a blocked call ends only with its result,
+//! its timeout (`TIMED_OUT`), or the death of the peer (`DEAD_TARGET`), so
+//! there is no `INTERRUPTED` status. `docs/ABI.md` is the long form of
+//! this page (message path, capability rules, blocking rules).
 
 /// Import module name.
 pub const MODULE: &str = "wasmos";
@@ -145,7 +151,9 @@ impl Status {
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// A one-way message from `ipc_send`.
+    /// A one-way message from `ipc_send` or `ipc_send_cap`; for the
+    /// latter, `info.reply_token` is the new handle of the capability that
+    /// came with it (0 = none).
     Message = 1,
     /// A request from `ipc_call`; answer with `ipc_reply(info.reply_token)`.
     Call = 2,
@@ -214,7 +222,9 @@ pub struct RecvInfo {
     /// The badge of the capability the sender used (set by whoever granted
     /// it), identifying the sender to a server; for child exits, the handle.
     pub badge: u32,
-    /// For `Call`: the token to pass to `ipc_reply`.
+    /// For `Call`: the token to pass to `ipc_reply`. For `Grant`, and for
+    /// a `Message` sent with `ipc_send_cap`: the receiver's new handle for
+    /// the capability that came with it (0 = none).
     pub reply_token: u32,
     /// Notification bits, or exit code and reason for `ChildExit`.
     pub bits: u64,

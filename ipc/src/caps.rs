@@ -12,6 +12,18 @@
 //! low 16 bits and the slot's generation above, so a stale handle (closed,
 //! then the slot reused) is rejected instead of silently reaching whatever
 //! the slot holds now.
+//!
+//! # Revocation when a task dies
+//! Capabilities to a dead task are revoked all at once, in O(1), without
+//! touching any table: every use of a capability resolves its target
+//! through the system's directory of live tasks, and a dead task's id is
+//! gone from it (ids are never reused, see [`crate::ids`]), so every
+//! remaining handle to it answers `DEAD_TARGET`. Walking every table
+//! instead would mean touching other cores' tasks, which only their own
+//! core may do. The dead task's own table is freed with the task. The
+//! handle stays in the holder's table (and counts against its limit) until
+//! it closes it, so the holder can tell "peer died" (`DEAD_TARGET`) from
+//! "no such handle" (`INVALID_HANDLE`).
 
 use alloc::vec::Vec;
 

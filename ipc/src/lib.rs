@@ -5,6 +5,7 @@
 //!   This is the one place the ABI is written down; `docs/ABI.md` mirrors it.
 //! - [`ids`]: task ids that detect staleness (generation counters).
 //! - [`caps`]: per-task capability (handle) tables.
+//! - [`message`]: messages in flight (owned payload, inline when small).
 //! - [`ring`]: the per-core lock-free MPSC inbox and its sleep/wake protocol.
 //!
 //! Nothing here knows about wasmi, interrupts or threads: the scheduler
@@ -20,5 +21,7 @@ pub mod abi;
 pub mod caps;
 #[cfg(feature = "runtime")]
 pub mod ids;
+#[cfg(feature = "runtime")]
+pub mod message;
 #[cfg(feature = "runtime")]
 pub mod ring;

@@ -6,6 +6,7 @@
 //! runs the callee next (direct hand-off), and its reply runs the caller
 //! next. A task that used up its fuel goes to the back.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::rc::{Rc, Weak};
 use alloc::sync::Arc;
@@ -14,7 +15,7 @@ use core::cell::RefCell;
 use core::sync::atomic::Ordering;
 
 use wasmi::{Linker, ResumableCall, Store, TrapCode};
-use wasmos_ipc::abi::{ExitReason, RecvInfo, Status, INBOX_CAPACITY};
+use wasmos_ipc::abi::{ExitReason, RecvInfo, Status};
 use wasmos_ipc::caps::HandleTable;
 use wasmos_ipc::ids::TaskId;
 
@@ -35,15 +36,18 @@ pub enum Poll {
 /// scheduler loop and the system calls of the task it is running.
 pub(crate) struct CoreState {
     pub core: usize,
-    pub tasks: BTreeMap<TaskId, Task>,
+    /// Boxed: a task (its wasmi store) is almost 2 KiB, and it moves out
+    /// of the map for every slice it runs.
+    pub tasks: BTreeMap<TaskId, Box<Task>>,
     pub ready: VecDeque<TaskId>,
     pub sleepers: BTreeSet<(u64, TaskId)>,
     /// The task running right now (taken out of `tasks`).
     pub running: Option<TaskId>,
     /// Deliveries to the running task, applied when it is back in `tasks`.
     pub deferred: Vec<Envelope>,
-    /// Envelopes that found another core's ring full and must not be lost
-    /// (replies, exit reports); retried on every poll.
+    /// Envelopes that found another core's ring full and must not be lost:
+    /// replies, exit reports, and `ipc_call` requests (the caller stays
+    /// suspended meanwhile). Retried in order on every poll.
     pub outbox: VecDeque<(usize, Envelope)>,
     pub linker: Linker<TaskData>,
     pub sys: Arc<System>,
@@ -76,11 +80,6 @@ impl CoreState {
         if let Envelope::Deliver { item: Incoming::Call { from, call, .. }, .. } = envelope {
             self.route(Envelope::Reply { to: from, call, result: Err(Status::DeadTarget) });
         }
-    }
-
-    /// Whether a same-core sender may queue one more message for `to`.
-    pub fn has_room(&self, to: TaskId) -> bool {
-        self.tasks.get(&to).is_none_or(|t| t.data().inbox.len() < INBOX_CAPACITY)
     }
 
     pub fn deliver_local(&mut self, envelope: Envelope) {
@@ -120,7 +119,7 @@ impl CoreState {
                 }
                 task.resume_with = match result {
                     Ok(payload) if payload.len() > cap as usize => Status::TooLarge.code(),
-                    Ok(payload) => match task::write_bytes(&mut task.store, buf, &payload) {
+                    Ok(payload) => match task::write_bytes(&mut task.store, buf, payload.as_slice()) {
                         Ok(()) => payload.len() as i32,
                         Err(e) => e.code(),
                     },
@@ -151,7 +150,7 @@ impl CoreState {
     /// Creates a task from a spawn request, on this core.
     fn instantiate(&mut self, request: SpawnRequest) {
         let sys = self.sys.clone();
-        let SpawnRequest { id, name, module, caps, parent, init, args } = request;
+        let SpawnRequest { id, queued, name, module, caps, parent, init, args } = request;
         let uses_wasi = module.imports().any(|i| i.module() == crate::wasi::MODULE);
         if uses_wasi {
             for import in module.imports().filter(|i| i.module() == crate::wasi::MODULE) {
@@ -179,6 +178,7 @@ impl CoreState {
             children: 0,
             handles: HandleTable::new(sys.config.max_handles),
             inbox: VecDeque::new(),
+            queued,
             notifications: 0,
             wait: None,
             reply_tokens: BTreeMap::new(),
@@ -198,22 +198,22 @@ impl CoreState {
         let instance = match self.linker.instantiate_and_start(&mut store, &module) {
             Ok(instance) => instance,
             Err(e) => {
-                let task = Task { store, exec: None, resume_with: 0 };
+                let task = Box::new(Task { store, exec: None, resume_with: 0 });
                 return self.reap(task, exit_of_error(&e), false);
             }
         };
         store.data_mut().memory = instance.get_memory(&store, "memory");
         let Some(start) = instance.get_func(&store, "_start") else {
-            let task = Task { store, exec: None, resume_with: 0 };
+            let task = Box::new(Task { store, exec: None, resume_with: 0 });
             return self.reap(task, TaskExit { code: -1, reason: ExitReason::OtherTrap }, false);
         };
         sys.stats[self.core].tasks.fetch_add(1, Ordering::Relaxed);
-        self.tasks.insert(id, Task { store, exec: Some(Exec::NotStarted(start)), resume_with: 0 });
+        self.tasks.insert(id, Box::new(Task { store, exec: Some(Exec::NotStarted(start)), resume_with: 0 }));
         self.ready.push_back(id);
     }
 
     /// Ends a task: tells whoever waits on it, then frees everything it had.
-    pub fn reap(&mut self, mut task: Task, exit: TaskExit, counted: bool) {
+    pub fn reap(&mut self, mut task: Box<Task>, exit: TaskExit, counted: bool) {
         let sys = self.sys.clone();
         let data = task.data_mut();
         let id = data.id;

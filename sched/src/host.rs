@@ -13,6 +13,7 @@ use wasmi::{Caller, Engine, Error, Linker};
 use wasmos_ipc::abi::{self, Status, MAX_PAYLOAD};
 use wasmos_ipc::caps::{Cap, Rights};
 use wasmos_ipc::ids::TaskId;
+use wasmos_ipc::message::{Message, Payload};
 
 use crate::system::{Envelope, SpawnRequest};
 use crate::task::{self, Blocked, Incoming, TaskData, Wait};
@@ -20,6 +21,7 @@ use crate::task::{self, Blocked, Incoming, TaskData, Wait};
 /// Every function name the module provides (checked at spawn).
 const FUNCTIONS: &[&str] = &[
     "ipc_send",
+    "ipc_send_cap",
     "ipc_recv",
     "ipc_call",
     "ipc_reply",
@@ -64,25 +66,23 @@ fn name_bytes(caller: &Ctx, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
     task::read_bytes(caller, ptr, len)
 }
 
-fn payload(caller: &Ctx, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
-    if len as usize > MAX_PAYLOAD {
-        return Err(Status::TooLarge);
-    }
-    task::read_bytes(caller, ptr, len)
+fn payload(caller: &Ctx, ptr: i32, len: i32) -> Result<Payload, Status> {
+    task::read_payload(caller, ptr, len)
 }
 
-/// Queues `item` for `to` on behalf of the calling task: same core goes
-/// straight into the target's inbox (bounded), another core into that
-/// core's ring (bounded); either way a full queue is `WOULD_BLOCK`.
+/// Queues a one-way item (message, grant, notification) for `to` on
+/// behalf of the calling task: on this core straight into the target's
+/// inbox, on another core into that core's ring. Never blocks: a target
+/// with [`abi::INBOX_CAPACITY`] items already queued (counted across all
+/// cores, see `System::reserve`), or a full ring, is `WOULD_BLOCK`.
+/// Notifications take no place: their bits are OR-ed into a word.
 fn send(caller: &mut Ctx, to: TaskId, item: Incoming) -> Result<i32, Status> {
     let me = caller.data().id;
     let sys = caller.data().system.clone();
-    let core = sys.core_of(to).ok_or(Status::DeadTarget)?;
+    let counted = !matches!(item, Incoming::Notification { .. });
+    let core = if counted { sys.reserve(to)? } else { sys.core_of(to).ok_or(Status::DeadTarget)? };
     if to == me {
         let data = caller.data_mut();
-        if data.inbox.len() >= abi::INBOX_CAPACITY {
-            return Err(Status::WouldBlock);
-        }
         match item {
             Incoming::Notification { bits } => data.notifications |= bits,
             item => data.inbox.push_back(item),
@@ -91,14 +91,35 @@ fn send(caller: &mut Ctx, to: TaskId, item: Incoming) -> Result<i32, Status> {
     }
     if core == caller.data().core {
         let state = caller.data().state.clone();
-        let mut st = state.borrow_mut();
-        if !st.has_room(to) {
-            return Err(Status::WouldBlock);
-        }
-        st.deliver_local(Envelope::Deliver { to, item });
+        state.borrow_mut().deliver_local(Envelope::Deliver { to, item });
         return Ok(0);
     }
-    sys.post(core, Envelope::Deliver { to, item }).map(|_| 0).map_err(|_| Status::WouldBlock)
+    sys.post(core, Envelope::Deliver { to, item }).map(|_| 0).map_err(|_| {
+        if counted {
+            sys.unreserve(to);
+        }
+        Status::WouldBlock
+    })
+}
+
+/// Queues a call for `to`. Unlike [`send`], a full queue is not an error:
+/// the caller blocks anyway until the reply, so a request that finds the
+/// ring to the target's core full waits in this core's outbox (retried on
+/// every poll) with the caller suspended. Calls take no inbox place: each
+/// task has at most one outstanding, so they are bounded by the number of
+/// tasks. A target that dies meanwhile answers `DEAD_TARGET`.
+fn send_call(caller: &mut Ctx, to: TaskId, item: Incoming) -> Result<(), Status> {
+    let sys = caller.data().system.clone();
+    let core = sys.core_of(to).ok_or(Status::DeadTarget)?;
+    let envelope = Envelope::Deliver { to, item };
+    let state = caller.data().state.clone();
+    let mut st = state.borrow_mut();
+    if core == st.core {
+        st.deliver_local(envelope);
+    } else if let Err(envelope) = sys.post(core, envelope) {
+        st.outbox.push_back((core, envelope));
+    }
+    Ok(())
 }
 
 fn ipc_send(mut caller: Ctx, handle: i32, ptr: i32, len: i32) -> Result<i32, Error> {
@@ -106,7 +127,22 @@ fn ipc_send(mut caller: Ctx, handle: i32, ptr: i32, len: i32) -> Result<i32, Err
         let cap = caller.data().handles.get(handle, Rights::SEND)?;
         let payload = payload(&caller, ptr, len)?;
         let from = caller.data().id;
-        send(&mut caller, cap.target, Incoming::Message { from, badge: cap.badge, payload })
+        send(&mut caller, cap.target, Incoming::Message { from, msg: Message::new(cap.badge, payload) })
+    })();
+    code(r)
+}
+
+/// `ipc_send` with a capability: a copy of `transfer` (which needs GRANT)
+/// travels in the same message; the receiver finds its new handle in
+/// `RecvInfo::reply_token`.
+fn ipc_send_cap(mut caller: Ctx, handle: i32, ptr: i32, len: i32, transfer: i32) -> Result<i32, Error> {
+    let r = (|| {
+        let cap = caller.data().handles.get(handle, Rights::SEND)?;
+        let granted = caller.data().handles.get(transfer, Rights::GRANT)?;
+        let payload = payload(&caller, ptr, len)?;
+        let from = caller.data().id;
+        let msg = Message { badge: cap.badge, payload, transfer: Some(granted) };
+        send(&mut caller, cap.target, Incoming::Message { from, msg })
     })();
     code(r)
 }
@@ -125,7 +161,8 @@ fn ipc_call(mut caller: Ctx, handle: i32, ptr: i32, len: i32, buf: i32, cap: i32
         }
         let call = caller.data().next_call;
         caller.data_mut().next_call += 1;
-        send(&mut caller, target.target, Incoming::Call { from: me, badge: target.badge, payload, call })?;
+        let item = Incoming::Call { from: me, msg: Message::new(target.badge, payload), call };
+        send_call(&mut caller, target.target, item)?;
         Ok(call)
     })();
     match r {
@@ -220,7 +257,8 @@ fn task_spawn(
         let id = sys.ids.next();
         let handle = caller.data_mut().handles.insert(Cap { target: id, badge: 0, rights: Rights::ALL })?;
         let parent = Some((caller.data().id, handle));
-        let request = SpawnRequest { id, name, module, caps: granted, parent, init: false, args };
+        let queued = alloc::sync::Arc::new(core::sync::atomic::AtomicU32::new(0));
+        let request = SpawnRequest { id, queued, name, module, caps: granted, parent, init: false, args };
         if let Err(e) = sys.start(core, request) {
             let _ = caller.data_mut().handles.remove(handle);
             return Err(e);
@@ -327,6 +365,7 @@ pub fn linker(engine: &Engine) -> Linker<TaskData> {
     let m = abi::MODULE;
     let r = [
         l.func_wrap(m, "ipc_send", ipc_send).err(),
+        l.func_wrap(m, "ipc_send_cap", ipc_send_cap).err(),
         l.func_wrap(m, "ipc_recv", ipc_recv).err(),
         l.func_wrap(m, "ipc_call", ipc_call).err(),
         l.func_wrap(m, "ipc_reply", ipc_reply).err(),

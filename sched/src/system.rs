@@ -9,14 +9,15 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
 use wasmi::{Engine, Module};
-use wasmos_ipc::abi::{ExitReason, Status};
+use wasmos_ipc::abi::{ExitReason, INBOX_CAPACITY, Status};
 use wasmos_ipc::caps::Cap;
 use wasmos_ipc::ids::{TaskId, TaskIdAllocator};
-use wasmos_ipc::ring::{Mailbox, Wake};
+use wasmos_ipc::message::Payload;
+use wasmos_ipc::ring::{Full, Mailbox, PushOutcome};
 
 use crate::platform::Platform;
 use crate::task::Incoming;
@@ -78,13 +79,15 @@ pub(crate) enum Envelope {
     /// A message, call, notification or child-exit report for a task.
     Deliver { to: TaskId, item: Incoming },
     /// The answer to an `ipc_call` (or why there will be none).
-    Reply { to: TaskId, call: u64, result: Result<Vec<u8>, Status> },
+    Reply { to: TaskId, call: u64, result: Result<Payload, Status> },
     /// Start a task on the receiving core.
     Spawn(Box<SpawnRequest>),
 }
 
 pub(crate) struct SpawnRequest {
     pub id: TaskId,
+    /// The task's queued-message count, shared with its directory entry.
+    pub queued: Arc<AtomicU32>,
     pub name: String,
     pub module: Module,
     pub caps: Vec<Cap>,
@@ -95,6 +98,19 @@ pub(crate) struct SpawnRequest {
     pub init: bool,
     /// argv for WASI programs (argv[0] is the name).
     pub args: Vec<String>,
+}
+
+/// A live task in the directory.
+pub(crate) struct Entry {
+    pub core: usize,
+    /// One-way items (messages, grants) queued for the task anywhere: in a
+    /// ring on their way, or in its inbox. Senders on every core reserve a
+    /// slot here before sending, so a task that does not receive holds at
+    /// most [`INBOX_CAPACITY`] of them however many cores flood it; the
+    /// task releases the slot when it receives the item. Calls are not
+    /// counted: each task has at most one call outstanding, so they are
+    /// bounded by the number of tasks.
+    pub queued: Arc<AtomicU32>,
 }
 
 /// How a task ended, as recorded for tasks the kernel started itself.
@@ -118,8 +134,8 @@ pub struct System {
     pub(crate) config: Config,
     pub(crate) rings: Vec<Mailbox<Envelope>>,
     pub(crate) ids: TaskIdAllocator,
-    /// Live tasks and the core each lives on.
-    pub(crate) directory: Mutex<BTreeMap<TaskId, usize>>,
+    /// Live tasks: the core each lives on and its queued-message count.
+    pub(crate) directory: Mutex<BTreeMap<TaskId, Entry>>,
     pub(crate) services: Mutex<BTreeMap<String, Cap>>,
     /// Exits of tasks started by the kernel (no parent task to tell).
     pub(crate) orphan_exits: Mutex<BTreeMap<TaskId, TaskExit>>,
@@ -190,7 +206,32 @@ impl System {
 
     /// The core a live task runs on.
     pub fn core_of(&self, id: TaskId) -> Option<usize> {
-        self.directory.lock().get(&id).copied()
+        self.directory.lock().get(&id).map(|e| e.core)
+    }
+
+    /// Reserves a place in `to`'s inbox for one one-way item and returns
+    /// the core it lives on: `DEAD_TARGET` if it is gone, `WOULD_BLOCK` if
+    /// [`INBOX_CAPACITY`] items are already queued for it. A reservation
+    /// whose item is then not sent must be given back
+    /// ([`System::unreserve`]).
+    pub(crate) fn reserve(&self, to: TaskId) -> Result<usize, Status> {
+        let directory = self.directory.lock();
+        let entry = directory.get(&to).ok_or(Status::DeadTarget)?;
+        // Check and add under the directory lock: every sender holds it, so
+        // two senders cannot both take the last place. The receiver only
+        // ever lowers the count, which makes the check conservative.
+        if entry.queued.load(Ordering::Relaxed) as usize >= INBOX_CAPACITY {
+            return Err(Status::WouldBlock);
+        }
+        entry.queued.fetch_add(1, Ordering::Relaxed);
+        Ok(entry.core)
+    }
+
+    /// Gives back a reservation whose item was not sent (its ring was full).
+    pub(crate) fn unreserve(&self, to: TaskId) {
+        if let Some(entry) = self.directory.lock().get(&to) {
+            entry.queued.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Tasks ever started and tasks ever ended (leak checks: once the system
@@ -258,12 +299,12 @@ impl System {
     /// Sends an envelope to another core's ring, waking it if it sleeps.
     pub(crate) fn post(&self, core: usize, envelope: Envelope) -> Result<(), Envelope> {
         match self.rings[core].push(envelope) {
-            Ok(Wake::Needed) => {
+            Ok(PushOutcome::DeliveredWakeNeeded) => {
                 self.platform.wake_core(core);
                 Ok(())
             }
-            Ok(Wake::NotNeeded) => Ok(()),
-            Err(envelope) => Err(envelope),
+            Ok(PushOutcome::Delivered) => Ok(()),
+            Err(Full(envelope)) => Err(envelope),
         }
     }
 
@@ -295,7 +336,8 @@ impl System {
         let core = self.choose_core(core_hint)?;
         let id = self.ids.next();
         let name = args.first().cloned().unwrap_or_else(|| "task".into());
-        self.start(core, SpawnRequest { id, name, module, caps: Vec::new(), parent: None, init, args })?;
+        let queued = Arc::new(AtomicU32::new(0));
+        self.start(core, SpawnRequest { id, queued, name, module, caps: Vec::new(), parent: None, init, args })?;
         Ok(id)
     }
 
@@ -307,7 +349,7 @@ impl System {
             if directory.len() >= self.config.max_tasks {
                 return Err(Status::QuotaExceeded);
             }
-            directory.insert(id, core);
+            directory.insert(id, Entry { core, queued: request.queued.clone() });
         }
         self.spawned.fetch_add(1, Ordering::Relaxed);
         if self.post(core, Envelope::Spawn(Box::new(request))).is_err() {

@@ -7,19 +7,21 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use wasmi::{AsContext, AsContextMut, Func, Memory, ResumableCallHostTrap, ResumableCallOutOfFuel, Store};
 use wasmos_ipc::abi::{Kind, RecvInfo, Status};
 use wasmos_ipc::caps::{Cap, HandleTable};
 use wasmos_ipc::ids::TaskId;
+use wasmos_ipc::message::{Message, Payload};
 
 use crate::core::CoreState;
 use crate::system::System;
 
 /// Something waiting in a task's inbox.
 pub(crate) enum Incoming {
-    Message { from: TaskId, badge: u32, payload: Vec<u8> },
-    Call { from: TaskId, badge: u32, payload: Vec<u8>, call: u64 },
+    Message { from: TaskId, msg: Message },
+    Call { from: TaskId, msg: Message, call: u64 },
     Grant { badge: u32, cap: Cap },
     ChildExit { child_handle: i32, bits: u64 },
     /// Never queued: OR-ed into [`TaskData::notifications`] on delivery.
@@ -78,6 +80,9 @@ pub struct TaskData {
     pub(crate) children: u32,
     pub(crate) handles: HandleTable,
     pub(crate) inbox: VecDeque<Incoming>,
+    /// One-way items queued for this task (shared with its directory
+    /// entry; see `system::Entry`). Lowered when one is received.
+    pub(crate) queued: Arc<AtomicU32>,
     pub(crate) notifications: u64,
     pub(crate) wait: Option<Wait>,
     /// Calls this task received and has not answered: token -> caller.
@@ -137,6 +142,20 @@ pub(crate) fn read_bytes(ctx: &impl AsContext<Data = TaskData>, ptr: i32, len: i
     Ok(memory.data(ctx)[start..end].to_vec())
 }
 
+/// Copies a message payload (at most `MAX_PAYLOAD` bytes, else
+/// `TOO_LARGE`) out of the task's memory; small ones need no allocation.
+pub(crate) fn read_payload(ctx: &impl AsContext<Data = TaskData>, ptr: i32, len: i32) -> Result<Payload, Status> {
+    if len as usize > wasmos_ipc::abi::MAX_PAYLOAD {
+        return Err(Status::TooLarge);
+    }
+    if ptr < 0 || len < 0 {
+        return Err(Status::BadPointer);
+    }
+    let memory = ctx.as_context().data().memory;
+    let (memory, start, end) = range(ctx, memory, ptr as u32, len as u32)?;
+    Payload::copy_from(&memory.data(ctx)[start..end])
+}
+
 /// Copies `bytes` into the task's memory at `ptr`.
 pub(crate) fn write_bytes(ctx: &mut impl AsContextMut<Data = TaskData>, ptr: u32, bytes: &[u8]) -> Result<(), Status> {
     let memory = ctx.as_context().data().memory;
@@ -166,7 +185,7 @@ pub(crate) fn try_receive(
         }
         Take::Got(info, payload) => (info, payload),
     };
-    if let Err(e) = write_bytes(ctx, buf, &payload).and_then(|_| write_info(ctx, info_ptr, &info)) {
+    if let Err(e) = write_bytes(ctx, buf, payload.as_slice()).and_then(|_| write_info(ctx, info_ptr, &info)) {
         return Some(e.code());
     }
     Some(payload.len() as i32)
@@ -176,64 +195,61 @@ enum Take {
     Nothing,
     Error(Status),
     TooLarge(RecvInfo),
-    Got(RecvInfo, Vec<u8>),
+    Got(RecvInfo, Payload),
 }
 
 /// Picks what `ipc_recv` receives: pending notification bits first, then
-/// the oldest inbox item that passes the sender filter.
+/// the oldest inbox item that passes the sender filter. An item that does
+/// not fit (payload longer than `cap`, or a capability with it and a full
+/// handle table) stays queued and the receiver gets the error.
 fn take_incoming(data: &mut TaskData, from: Option<TaskId>, cap: u32) -> Take {
     let mut info = RecvInfo::default();
     if data.notifications != 0 {
         info.kind = Kind::Notification as u32;
         info.bits = core::mem::take(&mut data.notifications);
-        return Take::Got(info, Vec::new());
+        return Take::Got(info, Payload::EMPTY);
     }
     let Some(index) = data.inbox.iter().position(|m| from.is_none() || m.sender().is_none() || m.sender() == from) else {
         return Take::Nothing;
     };
-    let len = match &data.inbox[index] {
-        Incoming::Message { payload, .. } | Incoming::Call { payload, .. } => payload.len(),
-        _ => 0,
+    let (len, transfer) = match &data.inbox[index] {
+        Incoming::Message { msg, .. } => (msg.payload.len(), msg.transfer),
+        // `ipc_call` carries no capability (its info field holds the token).
+        Incoming::Call { msg, .. } => (msg.payload.len(), None),
+        Incoming::Grant { cap, .. } => (0, Some(*cap)),
+        _ => (0, None),
     };
     if len > cap as usize {
         info.len = len as u32;
         return Take::TooLarge(info);
     }
-    let mut payload = Vec::new();
-    match data.inbox.remove(index).expect("index from position") {
-        Incoming::Message { badge, payload: p, .. } => {
-            info.kind = Kind::Message as u32;
-            info.badge = badge;
-            payload = p;
-        }
-        Incoming::Call { from, badge, payload: p, call } => {
+    // Take a slot for a transferred capability before dequeuing, so a full
+    // table leaves the message (and its capability) queued, not lost.
+    let new_handle = match transfer.map(|c| data.handles.insert(c)) {
+        None => 0,
+        Some(Ok(handle)) => handle as u32,
+        Some(Err(e)) => return Take::Error(e),
+    };
+    let item = data.inbox.remove(index).expect("index from position");
+    if matches!(item, Incoming::Message { .. } | Incoming::Grant { .. }) {
+        data.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+    let (info, payload) = match item {
+        Incoming::Message { msg, .. } => (msg.info(Kind::Message, new_handle), msg.payload),
+        Incoming::Call { from, msg, call } => {
             let token = data.next_token.max(1);
             data.next_token = token.wrapping_add(1);
             data.reply_tokens.insert(token, (from, call));
-            info.kind = Kind::Call as u32;
-            info.badge = badge;
-            info.reply_token = token;
-            payload = p;
+            (msg.info(Kind::Call, token), msg.payload)
         }
-        Incoming::Grant { badge, cap } => {
-            info.kind = Kind::Grant as u32;
-            info.badge = badge;
-            match data.handles.insert(cap) {
-                Ok(handle) => info.reply_token = handle as u32,
-                Err(e) => return Take::Error(e),
-            }
+        Incoming::Grant { badge, .. } => {
+            (RecvInfo { kind: Kind::Grant as u32, badge, reply_token: new_handle, ..info }, Payload::EMPTY)
         }
         Incoming::ChildExit { child_handle, bits } => {
-            info.kind = Kind::ChildExit as u32;
-            info.badge = child_handle as u32;
-            info.bits = bits;
+            (RecvInfo { kind: Kind::ChildExit as u32, badge: child_handle as u32, bits, ..info }, Payload::EMPTY)
         }
-        Incoming::Notification { bits } => {
-            info.kind = Kind::Notification as u32;
-            info.bits = bits;
-        }
-    }
-    info.len = payload.len() as u32;
+        Incoming::Notification { bits } => (RecvInfo { kind: Kind::Notification as u32, bits, ..info }, Payload::EMPTY),
+    };
     Take::Got(info, payload)
 }
 

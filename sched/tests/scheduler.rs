@@ -388,3 +388,242 @@ fn memory_hogs_share_one_budget_and_give_it_back() {
     assert!(pages.iter().any(|p| *p < 64), "no hog was held back by the shared budget: {pages:?}");
     assert_eq!(sys.memory_in_use(), 0, "memory not returned after exit");
 }
+
+/// A caller blocked in `ipc_call` on a server that dies of any fault gets
+/// `DEAD_TARGET` (the echo client exits with `1000 - status`), and the
+/// server's exit is recorded with the fault's reason, on the caller's core
+/// and on another core.
+#[test]
+fn every_fault_of_a_server_answers_its_blocked_caller_with_dead_target() {
+    let faults = [
+        ("unreachable", ExitReason::Unreachable),
+        ("(drop (i32.load (i32.const 70000)))", ExitReason::MemoryOutOfBounds),
+        ("(drop (i32.div_u (i32.const 1) (i32.load (i32.const 4000))))", ExitReason::IntegerTrap),
+        ("(drop (call $rec (i32.const 0)))", ExitReason::StackOverflow),
+    ];
+    let (sys, platform) = system(2, Config::default());
+    for (fault, reason) in faults {
+        for server_core in [0, 1] {
+            let server = wasm(&format!(
+                r#"(data (i32.const 0) "echo")
+                  (func $rec (param i32) (result i32) (i32.add (call $rec (local.get 0)) (i32.const 1)))
+                  (func (export "_start")
+                    (drop (call $register (i32.const 0) (i32.const 4) (i32.const 0)))
+                    (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+                    {fault}
+                    (call $exit (i32.const 0)))"#
+            ));
+            let server = sys.spawn(&server, "dying", server_core).unwrap();
+            let client = sys.spawn(&program("echo_client"), "client", 0).unwrap();
+            let exits = run(&sys, &platform, &[client, server], 10);
+            let want = [exited(1000 - Status::DeadTarget.code()), Some(TaskExit { code: -1, reason })];
+            assert_eq!(exits, want, "{fault} on core {server_core}");
+        }
+    }
+}
+
+/// `ipc_call` never reports a full queue. A call takes no inbox place
+/// (each task has at most one outstanding), so it gets through to a server
+/// whose inbox the caller filled with one-way sends while it slept.
+#[test]
+fn a_call_gets_through_to_a_full_inbox() {
+    let (sys, platform) = system(1, Config::default());
+    let server = wasm(
+        r#"(data (i32.const 0) "echo")
+          (func (export "_start") (local $n i32)
+            (drop (call $register (i32.const 0) (i32.const 4) (i32.const 0)))
+            (drop (call $sleep (i64.const 20000000)))
+            (loop $l
+              (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+              (if (i32.eq (i32.load (i32.const 512)) (i32.const 2))
+                (then
+                  (i32.store (i32.const 2048) (i32.add (i32.load (i32.const 1024)) (i32.const 1)))
+                  (drop (call $reply (i32.load (i32.const 524)) (i32.const 2048) (i32.const 4)))
+                  (call $exit (local.get $n))))
+              (local.set $n (i32.add (local.get $n) (i32.const 1)))
+              (br $l)))"#,
+    );
+    let client = wasm(&format!(
+        r#"(data (i32.const 0) "echo")
+          (func (export "_start") (local $h i32) (local $n i32) (local $r i32)
+            (local.set $h (call $lookup_wait (i32.const 0) (i32.const 4)))
+            (loop $l
+              (if (i32.eq (call $send (local.get $h) (i32.const 2048) (i32.const 4)) (i32.const 0))
+                (then (local.set $n (i32.add (local.get $n) (i32.const 1))) (br $l))))
+            (if (i32.ne (local.get $n) (i32.const {cap})) (then (call $exit (i32.const 1))))
+            (i32.store (i32.const 2048) (i32.const 41))
+            (local.set $r (call $call (local.get $h) (i32.const 2048) (i32.const 4) (i32.const 3072) (i32.const 64)))
+            (if (i32.ne (local.get $r) (i32.const 4)) (then (call $exit (i32.sub (i32.const 1000) (local.get $r)))))
+            (call $exit (i32.load (i32.const 3072))))"#,
+        cap = wasmos_ipc::abi::INBOX_CAPACITY
+    ));
+    let server = sys.spawn(&server, "server", 0).unwrap();
+    let client = sys.spawn(&client, "client", 0).unwrap();
+    let exits = run(&sys, &platform, &[client, server], 10);
+    assert_eq!(exits, [exited(42), exited(wasmos_ipc::abi::INBOX_CAPACITY as i32)]);
+}
+
+/// Cross-core: the ring to the server's core is full (that core is not
+/// running yet); the call waits and completes once the core starts.
+#[test]
+fn a_call_into_a_full_ring_waits_instead_of_failing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (sys, platform) = system(2, Config { ring_capacity: 16, ..Config::default() });
+    // The child counts one-way messages and answers the first call.
+    let child = wasm(
+        r#"(func (export "_start") (local $n i32)
+            (loop $l
+              (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+              (if (i32.eq (i32.load (i32.const 512)) (i32.const 2))
+                (then
+                  (i32.store (i32.const 2048) (local.get $n))
+                  (drop (call $reply (i32.load (i32.const 524)) (i32.const 2048) (i32.const 4)))
+                  (call $exit (i32.const 0))))
+              (local.set $n (i32.add (local.get $n) (i32.const 1)))
+              (br $l)))"#,
+    );
+    let parent = wasm(&format!(
+        r#"(data (i32.const 4096) "{bytes}")
+          (func (export "_start") (local $h i32) (local $n i32) (local $r i32)
+            (local.set $h (call $spawn (i32.const 4096) (i32.const {len}) (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 0) (i32.const 0)))
+            (loop $l
+              (if (i32.eq (call $send (local.get $h) (i32.const 0) (i32.const 4)) (i32.const 0))
+                (then (local.set $n (i32.add (local.get $n) (i32.const 1))) (br $l))))
+            (local.set $r (call $call (local.get $h) (i32.const 0) (i32.const 4) (i32.const 3072) (i32.const 64)))
+            (if (i32.ne (local.get $r) (i32.const 4)) (then (call $exit (i32.sub (i32.const 1000) (local.get $r)))))
+            ;; the child saw every one-way message before the call
+            (if (i32.ne (i32.load (i32.const 3072)) (local.get $n)) (then (call $exit (i32.const 2))))
+            (call $exit (local.get $n)))"#,
+        bytes = data_string(&child),
+        len = child.len()
+    ));
+    let id = sys.spawn(&parent, "parent", 0).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let core1 = {
+        let (sys, stop) = (sys.clone(), stop.clone());
+        std::thread::spawn(move || {
+            // Start core 1 late, so that the parent meets a full ring.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let mut sched = wasmos_sched::CoreScheduler::new(sys, 1);
+            while !stop.load(Ordering::Relaxed) {
+                if let wasmos_sched::Poll::Idle { .. } = sched.poll() {
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                }
+            }
+        })
+    };
+    let exits = common::cores(&sys, &platform, &[0]).wait(&[id], 10_000_000_000);
+    stop.store(true, Ordering::Relaxed);
+    core1.join().unwrap();
+    assert_eq!(exits, [exited(15)], "15 sends fit beside the spawn; the call waited");
+    assert!(sys.ring_counters(1).1 >= 2, "the send and at least one try of the call were refused");
+}
+
+/// `ipc_send_cap`: a capability travels inside a message; the receiver
+/// finds its new handle in `RecvInfo::reply_token` and can use it. A
+/// forged transfer handle is `INVALID_HANDLE`, one without GRANT (from the
+/// name service) `NO_CAPABILITY`.
+#[test]
+fn a_capability_travels_inside_a_message() {
+    let imports = r#"
+      (import "wasmos" "ipc_send" (func $send (param i32 i32 i32) (result i32)))
+      (import "wasmos" "ipc_send_cap" (func $send_cap (param i32 i32 i32 i32) (result i32)))
+      (import "wasmos" "ipc_recv" (func $recv (param i32 i32 i32 i32 i64) (result i32)))
+      (import "wasmos" "task_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
+      (import "wasmos" "service_register" (func $register (param i32 i32 i32) (result i32)))
+      (import "wasmos" "service_lookup" (func $lookup (param i32 i32) (result i32)))
+      (import "wasmos" "task_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)"#;
+    let sink = wat::parse_str(format!(
+        r#"(module {imports}
+          (func (export "_start")
+            (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+            (call $exit (i32.load8_u (i32.const 1024)))))"#
+    ))
+    .unwrap();
+    let relay = wat::parse_str(format!(
+        r#"(module {imports}
+          (func (export "_start") (local $r i32)
+            (local.set $r (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+            (if (i32.ne (local.get $r) (i32.const 2)) (then (call $exit (i32.const 10))))
+            (if (i32.ne (i32.load (i32.const 512)) (i32.const 1)) (then (call $exit (i32.const 11))))
+            (if (i32.eqz (i32.load (i32.const 524))) (then (call $exit (i32.const 12))))
+            (call $exit (call $send (i32.load (i32.const 524)) (i32.const 1024) (i32.const 2)))))"#
+    ))
+    .unwrap();
+    let parent = wat::parse_str(format!(
+        r#"(module {imports}
+          (data (i32.const 0) "p")
+          (data (i32.const 16) "hi")
+          (data (i32.const 4096) "{sink}")
+          (data (i32.const 8192) "{relay}")
+          (func (export "_start") (local $hs i32) (local $hr i32) (local $hl i32) (local $i i32) (local $s i32) (local $c i32)
+            (local.set $hs (call $spawn (i32.const 4096) (i32.const {sink_len}) (i32.const 0) (i32.const 0) (i32.const -1) (i32.const 0) (i32.const 0)))
+            (local.set $hr (call $spawn (i32.const 8192) (i32.const {relay_len}) (i32.const 0) (i32.const 0) (i32.const -1) (i32.const 0) (i32.const 0)))
+            (if (i32.ne (call $send_cap (local.get $hr) (i32.const 16) (i32.const 2) (i32.const 0x7fff)) (i32.const {invalid})) (then (call $exit (i32.const 20))))
+            (drop (call $register (i32.const 0) (i32.const 1) (i32.const 0)))
+            (local.set $hl (call $lookup (i32.const 0) (i32.const 1)))
+            (if (i32.ne (call $send_cap (local.get $hr) (i32.const 16) (i32.const 2) (local.get $hl)) (i32.const {nocap})) (then (call $exit (i32.const 21))))
+            (if (i32.ne (call $send_cap (local.get $hr) (i32.const 16) (i32.const 2) (local.get $hs)) (i32.const 0)) (then (call $exit (i32.const 22))))
+            ;; both children's exits: sink's code * 1000 + relay's code
+            (loop $l
+              (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+              (if (i32.eq (i32.load (i32.const 512)) (i32.const 4))
+                (then
+                  (if (i32.eq (i32.load (i32.const 520)) (local.get $hs))
+                    (then (local.set $s (i32.load (i32.const 528))))
+                    (else (local.set $c (i32.load (i32.const 528)))))
+                  (local.set $i (i32.add (local.get $i) (i32.const 1)))))
+              (br_if $l (i32.lt_u (local.get $i) (i32.const 2))))
+            (call $exit (i32.add (i32.mul (local.get $s) (i32.const 1000)) (local.get $c)))))"#,
+        sink = data_string(&sink),
+        sink_len = sink.len(),
+        relay = data_string(&relay),
+        relay_len = relay.len(),
+        invalid = Status::InvalidHandle.code(),
+        nocap = Status::NoCapability.code(),
+    ))
+    .unwrap();
+    let (sys, platform) = system(2, Config::default());
+    let id = sys.spawn(&parent, "parent", 0).unwrap();
+    assert_eq!(run(&sys, &platform, &[id], 10), [exited(b'h' as i32 * 1000)]);
+}
+
+/// The inbox limit holds across cores: a task that does not receive takes
+/// at most `INBOX_CAPACITY` one-way messages in all (in rings and in its
+/// inbox), however fast its core drains its ring; then senders on other
+/// cores get `WOULD_BLOCK`, and room comes back once it receives.
+#[test]
+fn the_inbox_limit_holds_for_senders_on_other_cores() {
+    let (sys, platform) = system(2, Config::default());
+    let cap = wasmos_ipc::abi::INBOX_CAPACITY;
+    // Sleeps (not receiving), then receives everything and exits with the
+    // count.
+    let child = wasm(
+        r#"(func (export "_start") (local $n i32)
+            (drop (call $sleep (i64.const 100000000)))
+            (loop $l
+              (if (i32.ge_s (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const 0)) (i32.const 0))
+                (then (local.set $n (i32.add (local.get $n) (i32.const 1))) (br $l))))
+            (call $exit (local.get $n)))"#,
+    );
+    let parent = wasm(&format!(
+        r#"(data (i32.const 4096) "{bytes}")
+          (func (export "_start") (local $h i32) (local $n i32) (local $r i32)
+            (local.set $h (call $spawn (i32.const 4096) (i32.const {len}) (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 0) (i32.const 0)))
+            (loop $l
+              (local.set $r (call $send (local.get $h) (i32.const 0) (i32.const 4)))
+              (if (i32.eqz (local.get $r)) (then (local.set $n (i32.add (local.get $n) (i32.const 1))) (br $l))))
+            (if (i32.ne (local.get $r) (i32.const {wb})) (then (call $exit (i32.const -1))))
+            ;; the child's exit: the number it received
+            (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+            (if (i32.ne (i32.load (i32.const 528)) (local.get $n)) (then (call $exit (i32.const -2))))
+            (call $exit (local.get $n)))"#,
+        bytes = data_string(&child),
+        len = child.len(),
+        wb = Status::WouldBlock.code()
+    ));
+    let id = sys.spawn(&parent, "flood", 0).unwrap();
+    assert_eq!(run(&sys, &platform, &[id], 10), [exited(cap as i32)]);
+}

@@ -168,6 +168,16 @@ fn boot_check(suite: &Suite, report: &Report, name: String) -> Check {
     Check::pass(name, None)
 }
 
+/// Whether the run ended abnormally: a panic, a test that never finished,
+/// no `done` line, or an exit that is neither of the kernel's own. Then the
+/// end of the kernel log is where to look, not just a test's reason.
+pub fn ended_abnormally(report: &Report, exit: Exit) -> bool {
+    report.panic.is_some()
+        || report.unfinished().is_some()
+        || report.done.is_none()
+        || !matches!(exit, Exit::Status(EXIT_SUCCESS | EXIT_FAILURE))
+}
+
 /// A sentence on how the run ended, naming the test that was running.
 pub fn describe_end(report: &Report, exit: Exit) -> String {
     let during = report.unfinished().map(|t| format!(" while running {t}")).unwrap_or_default();
@@ -227,6 +237,19 @@ mod tests {
         let r = Report::parse(&format!("{OK_RUN}panic cpu1: boom\n"));
         let c = evaluate(&suite(Expect::KernelTests), &r, "", Exit::Status(EXIT_FAILURE));
         assert!(c.last().unwrap().result.as_ref().unwrap_err().contains("cpu1: boom"));
+    }
+
+    #[test]
+    fn abnormal_endings() {
+        let ok = Report::parse(OK_RUN);
+        assert!(!ended_abnormally(&ok, Exit::Status(EXIT_SUCCESS)));
+        // Failing tests reported normally are not a crash.
+        let failing = Report::parse(&OK_RUN.replace("test-pass t1 5", "test-fail t1 no").replace("passed=1 failed=0", "passed=0 failed=1"));
+        assert!(!ended_abnormally(&failing, Exit::Status(EXIT_FAILURE)));
+        assert!(ended_abnormally(&ok, Exit::Status(0)));
+        assert!(ended_abnormally(&ok, Exit::TimedOut { after_secs: 1 }));
+        assert!(ended_abnormally(&Report::parse(&format!("{OK_RUN}panic cpu0: x\n")), Exit::Status(EXIT_FAILURE)));
+        assert!(ended_abnormally(&Report::parse("test-start t\n"), Exit::Status(EXIT_FAILURE)));
     }
 
     #[test]

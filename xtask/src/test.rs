@@ -41,41 +41,51 @@ impl Tally {
 }
 
 pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
-    crate::prereq::toolchain()?;
-    crate::prereq::qemu(true)?;
-    let started = Instant::now();
-    let mut tally = Tally::default();
-    if !opts.no_host {
-        host_unit_tests(root, &mut tally)?;
-    }
-    let profile = if opts.debug { Profile::Debug } else { Profile::Release };
-    let selected: Vec<Suite> = suites::all()
-        .into_iter()
-        .filter(|s| opts.suite.as_deref().is_none_or(|f| s.name.contains(f)))
-        .collect();
-    let run_hosted = opts.suite.as_deref().is_none_or(|f| "hosted".contains(f));
-    let other = opts.suite.as_deref().is_some_and(|f| "fuzz".contains(f) || "soak".contains(f));
-    if selected.is_empty() && !run_hosted && !other {
+    let filter = opts.suite.as_deref();
+    let selected: Vec<Suite> = suites::all().into_iter().filter(|s| filter.is_none_or(|f| s.name.contains(f))).collect();
+    let run_hosted = filter.is_none_or(|f| "hosted".contains(f));
+    let run_soak = filter.is_none_or(|f| "soak".contains(f));
+    let run_fuzz = filter.is_none_or(|f| "fuzz".contains(f));
+    if selected.is_empty() && !run_hosted && !run_soak && !run_fuzz {
         bail!("no suite matches {:?}", opts.suite);
     }
-    if !selected.is_empty() {
-        println!("==> kernel build ({})", if opts.debug { "debug" } else { "release" });
-        build::kernel(root, profile)?;
-    }
-    for suite in &selected {
-        run_suite(root, suite, profile, &mut tally)?;
-    }
-    if run_hosted {
-        hosted_suite(root, &mut tally)?;
-    }
-    if opts.suite.as_deref().is_none_or(|f| "soak".contains(f)) {
-        // A short soak; `cargo xtask soak --minutes N` runs longer.
-        for check in crate::soak::run(root, 90, 8)? {
-            tally.record(&check.name, &check.result);
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    // From here on whatever goes wrong (a missing tool, a build error, QEMU
+    // not starting) is counted as a failed check and the run goes on, so
+    // the summary below is always the last line of the output.
+    let uefi = selected.iter().any(|s| s.firmware == Firmware::Uefi);
+    let prerequisites = crate::prereq::toolchain().and_then(|()| crate::prereq::qemu(uefi));
+    if step(&mut tally, "prerequisites", |_| prerequisites) {
+        if !opts.no_host {
+            step(&mut tally, "host::unit_tests", |t| host_unit_tests(root, t));
         }
-    }
-    if opts.suite.as_deref().is_none_or(|f| "fuzz".contains(f)) {
-        fuzz_suite(root, &mut tally)?;
+        let profile = if opts.debug { Profile::Debug } else { Profile::Release };
+        let mut kernel_built = true;
+        if !selected.is_empty() {
+            println!("==> kernel build ({})", if opts.debug { "debug" } else { "release" });
+            kernel_built = step(&mut tally, "kernel::build", |_| build::kernel(root, profile).map(drop));
+        }
+        if kernel_built {
+            for suite in &selected {
+                step(&mut tally, &format!("{}::setup", suite.name), |t| run_suite(root, suite, profile, t));
+            }
+        }
+        if run_hosted {
+            step(&mut tally, "hosted::setup", |t| hosted_suite(root, t));
+        }
+        if run_soak && kernel_built {
+            // A short soak; `cargo xtask soak --minutes N` runs longer.
+            step(&mut tally, "soak::setup", |t| {
+                for check in crate::soak::run(root, 90, 8)? {
+                    t.record(&check.name, &check.result);
+                }
+                Ok(())
+            });
+        }
+        if run_fuzz {
+            step(&mut tally, "fuzz::setup", |t| fuzz_suite(root, t));
+        }
     }
     println!();
     if !tally.failures.is_empty() {
@@ -87,6 +97,18 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Runs one step of the test run; an error becomes the failed check `name`.
+/// Returns whether the step succeeded.
+fn step(tally: &mut Tally, name: &str, f: impl FnOnce(&mut Tally) -> Result<()>) -> bool {
+    match f(tally) {
+        Ok(()) => true,
+        Err(e) => {
+            tally.record(name, &Err(format!("{e:#}")));
+            false
+        }
+    }
 }
 
 /// `cargo test` over the default members (every host crate), counted from
@@ -202,10 +224,16 @@ fn run_suite(root: &Path, suite: &Suite, profile: Profile, tally: &mut Tally) ->
         started.elapsed().as_secs_f64()
     );
     if suite_failed > 0 {
-        println!("  last lines of the kernel log ({}):", files.log.display());
-        let lines: Vec<&str> = log.lines().collect();
-        for line in &lines[lines.len().saturating_sub(30)..] {
-            println!("  | {line}");
+        // After a crash, hang or reset the end of the log tells what
+        // happened; a test that merely failed already printed its reason.
+        if suite.expect == suites::Expect::FaultReport || suites::ended_abnormally(&report, exit) {
+            println!("  last lines of the kernel log ({}):", files.log.display());
+            let lines: Vec<&str> = log.lines().collect();
+            for line in &lines[lines.len().saturating_sub(30)..] {
+                println!("  | {line}");
+            }
+        } else {
+            println!("  kernel log: {}", files.log.display());
         }
     }
     Ok(())
