@@ -19,6 +19,7 @@ use wasmos_ipc::abi::{ExitReason, RecvInfo, Status};
 use wasmos_ipc::caps::HandleTable;
 use wasmos_ipc::ids::TaskId;
 
+use crate::native::{self, NativeSlot};
 use crate::system::{Envelope, SpawnRequest, System, TaskExit};
 use crate::task::{self, Blocked, Exec, Incoming, Task, TaskData, Wait};
 
@@ -51,6 +52,8 @@ pub(crate) struct CoreState {
     pub outbox: VecDeque<(usize, Envelope)>,
     pub linker: Linker<TaskData>,
     pub sys: Arc<System>,
+    /// Native services on this core (see [`crate::native`]).
+    pub natives: BTreeMap<TaskId, NativeSlot>,
     /// This state's own cell, handed to each task's system calls.
     pub self_ref: Weak<RefCell<CoreState>>,
 }
@@ -61,7 +64,7 @@ impl CoreState {
         let sys = self.sys.clone();
         let core = match &envelope {
             Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } => sys.core_of(*to),
-            Envelope::Spawn(_) => Some(self.core),
+            Envelope::Spawn(_) | Envelope::StartNative(_) => Some(self.core),
         };
         match core {
             Some(core) if core == self.core => self.deliver_local(envelope),
@@ -86,7 +89,7 @@ impl CoreState {
         let sys = self.sys.clone();
         let target = match &envelope {
             Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } => Some(*to),
-            Envelope::Spawn(_) => None,
+            Envelope::Spawn(_) | Envelope::StartNative(_) => None,
         };
         if target.is_some() && target == self.running {
             self.deferred.push(envelope);
@@ -94,6 +97,14 @@ impl CoreState {
         }
         match envelope {
             Envelope::Spawn(request) => self.instantiate(*request),
+            Envelope::StartNative(start) => {
+                self.natives.insert(start.id, NativeSlot::new(*start));
+            }
+            Envelope::Deliver { to, item } if self.natives.contains_key(&to) => {
+                let slot = self.natives.get_mut(&to).expect("checked");
+                slot.push(item);
+                sys.stats[self.core].delivered.fetch_add(1, Ordering::Relaxed);
+            }
             Envelope::Deliver { to, item } => {
                 let Some(task) = self.tasks.get_mut(&to) else {
                     return self.undeliverable(Envelope::Deliver { to, item });
@@ -302,9 +313,10 @@ pub struct CoreScheduler {
 impl Drop for CoreScheduler {
     fn drop(&mut self) {
         let tasks = core::mem::take(&mut self.state.borrow_mut().tasks);
+        let natives = core::mem::take(&mut self.state.borrow_mut().natives);
         self.sys.reaped.fetch_add(tasks.len() as u64, Ordering::Relaxed);
         let mut directory = self.sys.directory.lock();
-        for id in tasks.keys() {
+        for id in tasks.keys().chain(natives.keys()) {
             directory.remove(id);
         }
         drop(directory);
@@ -330,6 +342,7 @@ impl CoreScheduler {
                 running: None,
                 deferred: Vec::new(),
                 outbox: VecDeque::new(),
+                natives: BTreeMap::new(),
                 linker,
                 sys: sys.clone(),
                 self_ref: me.clone(),
@@ -351,7 +364,11 @@ impl CoreScheduler {
     /// Whether anything is runnable or waiting to be sent.
     pub fn has_work(&self) -> bool {
         let st = self.state.borrow();
-        !st.ready.is_empty() || !st.deferred.is_empty() || !self.sys.rings[st.core].is_empty()
+        let now = self.sys.now_ns();
+        !st.ready.is_empty()
+            || !st.deferred.is_empty()
+            || !self.sys.rings[st.core].is_empty()
+            || st.natives.values().any(|n| n.due(now))
     }
 
     /// Does one round of work: ring, retries, timers, one task slice.
@@ -386,12 +403,20 @@ impl CoreScheduler {
                     st.ready.push_back(id);
                 }
             }
+            let natives: Vec<TaskId> = st.natives.keys().copied().collect();
+            for id in natives {
+                native::run(&mut st, id);
+            }
             match st.ready.pop_front() {
                 Some(id) => st.tasks.remove(&id).map(|t| (id, t)),
                 None => {
+                    if !st.deferred.is_empty() || st.natives.values().any(|n| n.inbox_len() > 0) {
+                        return Poll::Busy;
+                    }
                     let deadline = st.sleepers.first().map(|&(d, _)| d);
                     let retry = (!st.outbox.is_empty()).then_some(now + 1_000_000);
-                    return Poll::Idle { deadline: deadline.into_iter().chain(retry).min() };
+                    let natives = st.natives.values().filter_map(NativeSlot::next_poll);
+                    return Poll::Idle { deadline: deadline.into_iter().chain(retry).chain(natives).min() };
                 }
             }
         };

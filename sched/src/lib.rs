@@ -10,6 +10,8 @@
 //! - [`host`]: the `wasmos` import module, i.e. the system calls;
 //! - [`wasi`]: WASI preview 1 for unmodified `wasm32-wasip1` programs;
 //! - [`core`]: the per-core scheduler loop;
+//! - [`native`]: servers written in Rust by the platform (the TCP/IP
+//!   server), reached through the same IPC as Wasm tasks;
 //! - `threads` (feature `std`): cores as OS threads, for the hosted
 //!   runtime and the tests.
 //!
@@ -35,6 +37,7 @@ extern crate alloc;
 
 pub mod core;
 pub mod host;
+pub mod native;
 pub mod platform;
 pub mod quota;
 pub mod system;
@@ -44,5 +47,6 @@ pub mod threads;
 pub mod wasi;
 
 pub use crate::core::{CoreScheduler, Poll};
+pub use native::{NativeCtx, NativeService, ReplyTo, Request};
 pub use platform::Platform;
 pub use system::{Config, System, TaskExit};

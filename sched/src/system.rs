@@ -82,6 +82,8 @@ pub(crate) enum Envelope {
     Reply { to: TaskId, call: u64, result: Result<Payload, Status> },
     /// Start a task on the receiving core.
     Spawn(Box<SpawnRequest>),
+    /// Start a native service on the receiving core.
+    StartNative(Box<crate::native::NativeStart>),
 }
 
 pub(crate) struct SpawnRequest {
@@ -338,6 +340,37 @@ impl System {
         let name = args.first().cloned().unwrap_or_else(|| "task".into());
         let queued = Arc::new(AtomicU32::new(0));
         self.start(core, SpawnRequest { id, queued, name, module, caps: Vec::new(), parent: None, init, args })?;
+        Ok(id)
+    }
+
+    /// Starts a native service on `core` and registers it under `name` in
+    /// the name service (clients get a send-only handle from
+    /// `service_lookup`). `ALREADY_EXISTS` if the name is taken.
+    pub fn start_native(
+        &self,
+        name: &str,
+        core: usize,
+        service: alloc::boxed::Box<dyn crate::native::NativeService>,
+    ) -> Result<TaskId, Status> {
+        if core >= self.cores() {
+            return Err(Status::InvalidArgument);
+        }
+        let id = self.ids.next();
+        let queued = Arc::new(AtomicU32::new(0));
+        {
+            let mut services = self.services.lock();
+            if services.contains_key(name) {
+                return Err(Status::AlreadyExists);
+            }
+            self.directory.lock().insert(id, Entry { core, queued: queued.clone() });
+            services.insert(String::from(name), Cap { target: id, badge: 0, rights: wasmos_ipc::caps::Rights::ALL });
+        }
+        let start = crate::native::NativeStart { id, queued, service };
+        if self.post(core, Envelope::StartNative(Box::new(start))).is_err() {
+            self.services.lock().remove(name);
+            self.directory.lock().remove(&id);
+            return Err(Status::WouldBlock);
+        }
         Ok(id)
     }
 

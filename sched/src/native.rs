@@ -1,0 +1,188 @@
+//! Native services: endpoints written in Rust by the platform, reached by
+//! Wasm tasks through the ordinary IPC ABI.
+//!
+//! Some servers need what a Wasm task cannot have: the TCP/IP server needs
+//! a network device on bare metal (DMA, MMIO) and the host's sockets in the
+//! hosted runtime. Such a server is a [`NativeService`]: it gets a task id
+//! and a name in the name service like any task, so a Wasm program finds
+//! it with `service_lookup` and talks to it with `ipc_send` / `ipc_call`,
+//! and cannot tell it from a Wasm server. That is what keeps programs
+//! portable: the kernel registers a service backed by smoltcp + virtio-net,
+//! the hosted runtime one backed by `std::net`, and the same `.wasm` file
+//! talks to either.
+//!
+//! A native service lives on one core, owned by that core's scheduler like
+//! a task, so it needs no locks: the scheduler hands it what arrived
+//! ([`NativeService::receive`]) and lets it do device work
+//! ([`NativeService::poll`]) when it asked to be polled. It may hold calls
+//! and answer them later (a blocking `recv` on a socket), with
+//! [`NativeCtx::reply`]. It never dies; a caller that dies while waiting
+//! simply never reads the reply.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use wasmos_ipc::abi::Status;
+use wasmos_ipc::ids::TaskId;
+use wasmos_ipc::message::Payload;
+
+use crate::core::CoreState;
+use crate::system::{Envelope, System};
+use crate::task::Incoming;
+
+/// A server implemented natively. See the module documentation.
+pub trait NativeService: Send {
+    /// One message or call sent to the service. A call
+    /// (`request.reply.is_some()`) must be answered exactly once, now or
+    /// later, with [`NativeCtx::reply`], or its caller waits forever.
+    fn receive(&mut self, ctx: &mut NativeCtx<'_>, request: Request);
+
+    /// Device and timer work. Returns the time (ns, the system clock) by
+    /// which it wants to be polled again, or `None` if only a new request
+    /// can give it work. Called when a request arrived or the time it asked
+    /// for has come; return `Some(0)` to be polled on every scheduler round.
+    fn poll(&mut self, ctx: &mut NativeCtx<'_>) -> Option<u64>;
+}
+
+/// Where the answer to a call goes. Not `Clone`: one answer per call.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReplyTo {
+    to: TaskId,
+    call: u64,
+}
+
+impl ReplyTo {
+    /// The task that made the call.
+    pub fn caller(&self) -> TaskId {
+        self.to
+    }
+}
+
+/// A message or call for a native service.
+#[derive(Debug)]
+pub struct Request {
+    /// The sending task (a service keys per-client state on it).
+    pub from: TaskId,
+    /// The badge of the capability the sender used.
+    pub badge: u32,
+    pub payload: Payload,
+    /// `Some` for an `ipc_call`: where the reply goes.
+    pub reply: Option<ReplyTo>,
+}
+
+/// What a native service may do while it runs.
+pub struct NativeCtx<'a> {
+    pub(crate) state: &'a mut CoreState,
+}
+
+impl NativeCtx<'_> {
+    pub fn now_ns(&self) -> u64 {
+        self.state.sys.now_ns()
+    }
+
+    /// The core the service runs on.
+    pub fn core(&self) -> usize {
+        self.state.core
+    }
+
+    pub fn system(&self) -> &Arc<System> {
+        &self.state.sys
+    }
+
+    /// Answers a call: `Ok(bytes)` is the reply payload (at most
+    /// `MAX_PAYLOAD` bytes, else the caller gets `TOO_LARGE`), `Err` the
+    /// status the caller's `ipc_call` returns.
+    pub fn reply(&mut self, to: ReplyTo, result: Result<&[u8], Status>) {
+        let result = result.and_then(Payload::copy_from);
+        self.state.route(Envelope::Reply { to: to.to, call: to.call, result });
+    }
+
+    /// Whether `task` is still alive (a service drops what a dead client
+    /// held: its sockets, its pending calls).
+    pub fn is_alive(&self, task: TaskId) -> bool {
+        self.state.sys.core_of(task).is_some()
+    }
+}
+
+/// A native service on its core, with what arrived for it.
+pub(crate) struct NativeSlot {
+    /// Taken out while it runs (it gets the core's state to work with).
+    service: Option<Box<dyn NativeService>>,
+    inbox: VecDeque<Incoming>,
+    queued: Arc<AtomicU32>,
+    /// When it wants to be polled next (`None`: only on a request).
+    next_poll: Option<u64>,
+}
+
+/// Start request for a native service, sent to its core's ring.
+pub(crate) struct NativeStart {
+    pub id: TaskId,
+    pub queued: Arc<AtomicU32>,
+    pub service: Box<dyn NativeService>,
+}
+
+impl NativeSlot {
+    pub fn new(start: NativeStart) -> NativeSlot {
+        // Polled once at start, so it can bring up its device.
+        NativeSlot { service: Some(start.service), inbox: VecDeque::new(), queued: start.queued, next_poll: Some(0) }
+    }
+
+    pub fn push(&mut self, item: Incoming) {
+        self.inbox.push_back(item);
+    }
+
+    /// Whether it has work now: a request, or its poll time has come.
+    pub fn due(&self, now: u64) -> bool {
+        !self.inbox.is_empty() || self.next_poll.is_some_and(|t| t <= now)
+    }
+
+    pub fn inbox_len(&self) -> usize {
+        self.inbox.len()
+    }
+
+    pub fn next_poll(&self) -> Option<u64> {
+        self.next_poll
+    }
+}
+
+/// Runs the native service `id` on `state`'s core if it is due: hands it
+/// its requests, then polls it.
+pub(crate) fn run(state: &mut CoreState, id: TaskId) {
+    let now = state.sys.now_ns();
+    let (mut service, inbox, queued) = {
+        let Some(slot) = state.natives.get_mut(&id) else { return };
+        if !slot.due(now) {
+            return;
+        }
+        let Some(service) = slot.service.take() else { return };
+        (service, core::mem::take(&mut slot.inbox), slot.queued.clone())
+    };
+    let mut ctx = NativeCtx { state };
+    for item in inbox {
+        let request = match item {
+            Incoming::Message { from, msg } => {
+                queued.fetch_sub(1, Ordering::Relaxed);
+                Request { from, badge: msg.badge, payload: msg.payload, reply: None }
+            }
+            Incoming::Call { from, msg, call } => {
+                Request { from, badge: msg.badge, payload: msg.payload, reply: Some(ReplyTo { to: from, call }) }
+            }
+            // A capability granted to a service has nowhere to go: services
+            // hold no handle table. Notifications and exit reports carry
+            // nothing a service acts on.
+            Incoming::Grant { .. } => {
+                queued.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            Incoming::ChildExit { .. } | Incoming::Notification { .. } => continue,
+        };
+        service.receive(&mut ctx, request);
+    }
+    let next_poll = service.poll(&mut ctx);
+    if let Some(slot) = state.natives.get_mut(&id) {
+        slot.service = Some(service);
+        slot.next_poll = next_poll;
+    }
+}
