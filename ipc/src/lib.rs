@@ -7,6 +7,8 @@
 //! - [`caps`]: per-task capability (handle) tables.
 //! - [`message`]: messages in flight (owned payload, inline when small).
 //! - [`ring`]: the per-core lock-free MPSC inbox and its sleep/wake protocol.
+//! - [`net`], [`sysinfo`]: the wire protocols of the services every
+//!   platform provides (the TCP socket service, system counters).
 //!
 //! Nothing here knows about wasmi, interrupts or threads: the scheduler
 //! (`wasmos-sched`) and the platforms build on it.
@@ -17,6 +19,8 @@
 extern crate alloc;
 
 pub mod abi;
+pub mod net;
+pub mod sysinfo;
 #[cfg(feature = "runtime")]
 pub mod caps;
 #[cfg(feature = "runtime")]

@@ -47,6 +47,6 @@ pub mod threads;
 pub mod wasi;
 
 pub use crate::core::{CoreScheduler, Poll};
-pub use native::{NativeCtx, NativeService, ReplyTo, Request};
+pub use native::{NativeCtx, NativeService, ReplyTo, Request, SysInfo};
 pub use platform::Platform;
 pub use system::{Config, System, TaskExit};

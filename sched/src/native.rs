@@ -186,3 +186,31 @@ pub(crate) fn run(state: &mut CoreState, id: TaskId) {
         slot.next_poll = next_poll;
     }
 }
+
+/// The `sysinfo` service ([`wasmos_ipc::sysinfo`]): answers every call
+/// with the uptime and each core's live tasks, deliveries and slices.
+/// Both platforms start it, so programs can report on the system they run
+/// on without knowing which one it is.
+pub struct SysInfo;
+
+impl NativeService for SysInfo {
+    fn receive(&mut self, ctx: &mut NativeCtx<'_>, request: Request) {
+        let Some(reply) = request.reply else { return };
+        let sys = ctx.system().clone();
+        let cores = (0..sys.cores()).map(|c| {
+            let s = sys.stats(c);
+            wasmos_ipc::sysinfo::CoreInfo {
+                tasks: s.tasks.load(Ordering::Relaxed) as u32,
+                delivered: s.delivered.load(Ordering::Relaxed),
+                switches: s.switches.load(Ordering::Relaxed),
+            }
+        });
+        let mut out = alloc::vec![0u8; wasmos_ipc::sysinfo::reply_len(sys.cores())];
+        let len = wasmos_ipc::sysinfo::encode(sys.now_ns(), cores, &mut out);
+        ctx.reply(reply, Ok(&out[..len]));
+    }
+
+    fn poll(&mut self, _ctx: &mut NativeCtx<'_>) -> Option<u64> {
+        None
+    }
+}

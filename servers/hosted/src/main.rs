@@ -4,7 +4,10 @@
 //! each core is an OS thread running a `CoreScheduler`
 //! (`wasmos_sched::threads`); "halt until an IPI" is a condvar wait; the
 //! clock is `Instant`; the console is stdout; randomness /dev/urandom.
-//! The programs are the very `.wasm` files the kernel boots.
+//! The programs are the very `.wasm` files the kernel boots. The services
+//! the kernel provides natively are here too, over the host's facilities:
+//! `sysinfo`, and `tcp` over the host's sockets (`wasmos-net`'s `host`
+//! backend), so `webapi.wasm` serves HTTP on Linux as it does in QEMU.
 //!
 //! ```text
 //! wasmos-hosted [--cores N] [--timeout SECS] prog.wasm[@core|@all] ...
@@ -24,7 +27,9 @@ use clap::Parser;
 use wasmos_ipc::abi::ExitReason;
 use wasmos_ipc::ids::TaskId;
 use wasmos_sched::threads::{Cores, Wakers};
-use wasmos_sched::{Config, Platform, System};
+use wasmos_net::TcpService;
+use wasmos_net::host::HostNet;
+use wasmos_sched::{Config, Platform, SysInfo, System};
 
 #[derive(Parser)]
 #[command(about = "Run WasmOS Wasm programs on Linux")]
@@ -39,6 +44,10 @@ struct Cli {
     /// (the kernel serves the boot bundle's `files/` the same way).
     #[arg(long)]
     files: Option<PathBuf>,
+    /// Address the `tcp` service binds listeners to (`0.0.0.0` exposes
+    /// servers to the network).
+    #[arg(long, default_value = "127.0.0.1")]
+    listen: std::net::Ipv4Addr,
     /// Programs to start: `file.wasm` (any core), `file.wasm@3`, `file.wasm@all`.
     #[arg(required = true)]
     programs: Vec<String>,
@@ -118,6 +127,12 @@ fn run(cli: Cli) -> Result<u8> {
     let wakers = Arc::new(Wakers::new(cli.cores));
     let linux = Arc::new(Linux { wakers: wakers.clone(), files });
     let sys = Arc::new(System::new(cli.cores, Config::default(), linux));
+    // The services every platform provides, here over the host's
+    // facilities: counters, and TCP over the host's sockets.
+    let status = |e: wasmos_ipc::abi::Status| anyhow::anyhow!("cannot start a service: {}", e.name());
+    sys.start_native(wasmos_ipc::sysinfo::SERVICE, 0, Box::new(SysInfo)).map_err(status)?;
+    let tcp = TcpService::new(HostNet::new(cli.listen));
+    sys.start_native(wasmos_ipc::net::SERVICE, 0, Box::new(tcp)).map_err(status)?;
 
     let mut started: Vec<(String, TaskId)> = Vec::new();
     for item in &cli.programs {

@@ -25,6 +25,10 @@ pub use wasmos_ipc::abi::{Kind, RecvInfo, Status};
 
 use core::fmt::{self, Write};
 
+pub mod env;
+pub mod net;
+pub mod sysinfo;
+
 /// The raw system calls. Prefer the wrappers below.
 pub mod sys {
     #[link(wasm_import_module = "wasmos")]

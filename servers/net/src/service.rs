@@ -1,0 +1,255 @@
+//! The protocol state machine: sockets and their owners, `POLL` waiters,
+//! and the mapping of each request onto a [`Backend`].
+
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use wasmos_ipc::ids::TaskId;
+use wasmos_ipc::net::{events, NetError, Op, Request as NetRequest, MAX_EVENTS, MAX_RECV, NO_TIMEOUT};
+use wasmos_sched::{NativeCtx, NativeService, ReplyTo, Request};
+
+/// What moves the bytes: a TCP/IP stack or the host's sockets. Every
+/// method answers at once; `Ok(None)` means "not now" (would block).
+pub trait Backend: Send {
+    type Listener: Send;
+    type Conn: Send;
+
+    fn listen(&mut self, port: u16) -> Result<Self::Listener, NetError>;
+    /// A connection that arrived on the listener, if one did.
+    fn accept(&mut self, listener: &mut Self::Listener) -> Result<Option<Self::Conn>, NetError>;
+    /// Whether [`Backend::accept`] would return a connection.
+    fn can_accept(&mut self, listener: &mut Self::Listener) -> bool;
+    /// Reads into `buf`: `Some(0)` = the peer closed its side.
+    fn recv(&mut self, conn: &mut Self::Conn, buf: &mut [u8]) -> Result<Option<usize>, NetError>;
+    /// Sends some prefix of `data`; returns how much was taken.
+    fn send(&mut self, conn: &mut Self::Conn, data: &[u8]) -> Result<Option<usize>, NetError>;
+    /// Readiness bits ([`events`]): `READABLE` (bytes or end of stream),
+    /// `WRITABLE` (room to send), `ERROR` (reset).
+    fn readiness(&mut self, conn: &mut Self::Conn) -> u32;
+    /// Closes gracefully (pending bytes still go out).
+    fn close(&mut self, conn: Self::Conn);
+    fn close_listener(&mut self, listener: Self::Listener);
+    /// Device and protocol work (timers, frames). `waiting` says whether a
+    /// task waits in `POLL`. Returns when to be called again at the latest.
+    fn poll(&mut self, now_ns: u64, waiting: bool) -> Option<u64>;
+}
+
+/// Sockets one task may hold at once.
+pub const SOCKETS_PER_TASK: usize = 256;
+/// Sockets the service holds at once, for all tasks.
+pub const MAX_SOCKETS: usize = 1024;
+/// How often sockets of dead tasks are looked for.
+const GC_INTERVAL_NS: u64 = 100_000_000;
+
+enum Kind<B: Backend> {
+    Listener(B::Listener),
+    Conn(B::Conn),
+}
+
+struct Socket<B: Backend> {
+    owner: TaskId,
+    kind: Kind<B>,
+    /// The last `SEND` was refused or cut short: report `WRITABLE`.
+    want_write: bool,
+}
+
+struct Waiter {
+    reply: ReplyTo,
+    deadline: Option<u64>,
+}
+
+/// The `tcp` service over backend `B`.
+pub struct TcpService<B: Backend> {
+    backend: B,
+    sockets: BTreeMap<u32, Socket<B>>,
+    next_id: u32,
+    waiters: Vec<Waiter>,
+    next_gc: u64,
+}
+
+impl<B: Backend> TcpService<B> {
+    pub fn new(backend: B) -> TcpService<B> {
+        TcpService { backend, sockets: BTreeMap::new(), next_id: 1, waiters: Vec::new(), next_gc: 0 }
+    }
+
+    /// Sockets open now (for tests and stats).
+    pub fn socket_count(&self) -> usize {
+        self.sockets.len()
+    }
+
+    fn add(&mut self, owner: TaskId, kind: Kind<B>) -> Result<u32, NetError> {
+        let owned = self.sockets.values().filter(|s| s.owner == owner).count();
+        if owned >= SOCKETS_PER_TASK || self.sockets.len() >= MAX_SOCKETS {
+            match kind {
+                Kind::Listener(l) => self.backend.close_listener(l),
+                Kind::Conn(c) => self.backend.close(c),
+            }
+            return Err(NetError::NoResources);
+        }
+        let id = self.next_id;
+        // Ids are not reused soon (wrapping after 4 billion sockets), so a
+        // stale id does not silently reach a newer socket.
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.sockets.insert(id, Socket { owner, kind, want_write: false });
+        Ok(id)
+    }
+
+    fn remove(&mut self, id: u32) {
+        if let Some(socket) = self.sockets.remove(&id) {
+            match socket.kind {
+                Kind::Listener(l) => self.backend.close_listener(l),
+                Kind::Conn(c) => self.backend.close(c),
+            }
+        }
+    }
+
+    /// Handles every request but `POLL`: the result word and reply data.
+    fn handle(&mut self, owner: TaskId, req: &NetRequest<'_>, data: &mut Vec<u8>) -> Result<u32, NetError> {
+        match req.op {
+            Op::Listen => {
+                let port = u16::try_from(req.arg).ok().filter(|&p| p != 0).ok_or(NetError::BadRequest)?;
+                let listener = self.backend.listen(port)?;
+                self.add(owner, Kind::Listener(listener))
+            }
+            Op::Accept => {
+                let socket = owned(&mut self.sockets, owner, req.socket)?;
+                let Kind::Listener(listener) = &mut socket.kind else { return Err(NetError::WrongKind) };
+                match self.backend.accept(listener)? {
+                    Some(conn) => self.add(owner, Kind::Conn(conn)),
+                    None => Err(NetError::WouldBlock),
+                }
+            }
+            Op::Recv => {
+                let max = (req.arg as usize).min(MAX_RECV);
+                let socket = owned(&mut self.sockets, owner, req.socket)?;
+                let Kind::Conn(conn) = &mut socket.kind else { return Err(NetError::WrongKind) };
+                data.resize(max, 0);
+                let n = self.backend.recv(conn, data)?.ok_or(NetError::WouldBlock)?;
+                data.truncate(n);
+                Ok(n as u32)
+            }
+            Op::Send => {
+                let socket = owned(&mut self.sockets, owner, req.socket)?;
+                let Kind::Conn(conn) = &mut socket.kind else { return Err(NetError::WrongKind) };
+                let taken = self.backend.send(conn, req.data)?;
+                socket.want_write = taken.is_none_or(|n| n < req.data.len());
+                taken.map(|n| n as u32).ok_or(NetError::WouldBlock)
+            }
+            Op::Close => {
+                owned(&mut self.sockets, owner, req.socket)?;
+                self.remove(req.socket);
+                Ok(0)
+            }
+            Op::Poll => unreachable!("POLL is answered by the caller"),
+        }
+    }
+
+    /// The ready sockets of `owner`, encoded as `POLL` reply data.
+    fn ready(&mut self, owner: TaskId) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (&id, socket) in self.sockets.iter_mut().filter(|(_, s)| s.owner == owner) {
+            let bits = match &mut socket.kind {
+                Kind::Listener(l) => {
+                    if self.backend.can_accept(l) {
+                        events::READABLE
+                    } else {
+                        0
+                    }
+                }
+                Kind::Conn(c) => {
+                    let r = self.backend.readiness(c);
+                    let write = if socket.want_write { r & events::WRITABLE } else { 0 };
+                    (r & (events::READABLE | events::ERROR)) | write
+                }
+            };
+            if bits != 0 && out.len() < MAX_EVENTS * 8 {
+                out.extend_from_slice(&id.to_le_bytes());
+                out.extend_from_slice(&bits.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Closes the sockets of tasks that died.
+    fn collect_dead(&mut self, ctx: &NativeCtx<'_>) {
+        let mut owners: Vec<TaskId> = self.sockets.values().map(|s| s.owner).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        for owner in owners.into_iter().filter(|&o| !ctx.is_alive(o)) {
+            let ids: Vec<u32> = self.sockets.iter().filter(|(_, s)| s.owner == owner).map(|(&id, _)| id).collect();
+            for id in ids {
+                self.remove(id);
+            }
+        }
+    }
+}
+
+/// `owner`'s socket `id`; another task's socket is as good as none.
+fn owned<B: Backend>(sockets: &mut BTreeMap<u32, Socket<B>>, owner: TaskId, id: u32) -> Result<&mut Socket<B>, NetError> {
+    sockets.get_mut(&id).filter(|s| s.owner == owner).ok_or(NetError::InvalidSocket)
+}
+
+fn reply_bytes(result: Result<u32, NetError>, data: &[u8]) -> Vec<u8> {
+    let word = match result {
+        Ok(v) => v as i32,
+        Err(e) => e.code(),
+    };
+    let mut out = Vec::with_capacity(4 + data.len());
+    out.extend_from_slice(&word.to_le_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+impl<B: Backend> NativeService for TcpService<B> {
+    fn receive(&mut self, ctx: &mut NativeCtx<'_>, request: Request) {
+        // Only calls mean anything here: a one-way message has no way to
+        // carry an answer, so it is dropped.
+        let Some(reply) = request.reply else { return };
+        let owner = request.from;
+        let req = match NetRequest::decode(request.payload.as_slice()) {
+            Ok(req) => req,
+            Err(e) => return ctx.reply(reply, Ok(&reply_bytes(Err(e), &[]))),
+        };
+        if req.op == Op::Poll {
+            let ready = self.ready(owner);
+            if !ready.is_empty() || req.arg == 0 {
+                let count = (ready.len() / 8) as u32;
+                return ctx.reply(reply, Ok(&reply_bytes(Ok(count), &ready)));
+            }
+            let deadline = (req.arg != NO_TIMEOUT).then(|| ctx.now_ns() + u64::from(req.arg) * 1_000_000);
+            self.waiters.push(Waiter { reply, deadline });
+            return;
+        }
+        let mut data = vec![];
+        let result = self.handle(owner, &req, &mut data);
+        ctx.reply(reply, Ok(&reply_bytes(result, &data)));
+    }
+
+    fn poll(&mut self, ctx: &mut NativeCtx<'_>) -> Option<u64> {
+        let now = ctx.now_ns();
+        let device = self.backend.poll(now, !self.waiters.is_empty());
+        if now >= self.next_gc {
+            self.collect_dead(ctx);
+            self.next_gc = now + GC_INTERVAL_NS;
+        }
+        let mut still = Vec::new();
+        for waiter in core::mem::take(&mut self.waiters) {
+            let owner = waiter.reply.caller();
+            if !ctx.is_alive(owner) {
+                continue;
+            }
+            let ready = self.ready(owner);
+            if !ready.is_empty() || waiter.deadline.is_some_and(|d| now >= d) {
+                let count = (ready.len() / 8) as u32;
+                ctx.reply(waiter.reply, Ok(&reply_bytes(Ok(count), &ready)));
+            } else {
+                still.push(waiter);
+            }
+        }
+        self.waiters = still;
+        let deadlines = self.waiters.iter().filter_map(|w| w.deadline);
+        let gc = (!self.sockets.is_empty()).then_some(self.next_gc);
+        device.into_iter().chain(deadlines).chain(gc).min()
+    }
+}
