@@ -71,7 +71,10 @@ static LOGGER: Logger = Logger;
 
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::max_level()
+        // Libraries speak only when something is wrong (virtio-drivers
+        // logs its feature negotiation at INFO).
+        let library = !metadata.target().starts_with("wasmos");
+        metadata.level() <= log::max_level() && !(library && metadata.level() > log::Level::Warn)
     }
 
     fn log(&self, record: &log::Record) {

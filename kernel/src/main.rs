@@ -24,6 +24,7 @@ mod cpu;
 mod interrupts;
 mod ktest;
 mod memory;
+mod net;
 mod panic;
 mod qemu;
 mod smp;
@@ -128,6 +129,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
 
     match config.mode {
         Mode::Run => {
+            start_services(sys, &config);
             tasks::start_init(sys, config.bundle);
             log::info!("running; press Ctrl-A X to leave QEMU");
             tasks::core_loop(0)
@@ -149,6 +151,30 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
             qemu::exit(if ok { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })
         }
     }
+}
+
+/// The native services every platform provides: `sysinfo`, and `tcp`
+/// when there is a network card. Only in `run` mode: the test modes count
+/// tasks and must start from an empty system.
+fn start_services(sys: &wasmos_sched::System, config: &boot_config::BootConfig) {
+    if let Err(e) = sys.start_native(wasmos_ipc::sysinfo::SERVICE, 0, alloc::boxed::Box::new(wasmos_sched::SysInfo)) {
+        log::error!("cannot start the sysinfo service: {}", e.name());
+    }
+    match net::start(sys) {
+        Some(info) => {
+            let m = info.mac;
+            kprintln!(
+                "  network  : virtio-net {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} at PCI {}, {}/{}, tcp service on core {}",
+                m[0], m[1], m[2], m[3], m[4], m[5], info.pci, info.ip.address, info.ip.prefix_len, net::NET_CORE
+            );
+            // xtask tells us which host port QEMU forwards to which of ours.
+            if let Some((host, guest)) = config.config().get("net.hostfwd").and_then(|v| v.split_once(':')) {
+                kprintln!("  web      : http://127.0.0.1:{host}/ on the host reaches port {guest} here");
+            }
+        }
+        None => kprintln!("  network  : none (no virtio-net card)"),
+    }
+    kprintln!("");
 }
 
 /// Touches an unmapped address on purpose so that the exception report can

@@ -37,6 +37,9 @@ pub struct BootConfig {
     pub args: Vec<String>,
     /// How long a soak runs (`mode=soak`).
     pub soak_seconds: Option<u64>,
+    /// `(host port, guest port)` QEMU forwards to the machine, for the
+    /// banner (`net.hostfwd`).
+    pub hostfwd: Option<(u16, u16)>,
 }
 
 /// A named blob in the bundle.
@@ -44,7 +47,7 @@ type Entry = (String, Vec<u8>);
 
 impl BootConfig {
     pub fn run() -> Self {
-        BootConfig { mode: Mode::Run, tests: None, wasm: Vec::new(), args: Vec::new(), soak_seconds: None }
+        BootConfig { mode: Mode::Run, tests: None, wasm: Vec::new(), args: Vec::new(), soak_seconds: None, hostfwd: None }
     }
 
     /// Bundle entries: the demo, the test programs, the user's programs;
@@ -71,6 +74,8 @@ impl BootConfig {
             entries.push((name, bytes));
         }
         if spawn.is_empty() {
+            // The default: the web server, and the token ring demo.
+            spawn.push("webapi.wasm".into());
             spawn.push("token_ring.wasm@all".into());
         }
         let mut cfg = format!("mode={}\nspawn={}\n", self.mode.name(), spawn.join(","));
@@ -81,6 +86,9 @@ impl BootConfig {
         }
         if let Some(t) = &self.tests {
             cfg.push_str(&format!("tests={t}\n"));
+        }
+        if let Some((host, guest)) = self.hostfwd {
+            cfg.push_str(&format!("net.hostfwd={host}:{guest}\n"));
         }
         if let Some(s) = self.soak_seconds {
             cfg.push_str(&format!("soak_seconds={s}\n"));
@@ -120,7 +128,8 @@ fn kernel_with(root: &Path, profile: Profile, quiet: bool) -> Result<PathBuf> {
 }
 
 /// The programs `servers/` builds: (bundle name, file under the target dir).
-const PROGRAMS: &[(&str, &str)] = &[("init.wasm", "wasmos_init.wasm"), ("token_ring.wasm", "token_ring.wasm")];
+const PROGRAMS: &[(&str, &str)] =
+    &[("init.wasm", "wasmos_init.wasm"), ("token_ring.wasm", "token_ring.wasm"), ("webapi.wasm", "webapi.wasm")];
 
 /// `cargo build --quiet --release <args> --target-dir target/<target_dir>`
 /// in `dir` (a workspace of its own); returns the target directory.
@@ -143,7 +152,7 @@ fn release_build(root: &Path, dir: &str, args: &[&str], target_dir: &str) -> Res
 /// Builds the Wasm programs in `servers/` and returns them as bundle entries.
 pub fn servers(root: &Path) -> Result<Vec<Entry>> {
     let target_dir =
-        release_build(root, "servers", &["--target", "wasm32-unknown-unknown", "-p", "wasmos-init", "-p", "token-ring"], "servers")?;
+        release_build(root, "servers", &["--target", "wasm32-unknown-unknown", "-p", "wasmos-init", "-p", "token-ring", "-p", "webapi"], "servers")?;
     PROGRAMS
         .iter()
         .map(|(entry, file)| {

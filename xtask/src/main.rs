@@ -133,6 +133,13 @@ struct RunOpts {
     /// It must export `_start` and import only from the `wasmos` module.
     #[arg(long, value_name = "FILE")]
     wasm: Vec<PathBuf>,
+    /// Host port (on 127.0.0.1) forwarded to the web server inside the
+    /// machine (webapi, port 8080 there): `curl http://127.0.0.1:PORT/`.
+    #[arg(long, default_value_t = 8080)]
+    http_port: u16,
+    /// No network card (and so no `tcp` service).
+    #[arg(long)]
+    no_net: bool,
     /// Arguments for the `--wasm` programs (after `--`; no spaces inside one).
     #[arg(last = true)]
     args: Vec<String>,
@@ -173,8 +180,21 @@ fn run(cli: Cli) -> Result<()> {
             prereq::toolchain()?;
             prereq::qemu(opts.build.uefi)?;
             let wasm = opts.wasm.iter().map(std::path::absolute).collect::<std::io::Result<Vec<_>>>()?;
-            let config =
-                build::BootConfig { mode: opts.mode, tests: opts.tests.clone(), wasm, args: opts.args.clone(), soak_seconds: None };
+            let http_port = (!opts.no_net).then_some(opts.http_port);
+            if let Some(port) = http_port {
+                // QEMU's own message for a taken port is cryptic; say it plainly.
+                if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                    anyhow::bail!("port {port} on 127.0.0.1 is in use: pick another with --http-port N (or --no-net)");
+                }
+            }
+            let config = build::BootConfig {
+                mode: opts.mode,
+                tests: opts.tests.clone(),
+                wasm,
+                args: opts.args.clone(),
+                soak_seconds: None,
+                hostfwd: http_port.map(|p| (p, qemu::GUEST_HTTP_PORT)),
+            };
             let image = build::image(&root, &opts.build, &config)?;
             let machine = qemu::Machine {
                 image,
@@ -182,6 +202,7 @@ fn run(cli: Cli) -> Result<()> {
                 smp: opts.smp,
                 mem: opts.mem.clone(),
                 accel: opts.accel,
+                http_port,
             };
             qemu::run_interactive(&root, &machine, opts.timeout)
         }

@@ -22,7 +22,13 @@ pub struct Machine {
     pub smp: u32,
     pub mem: String,
     pub accel: Accel,
+    /// A virtio-net card on QEMU's user-mode network, forwarding this host
+    /// port (on 127.0.0.1) to the guest's web server port; `None`: no card.
+    pub http_port: Option<u16>,
 }
+
+/// The port webapi listens on inside the machine.
+pub const GUEST_HTTP_PORT: u16 = 8080;
 
 impl Machine {
     /// QEMU with everything but the serial ports.
@@ -40,13 +46,25 @@ impl Machine {
         if self.uefi {
             cmd.args(["-bios", OVMF]);
         }
+        match self.http_port {
+            Some(port) => {
+                cmd.arg("-netdev").arg(format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{GUEST_HTTP_PORT}"));
+                cmd.args(["-device", "virtio-net-pci,netdev=net0"]);
+            }
+            // q35 would otherwise add an e1000e card of its own.
+            None => drop(cmd.args(["-nic", "none"])),
+        }
         cmd.arg("-drive").arg(format!("format=raw,file={}", self.image.display()));
         cmd
     }
 
     pub fn describe(&self) -> String {
+        let net = match self.http_port {
+            Some(port) => format!(", virtio-net with http://127.0.0.1:{port}/ -> guest port {GUEST_HTTP_PORT}"),
+            None => String::new(),
+        };
         format!(
-            "{} boot, -smp {}, -m {}, {}",
+            "{} boot, -smp {}, -m {}, {}{net}",
             if self.uefi { "UEFI" } else { "BIOS" },
             self.smp,
             self.mem,
