@@ -1,11 +1,13 @@
 //! WasmOS integration suites, as data: what each QEMU boot must show.
 //!
 //! - [`protocol`]: the result channel the kernel writes on COM2, and its parser;
-//! - [`suites`]: the list of QEMU suites and the checks each one applies.
+//! - [`suites`]: the list of QEMU suites and the checks each one applies;
+//! - [`http`]: what webapi must answer, checked with a real HTTP client.
 //!
 //! xtask only drives (builds images, runs QEMU, prints); the decisions of
 //! what passes live here, where they are unit-tested on the host.
 
+pub mod http;
 pub mod programs;
 pub mod protocol;
 pub mod soak;

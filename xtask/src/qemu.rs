@@ -120,6 +120,70 @@ pub fn run_interactive(root: &Path, machine: &Machine, timeout: Option<u64>) -> 
     }
 }
 
+/// Starts QEMU with both serial ports in files under `dir` and returns at
+/// once; the caller ends it (see [`Running`]).
+pub fn spawn_captured(machine: &Machine, dir: &Path) -> Result<(Child, Captured)> {
+    std::fs::create_dir_all(dir)?;
+    let files = Captured { log: dir.join("serial.log"), results: dir.join("results.txt") };
+    for f in [&files.log, &files.results] {
+        let _ = std::fs::remove_file(f);
+    }
+    let mut cmd = machine.command();
+    cmd.arg("-serial").arg(format!("file:{}", files.log.display()));
+    cmd.arg("-serial").arg(format!("file:{}", files.results.display()));
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let child = cmd.spawn().context("cannot start qemu-system-x86_64")?;
+    Ok((child, files))
+}
+
+/// A machine that keeps running (mode `run`) while the host talks to it;
+/// killed when dropped.
+pub struct Running {
+    child: Child,
+    pub files: Captured,
+}
+
+impl Running {
+    pub fn start(machine: &Machine, dir: &Path) -> Result<Running> {
+        let (child, files) = spawn_captured(machine, dir)?;
+        Ok(Running { child, files })
+    }
+
+    /// The kernel log so far.
+    pub fn log(&self) -> String {
+        std::fs::read(&self.files.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `text`; fails if QEMU ends or `timeout`
+    /// passes first.
+    pub fn wait_for(&mut self, text: &str, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if self.log().contains(text) {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("QEMU ended ({status}) before the log said {text:?}");
+            }
+            if start.elapsed() >= timeout {
+                anyhow::bail!("the log did not say {text:?} within {} s", timeout.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether QEMU is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
 /// Files a captured run writes.
 pub struct Captured {
     pub log: PathBuf,
@@ -130,16 +194,7 @@ pub struct Captured {
 /// with the result channel's text as it grows, until QEMU exits or
 /// `timeout` passes.
 pub fn run_captured(machine: &Machine, dir: &Path, timeout: Duration, mut progress: impl FnMut(&str)) -> Result<(Exit, Captured)> {
-    std::fs::create_dir_all(dir)?;
-    let files = Captured { log: dir.join("serial.log"), results: dir.join("results.txt") };
-    for f in [&files.log, &files.results] {
-        let _ = std::fs::remove_file(f);
-    }
-    let mut cmd = machine.command();
-    cmd.arg("-serial").arg(format!("file:{}", files.log.display()));
-    cmd.arg("-serial").arg(format!("file:{}", files.results.display()));
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().context("cannot start qemu-system-x86_64")?;
+    let (mut child, files) = spawn_captured(machine, dir)?;
     let start = Instant::now();
     let exit = loop {
         let done = child.try_wait()?;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use wasmos_tests::protocol::{Outcome, Report};
 use wasmos_tests::suites::{self, Check, Firmware, Suite};
@@ -45,8 +45,9 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     let selected: Vec<Suite> = suites::all().into_iter().filter(|s| filter.is_none_or(|f| s.name.contains(f))).collect();
     let run_hosted = filter.is_none_or(|f| "hosted".contains(f));
     let run_soak = filter.is_none_or(|f| "soak".contains(f));
+    let run_net = filter.is_none_or(|f| "net".contains(f));
     let run_fuzz = filter.is_none_or(|f| "fuzz".contains(f));
-    if selected.is_empty() && !run_hosted && !run_soak && !run_fuzz {
+    if selected.is_empty() && !run_hosted && !run_soak && !run_fuzz && !run_net {
         bail!("no suite matches {:?}", opts.suite);
     }
     let started = Instant::now();
@@ -62,7 +63,7 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
         }
         let profile = if opts.debug { Profile::Debug } else { Profile::Release };
         let mut kernel_built = true;
-        if !selected.is_empty() {
+        if !selected.is_empty() || run_net || run_soak {
             println!("==> kernel build ({})", if opts.debug { "debug" } else { "release" });
             kernel_built = step(&mut tally, "kernel::build", |_| build::kernel(root, profile).map(drop));
         }
@@ -73,6 +74,9 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
         }
         if run_hosted {
             step(&mut tally, "hosted::setup", |t| hosted_suite(root, t));
+        }
+        if run_net && kernel_built {
+            step(&mut tally, "net::setup", |t| net_suites(root, profile, t));
         }
         if run_soak && kernel_built {
             // A short soak; `cargo xtask soak --minutes N` runs longer.
@@ -115,13 +119,27 @@ fn step(tally: &mut Tally, name: &str, f: impl FnOnce(&mut Tally) -> Result<()>)
 /// libtest's summary lines.
 fn host_unit_tests(root: &Path, tally: &mut Tally) -> Result<()> {
     println!("==> host unit tests (cargo test)");
+    cargo_test(root, &[], tally)?;
+    // The servers workspace's host-testable crates: webapi's HTTP handling,
+    // the socket service with both backends.
+    let target = root.join("target/servers");
+    let args = ["-p", "webapi", "-p", "wasmos-net", "--features", "wasmos-net/std,wasmos-net/smoltcp", "--target-dir"];
+    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    args.push(target.as_os_str());
+    cargo_test(&root.join("servers"), &args, tally)
+}
+
+/// `cargo test --no-fail-fast <args>` in `dir`, counted from libtest's
+/// summary lines.
+fn cargo_test(dir: &Path, args: &[&std::ffi::OsStr], tally: &mut Tally) -> Result<()> {
     let spinner = ProgressBar::new_spinner();
     spinner.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));
     spinner.set_message("building and running host unit tests");
     spinner.enable_steady_tick(Duration::from_millis(120));
     let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(["test", "--no-fail-fast"])
-        .current_dir(root)
+        .args(args)
+        .current_dir(dir)
         .output()?;
     spinner.finish_and_clear();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -307,6 +325,78 @@ fn hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
         };
         tally.record("hosted::wasi_output_matches_qemu", &result);
     }
+    Ok(())
+}
+
+/// A port on 127.0.0.1 that nothing listens on right now.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// webapi from the host with a real HTTP client: in QEMU (8 cores, smoltcp
+/// on virtio-net, reached through QEMU's port forwarding) and under
+/// wasmos-hosted (host sockets); and that both ran the very same bytes.
+fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
+    println!("==> suite net-qemu (webapi in QEMU, BIOS, -smp 8, virtio-net)");
+    let started = Instant::now();
+    let port = free_port()?;
+    let config = BootConfig { hostfwd: Some((port, qemu::GUEST_HTTP_PORT)), ..BootConfig::run() };
+    let image = build::image_named(root, "net-qemu", profile, false, &config)?;
+    let machine = Machine { image, uefi: false, smp: 8, mem: "512M".into(), accel: Accel::Tcg, http_port: Some(port) };
+    let dir = build::out_dir(root).join("net-qemu");
+    let mut vm = qemu::Running::start(&machine, &dir)?;
+    let up = vm.wait_for("webapi: listening on port", Duration::from_secs(180));
+    tally.record("net-qemu::webapi_listening", &up.as_ref().map(|_| None).map_err(|e| format!("{e:#}")));
+    if up.is_ok() {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        for check in wasmos_tests::http::webapi_checks("net-qemu", addr, 8) {
+            tally.record(&check.name, &check.result);
+        }
+        let log = vm.log();
+        let healthy = if !vm.alive() {
+            Err("QEMU ended during the checks".to_owned())
+        } else if let Some(line) = log.lines().find(|l| l.contains("panic") || l.contains("EXCEPTION")) {
+            Err(format!("kernel log: {line}"))
+        } else {
+            Ok(None)
+        };
+        tally.record("net-qemu::kernel_healthy_after", &healthy);
+    }
+    drop(vm);
+    println!("  ({:.0} s; kernel log {})", started.elapsed().as_secs_f64(), dir.join("serial.log").display());
+
+    println!("==> suite net-hosted (the same webapi.wasm under wasmos-hosted, host sockets)");
+    let binary = build::hosted(root)?;
+    let webapi = build::program_path(root, "webapi.wasm");
+    let port = free_port()?;
+    let mut child = Command::new(&binary)
+        .args(["--cores", "4"])
+        .arg(&webapi)
+        .args(["--", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("cannot start wasmos-hosted")?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    if wasmos_tests::http::wait_for_port(addr, Duration::from_secs(30)) {
+        for check in wasmos_tests::http::webapi_checks("net-hosted", addr, 4) {
+            tally.record(&check.name, &check.result);
+        }
+    } else {
+        tally.record("net-hosted::webapi_listening", &Err(format!("nothing listens on {addr} after 30 s")));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // One binary, two worlds: the webapi.wasm in the boot bundle QEMU ran
+    // is byte for byte the file wasmos-hosted ran.
+    let bundle_path = build::out_dir(root).join("net-qemu/bundle.bin");
+    let bundle_bytes = std::fs::read(&bundle_path).with_context(|| format!("cannot read {}", bundle_path.display()))?;
+    let same = match wasmos_bundle::Bundle::parse(&bundle_bytes).map_err(|e| anyhow::anyhow!("{e}"))?.get("webapi.wasm") {
+        None => Err("the net-qemu bundle has no webapi.wasm".to_owned()),
+        Some(booted) if booted == std::fs::read(&webapi)?.as_slice() => Ok(None),
+        Some(booted) => Err(format!("bundle has {} bytes, hosted ran {}", booted.len(), std::fs::metadata(&webapi)?.len())),
+    };
+    tally.record("net::same_webapi_wasm_in_both_worlds", &same);
     Ok(())
 }
 

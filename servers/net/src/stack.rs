@@ -21,8 +21,10 @@ use wasmos_ipc::net::{events, NetError};
 
 use crate::service::Backend;
 
-/// Connections that can be mid-handshake on one port at once.
-pub const BACKLOG: usize = 8;
+/// Connections that can be waiting for `ACCEPT` on one port at once. A
+/// SYN that finds all of them taken is answered with a reset, so this is
+/// sized for bursts of clients (each costs its buffers, 24 KiB).
+pub const BACKLOG: usize = 32;
 /// Receive and send buffer of each connection.
 const RX_BUFFER: usize = 8 * 1024;
 const TX_BUFFER: usize = 16 * 1024;

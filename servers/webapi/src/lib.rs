@@ -17,7 +17,9 @@
 //! smoltcp on virtio-net) and under `wasmos-hosted` (host sockets).
 //! Arguments: `--port N` (default 8080).
 
-#![no_std]
+// no_std in Wasm; on the host (unit tests, clippy) std provides the
+// allocator and panic handler.
+#![cfg_attr(target_arch = "wasm32", no_std)]
 
 extern crate alloc;
 

@@ -1,0 +1,201 @@
+//! What webapi must do, checked from outside with a real HTTP client
+//! (ureq) and raw TCP for what a client library will not send. The same
+//! checks run against webapi in QEMU (through QEMU's port forwarding to
+//! smoltcp on virtio-net) and under `wasmos-hosted` (host sockets).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::suites::Check;
+
+/// Concurrent clients in the concurrency check, and requests each.
+const CLIENTS: usize = 8;
+const REQUESTS_PER_CLIENT: usize = 5;
+
+fn new_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+struct Got {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+fn get(agent: &ureq::Agent, url: &str) -> Result<Got, String> {
+    let mut response = agent.get(url).call().map_err(|e| format!("GET {url}: {e}"))?;
+    read(&mut response)
+}
+
+fn read(response: &mut ureq::http::Response<ureq::Body>) -> Result<Got, String> {
+    let status = response.status().as_u16();
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let body = response.body_mut().read_to_vec().map_err(|e| format!("body: {e}"))?;
+    Ok(Got { status, content_type, body })
+}
+
+/// Sends raw bytes on a fresh connection and reads until the server
+/// closes it or `timeout`; returns what came back.
+fn raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Result<String, String> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.write_all(bytes).map_err(|e| format!("write: {e}"))?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn check(prefix: &str, name: &str, f: impl FnOnce() -> Result<(), String>) -> Check {
+    let start = Instant::now();
+    Check { name: format!("{prefix}::{name}"), result: f().map(|()| Some(start.elapsed().as_micros() as u64)) }
+}
+
+/// Waits until something accepts connections on `addr`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// Every webapi check against the server at `addr`, which runs on a
+/// system of `cores` cores. Names start with `prefix`.
+pub fn webapi_checks(prefix: &str, addr: SocketAddr, cores: usize) -> Vec<Check> {
+    let base = format!("http://{addr}");
+    let agent = new_agent();
+    let mut checks = Vec::new();
+
+    checks.push(check(prefix, "get_index", || {
+        let got = get(&agent, &format!("{base}/"))?;
+        if got.status != 200 || !got.content_type.starts_with("text/html") {
+            return Err(format!("status {} type {:?}", got.status, got.content_type));
+        }
+        let text = String::from_utf8_lossy(&got.body);
+        text.contains("WasmOS").then_some(()).ok_or_else(|| format!("page lacks \"WasmOS\": {text:.200}"))
+    }));
+
+    checks.push(check(prefix, "stats_json", || {
+        let got = get(&agent, &format!("{base}/api/stats"))?;
+        if got.status != 200 || got.content_type != "application/json" {
+            return Err(format!("status {} type {:?}", got.status, got.content_type));
+        }
+        let json: serde_json::Value = serde_json::from_slice(&got.body).map_err(|e| format!("not JSON: {e}"))?;
+        let n = json["cores"].as_u64().ok_or(format!("no \"cores\": {json}"))?;
+        let per_core = |key: &str| json[key].as_array().map(Vec::len);
+        if n != cores as u64 {
+            return Err(format!("cores = {n}, expected {cores}"));
+        }
+        for key in ["tasks_per_core", "messages_delivered_per_core"] {
+            if per_core(key) != Some(cores) {
+                return Err(format!("{key} is not a list of {cores}: {json}"));
+            }
+        }
+        // webapi itself is a task, and its IPC with the tcp service counts.
+        let tasks: u64 = json["tasks_per_core"].as_array().unwrap().iter().filter_map(|v| v.as_u64()).sum();
+        let delivered: u64 = json["messages_delivered_per_core"].as_array().unwrap().iter().filter_map(|v| v.as_u64()).sum();
+        if tasks < 1 || delivered < 1 || json["uptime_ms"].as_u64().is_none() {
+            return Err(format!("implausible counters: {json}"));
+        }
+        Ok(())
+    }));
+
+    checks.push(check(prefix, "post_echo", || {
+        let body: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let mut response = agent
+            .post(&format!("{base}/api/echo"))
+            .header("Content-Type", "application/octet-stream")
+            .send(&body[..])
+            .map_err(|e| format!("POST: {e}"))?;
+        let got = read(&mut response)?;
+        (got.status == 200 && got.body == body)
+            .then_some(())
+            .ok_or_else(|| format!("status {}, {} bytes back of {}", got.status, got.body.len(), body.len()))
+    }));
+
+    checks.push(check(prefix, "unknown_path_404", || {
+        let got = get(&agent, &format!("{base}/no/such/page"))?;
+        (got.status == 404).then_some(()).ok_or_else(|| format!("status {}", got.status))
+    }));
+
+    checks.push(check(prefix, "malformed_request_400", || {
+        let reply = raw(addr, b"THIS IS NOT HTTP\x01\x02\r\n\r\n", Duration::from_secs(20))?;
+        reply.starts_with("HTTP/1.1 400 ").then_some(()).ok_or_else(|| format!("answer: {reply:.80?}"))
+    }));
+
+    checks.push(check(prefix, "keep_alive_two_requests_one_connection", || {
+        // Both requests in one write (pipelined); the second says close, so
+        // the server ends the connection after answering both.
+        let reply = raw(
+            addr,
+            b"GET /api/stats HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(20),
+        )?;
+        let answers = reply.matches("HTTP/1.1 200 OK").count();
+        (answers == 2).then_some(()).ok_or_else(|| format!("{answers} answers: {reply:.200?}"))
+    }));
+
+    checks.push(check(prefix, "concurrent_clients", || {
+        let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..CLIENTS)
+                .map(|c| {
+                    let base = &base;
+                    s.spawn(move || {
+                        let agent = new_agent();
+                        for r in 0..REQUESTS_PER_CLIENT {
+                            let body = format!("client {c} request {r}");
+                            let mut response = agent
+                                .post(&format!("{base}/api/echo"))
+                                .header("Content-Type", "text/plain")
+                                .send(body.as_bytes())
+                                .map_err(|e| format!("client {c}: {e}"))?;
+                            let got = read(&mut response)?;
+                            if got.status != 200 || got.body != body.as_bytes() {
+                                return Err(format!("client {c} request {r}: status {}", got.status));
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("client panicked".into()))).collect()
+        });
+        let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+        failed.is_empty().then_some(()).ok_or_else(|| failed.join("; "))
+    }));
+
+    checks.push(check(prefix, "slow_and_vanishing_clients_harm_nobody", || {
+        // Three connections that send half a request and stall, and three
+        // that send half a request and vanish; meanwhile others are served.
+        let mut stalled = Vec::new();
+        for _ in 0..3 {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+            s.write_all(b"GET / HTTP/1.1\r\nHost: slow").map_err(|e| e.to_string())?;
+            stalled.push(s);
+        }
+        for _ in 0..3 {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+            s.write_all(b"POST /api/echo HTTP/1.1\r\nContent-Length: 100\r\n\r\npartial").map_err(|e| e.to_string())?;
+            drop(s);
+        }
+        for i in 0..3 {
+            let got = get(&agent, &format!("{base}/api/stats"))?;
+            if got.status != 200 {
+                return Err(format!("request {i} beside stalled clients: status {}", got.status));
+            }
+        }
+        drop(stalled);
+        Ok(())
+    }));
+
+    checks
+}
