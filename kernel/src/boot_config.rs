@@ -7,7 +7,7 @@
 //!   fault on purpose to show the exception report);
 //! - `tests`: comma-separated substrings selecting which tests run;
 //! - `spawn`: what the init task (`servers/init`) starts in `run` mode;
-//! - `fuel_slice`: fuel per scheduling slice (default 200000).
+//! - `fuel_slice`: fuel per scheduling slice (default 20000).
 
 use bootloader_api::BootInfo;
 pub use wasmos_bundle::Mode;

@@ -109,6 +109,20 @@ pub fn idle(sys: &System, sched: &CoreScheduler) {
     sys.woke(core);
 }
 
+/// Application processors whose scheduler exists (see [`wait_for_cores`]).
+static APS_READY: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Waits until every application processor has created its scheduler, so
+/// that what follows (the in-kernel tests, which count frames and heap
+/// bytes) starts from a quiet machine: an AP setting up its scheduler
+/// allocates, and that allocation could otherwise land in the middle of a
+/// test's before/after count.
+pub fn wait_for_cores(cores: usize) {
+    while APS_READY.load(core::sync::atomic::Ordering::Acquire) + 1 < cores {
+        core::hint::spin_loop();
+    }
+}
+
 /// This core's scheduler loop, forever. APs come here once online; they
 /// wait (halted) until the BSP has created the system.
 pub fn core_loop(core: usize) -> ! {
@@ -119,6 +133,9 @@ pub fn core_loop(core: usize) -> ! {
         }
     };
     let mut sched = CoreScheduler::new(sys.clone(), core);
+    if core != 0 {
+        APS_READY.fetch_add(1, core::sync::atomic::Ordering::Release);
+    }
     loop {
         if let Poll::Idle { .. } = sched.poll() {
             idle(&sys, &sched);

@@ -193,6 +193,9 @@ impl CoreState {
             notifications: 0,
             wait: None,
             reply_tokens: BTreeMap::new(),
+            served: BTreeMap::new(),
+            serve_clock: 0,
+            after_handoff: false,
             next_token: 1,
             next_call: 1,
             parent,
@@ -209,17 +212,17 @@ impl CoreState {
         let instance = match self.linker.instantiate_and_start(&mut store, &module) {
             Ok(instance) => instance,
             Err(e) => {
-                let task = Box::new(Task { store, exec: None, resume_with: 0 });
+                let task = Box::new(Task { store, exec: None, resume_with: 0, fuel_left: None });
                 return self.reap(task, exit_of_error(&e), false);
             }
         };
         store.data_mut().memory = instance.get_memory(&store, "memory");
         let Some(start) = instance.get_func(&store, "_start") else {
-            let task = Box::new(Task { store, exec: None, resume_with: 0 });
+            let task = Box::new(Task { store, exec: None, resume_with: 0, fuel_left: None });
             return self.reap(task, TaskExit { code: -1, reason: ExitReason::OtherTrap }, false);
         };
         sys.stats[self.core].tasks.fetch_add(1, Ordering::Relaxed);
-        self.tasks.insert(id, Box::new(Task { store, exec: Some(Exec::NotStarted(start)), resume_with: 0 }));
+        self.tasks.insert(id, Box::new(Task { store, exec: Some(Exec::NotStarted(start)), resume_with: 0, fuel_left: None }));
         self.ready.push_back(id);
     }
 
@@ -432,6 +435,10 @@ impl CoreScheduler {
                     if let Some(deadline) = wait.deadline() {
                         st.sleepers.insert((deadline, id));
                     }
+                } else if core::mem::take(&mut task.data_mut().after_handoff) {
+                    // Behind the caller it just answered (first in line).
+                    let at = st.ready.len().min(1);
+                    st.ready.insert(at, id);
                 } else {
                     st.ready.push_back(id);
                 }
@@ -470,7 +477,14 @@ impl CoreScheduler {
 /// Runs one fuel slice of a task. `Ok` = it is still alive (suspended in a
 /// system call, or preempted); `Err` = it ended.
 fn run_slice(sys: &System, task: &mut Task) -> Result<(), TaskExit> {
-    let _ = task.store.set_fuel(sys.config.fuel_slice);
+    // An instruction that costs more than a slice (a bulk copy of a big
+    // buffer) gets the fuel it needs, or it could never run.
+    let needed = match &task.exec {
+        Some(Exec::OutOfFuel(call)) => call.required_fuel(),
+        _ => 0,
+    };
+    let budget = task.fuel_left.unwrap_or(sys.config.fuel_slice);
+    let _ = task.store.set_fuel(budget.max(needed));
     let result = match task.exec.take().expect("a ready task has an execution state") {
         Exec::NotStarted(func) => func.call_resumable(&mut task.store, &[], &mut []),
         Exec::HostTrap(call) => {
@@ -478,6 +492,10 @@ fn run_slice(sys: &System, task: &mut Task) -> Result<(), TaskExit> {
             call.resume(&mut task.store, &value, &mut [])
         }
         Exec::OutOfFuel(call) => call.resume(&mut task.store, &mut []),
+    };
+    task.fuel_left = match result {
+        Ok(ResumableCall::OutOfFuel(_)) => None,
+        _ => Some(task.store.get_fuel().unwrap_or(0)),
     };
     match result {
         Ok(ResumableCall::Finished) => Err(TaskExit { code: 0, reason: ExitReason::Exited }),

@@ -46,6 +46,20 @@ pub fn provides(name: &str) -> bool {
 
 type Ctx<'a> = Caller<'a, TaskData>;
 
+/// Fuel a system call costs, on top of the instructions around it. The
+/// interpreter meters only Wasm instructions; without a price for host
+/// work, a task that does nothing but make system calls (a message flood,
+/// a handle forger) would run many times longer per slice than one that
+/// computes, and hold up its core's other tasks that much longer. Cheap
+/// queries (`time_now_ns`, `core_id`, `core_count`) are free.
+const SYSCALL_FUEL: u64 = 100;
+
+fn charge(caller: &mut Ctx) {
+    if let Ok(fuel) = caller.get_fuel() {
+        let _ = caller.set_fuel(fuel.saturating_sub(SYSCALL_FUEL));
+    }
+}
+
 /// Turns a status-or-value into the i32 the guest sees.
 fn code(r: Result<i32, Status>) -> Result<i32, Error> {
     Ok(r.unwrap_or_else(Status::code))
@@ -123,6 +137,7 @@ fn send_call(caller: &mut Ctx, to: TaskId, item: Incoming) -> Result<(), Status>
 }
 
 fn ipc_send(mut caller: Ctx, handle: i32, ptr: i32, len: i32) -> Result<i32, Error> {
+    charge(&mut caller);
     let r = (|| {
         let cap = caller.data().handles.get(handle, Rights::SEND)?;
         let payload = payload(&caller, ptr, len)?;
@@ -136,6 +151,7 @@ fn ipc_send(mut caller: Ctx, handle: i32, ptr: i32, len: i32) -> Result<i32, Err
 /// travels in the same message; the receiver finds its new handle in
 /// `RecvInfo::reply_token`.
 fn ipc_send_cap(mut caller: Ctx, handle: i32, ptr: i32, len: i32, transfer: i32) -> Result<i32, Error> {
+    charge(&mut caller);
     let r = (|| {
         let cap = caller.data().handles.get(handle, Rights::SEND)?;
         let granted = caller.data().handles.get(transfer, Rights::GRANT)?;
@@ -148,6 +164,7 @@ fn ipc_send_cap(mut caller: Ctx, handle: i32, ptr: i32, len: i32, transfer: i32)
 }
 
 fn ipc_call(mut caller: Ctx, handle: i32, ptr: i32, len: i32, buf: i32, cap: i32) -> Result<i32, Error> {
+    charge(&mut caller);
     let r = (|| {
         let target = caller.data().handles.get(handle, Rights::SEND)?;
         if buf < 0 || cap < 0 {
@@ -172,8 +189,16 @@ fn ipc_call(mut caller: Ctx, handle: i32, ptr: i32, len: i32, buf: i32, cap: i32
 }
 
 fn ipc_recv(mut caller: Ctx, from: i32, buf: i32, cap: i32, info: i32, timeout_ns: i64) -> Result<i32, Error> {
+    charge(&mut caller);
     if buf < 0 || cap < 0 || info < 0 {
         return Ok(Status::BadPointer.code());
+    }
+    // Buffers are checked now, not when a message arrives, so a bad one is
+    // an error at once (only the first MAX_PAYLOAD bytes can ever be written).
+    let buf_ok = task::check_range(&caller, buf as u32, (cap as u32).min(MAX_PAYLOAD as u32));
+    let info_ok = if info == 0 { Ok(()) } else { task::check_range(&caller, info as u32, abi::RecvInfo::SIZE as u32) };
+    if let Err(e) = buf_ok.and(info_ok) {
+        return Ok(e.code());
     }
     let from = if from == abi::ANY {
         None
@@ -194,6 +219,7 @@ fn ipc_recv(mut caller: Ctx, from: i32, buf: i32, cap: i32, info: i32, timeout_n
 }
 
 fn ipc_reply(mut caller: Ctx, token: i32, ptr: i32, len: i32) -> Result<i32, Error> {
+    charge(&mut caller);
     let r = (|| {
         let payload = payload(&caller, ptr, len)?;
         let (to, call) = caller.data_mut().reply_tokens.remove(&(token as u32)).ok_or(Status::NoCaller)?;
@@ -203,12 +229,24 @@ fn ipc_reply(mut caller: Ctx, token: i32, ptr: i32, len: i32) -> Result<i32, Err
         }
         let state = caller.data().state.clone();
         state.borrow_mut().route(Envelope::Reply { to, call, result: Ok(payload) });
-        Ok(0)
+        Ok(sys.core_of(to) == Some(caller.data().core))
     })();
-    code(r)
+    match r {
+        // The caller is on this core and now first in line: let it run
+        // now (the replier comes right after it). A busy server would
+        // otherwise go on working through its inbox until its slice ends,
+        // and a client on its core could make one call per slice.
+        Ok(true) => {
+            caller.data_mut().after_handoff = true;
+            Err(Error::host(Blocked))
+        }
+        Ok(false) => Ok(0),
+        Err(e) => Ok(e.code()),
+    }
 }
 
 fn ipc_grant(mut caller: Ctx, handle: i32, granted: i32) -> Result<i32, Error> {
+    charge(&mut caller);
     let r = (|| {
         let target = caller.data().handles.get(handle, Rights::SEND)?;
         let cap = caller.data().handles.get(granted, Rights::GRANT)?;
@@ -218,6 +256,7 @@ fn ipc_grant(mut caller: Ctx, handle: i32, granted: i32) -> Result<i32, Error> {
 }
 
 fn notify(mut caller: Ctx, handle: i32, bits: i64) -> Result<i32, Error> {
+    charge(&mut caller);
     let r = (|| {
         let target = caller.data().handles.get(handle, Rights::SEND)?;
         send(&mut caller, target.target, Incoming::Notification { bits: bits as u64 })
@@ -236,6 +275,7 @@ fn task_spawn(
     caps: i32,
     ncaps: i32,
 ) -> Result<i32, Error> {
+    charge(&mut caller);
     let r = (|| {
         let bytes = task::read_bytes(&caller, wasm, wasm_len)?;
         // NUL-separated argv; the first part names the task.
@@ -274,6 +314,7 @@ fn task_exit(_: Ctx, status: i32) -> Result<(), Error> {
 }
 
 fn service_register(mut caller: Ctx, name: i32, len: i32, handle: i32) -> Result<i32, Error> {
+    charge(&mut caller);
     let r = (|| {
         let name = String::from_utf8(name_bytes(&caller, name, len)?).map_err(|_| Status::InvalidArgument)?;
         let cap = if handle == 0 {
@@ -294,6 +335,7 @@ fn service_register(mut caller: Ctx, name: i32, len: i32, handle: i32) -> Result
 }
 
 fn service_lookup(mut caller: Ctx, name: i32, len: i32) -> Result<i32, Error> {
+    charge(&mut caller);
     let r = (|| {
         let name = name_bytes(&caller, name, len)?;
         let name = core::str::from_utf8(&name).map_err(|_| Status::InvalidArgument)?;
@@ -306,6 +348,7 @@ fn service_lookup(mut caller: Ctx, name: i32, len: i32) -> Result<i32, Error> {
 }
 
 fn handle_close(mut caller: Ctx, handle: i32) -> Result<i32, Error> {
+    charge(&mut caller);
     code(caller.data_mut().handles.remove(handle).map(|_| 0))
 }
 
@@ -314,6 +357,7 @@ fn time_now_ns(caller: Ctx) -> Result<i64, Error> {
 }
 
 fn sleep_ns(mut caller: Ctx, ns: i64) -> Result<i32, Error> {
+    charge(&mut caller);
     if ns <= 0 {
         return Ok(0);
     }
@@ -321,7 +365,8 @@ fn sleep_ns(mut caller: Ctx, ns: i64) -> Result<i32, Error> {
     block(&mut caller, Wait::Sleep { deadline })
 }
 
-fn console_write(caller: Ctx, ptr: i32, len: i32) -> Result<i32, Error> {
+fn console_write(mut caller: Ctx, ptr: i32, len: i32) -> Result<i32, Error> {
+    charge(&mut caller);
     let r = task::read_bytes(&caller, ptr, len.min(MAX_PAYLOAD as i32)).map(|text| {
         let data = caller.data();
         data.system.platform.console_write(data.core, &data.name, &text);
@@ -339,6 +384,7 @@ fn core_count(caller: Ctx) -> Result<i32, Error> {
 }
 
 fn boot_file(mut caller: Ctx, name: i32, len: i32, buf: i32, cap: i32) -> Result<i32, Error> {
+    charge(&mut caller);
     let r = (|| {
         if !caller.data().init {
             return Err(Status::NoCapability);

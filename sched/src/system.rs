@@ -41,7 +41,12 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Fuel (roughly, Wasm instructions) a task may use before it is
-    /// suspended and the next task runs.
+    /// suspended and the next task runs. The interpreter cannot be
+    /// interrupted mid-slice (an IPI only wakes a halted core), so this is
+    /// also how long a reply can wait behind a busy task: 20,000 keeps a
+    /// client/server pair at about a third of its throughput beside a CPU
+    /// hog on both cores (the `hostile::healthy_throughput` test; 200,000
+    /// left it 5%), for about 1% of a compute-bound task's time.
     pub fuel_slice: u64,
     /// Largest linear memory a task may grow to, in bytes.
     pub max_memory_bytes: usize,
@@ -62,7 +67,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            fuel_slice: 200_000,
+            fuel_slice: 20_000,
             max_memory_bytes: 16 << 20,
             max_handles: 1024,
             ring_capacity: 1024,
@@ -155,6 +160,12 @@ impl System {
     pub fn new(cores: usize, config: Config, platform: Arc<dyn Platform>) -> System {
         let mut wasm = wasmi::Config::default();
         wasm.consume_fuel(true);
+        // Eager: everything is compiled when the module is, before it runs.
+        // Lazily compiled functions are charged fuel on their first call,
+        // and a first call near the end of a slice then fails with an
+        // out-of-fuel *error* that cannot be resumed (found when slices got
+        // shorter: tasks died as "trap" at random).
+        wasm.compilation_mode(wasmi::CompilationMode::Eager);
         wasm.set_max_recursion_depth(config.max_recursion_depth);
         System {
             platform,

@@ -90,6 +90,13 @@ pub struct TaskData {
     pub(crate) next_token: u32,
     /// Sequence number of this task's outstanding `ipc_call`.
     pub(crate) next_call: u64,
+    /// Fair receive: when each sender with items queued was last served
+    /// (a counter, not a time). See `pick`.
+    pub(crate) served: BTreeMap<TaskId, u64>,
+    pub(crate) serve_clock: u64,
+    /// Yielded in `ipc_reply` to a caller on its core: goes back in line
+    /// right behind it rather than at the back.
+    pub(crate) after_handoff: bool,
     /// The parent and the handle it holds for us.
     pub(crate) parent: Option<(TaskId, i32)>,
     /// The init task may read boot files.
@@ -110,6 +117,12 @@ pub(crate) struct Task {
     pub exec: Option<Exec>,
     /// The value a suspended system call returns when resumed.
     pub resume_with: i32,
+    /// Fuel left of the current slice (`None`: the next run starts a new
+    /// one, which happens only after the task ran out and went to the back
+    /// of the queue). A slice is not renewed when the task blocks: a client
+    /// and server handing the core to each other on every call would
+    /// otherwise never run out, and starve every other task on the core.
+    pub fuel_left: Option<u64>,
 }
 
 impl Task {
@@ -119,6 +132,12 @@ impl Task {
     pub fn data_mut(&mut self) -> &mut TaskData {
         self.store.data_mut()
     }
+}
+
+/// Checks that `[ptr, ptr+len)` lies in the caller's memory (which never
+/// shrinks, so the answer stays true).
+pub(crate) fn check_range(ctx: &impl AsContext<Data = TaskData>, ptr: u32, len: u32) -> Result<(), Status> {
+    range(ctx, ctx.as_context().data().memory, ptr, len).map(drop)
 }
 
 /// Checks that `[ptr, ptr+len)` lies in the task's memory.
@@ -202,6 +221,34 @@ enum Take {
 /// the oldest inbox item that passes the sender filter. An item that does
 /// not fit (payload longer than `cap`, or a capability with it and a full
 /// handle table) stays queued and the receiver gets the error.
+/// Which inbox item `ipc_recv` takes: with a sender filter, the oldest
+/// match; without, the oldest item of the sender served least recently
+/// (items with no sender task first). So each sender's items arrive in
+/// order, and senders share the receiver fairly: a task flooding a server
+/// with messages cannot push a client's call to the back of a full inbox.
+/// A sender with nothing queued is forgotten, so a client's next call
+/// goes ahead of a flood (like a new flow in fair queueing).
+fn pick(data: &TaskData, from: Option<TaskId>) -> Option<usize> {
+    if from.is_some() || data.inbox.len() <= 1 {
+        return data.inbox.iter().position(|m| from.is_none() || m.sender().is_none() || m.sender() == from);
+    }
+    let rank = |m: &Incoming| m.sender().map_or(0, |s| data.served.get(&s).copied().unwrap_or(0));
+    // `min_by_key` keeps the first of equals: the oldest of that sender.
+    data.inbox.iter().enumerate().min_by_key(|(_, m)| rank(m)).map(|(i, _)| i)
+}
+
+/// Records that `sender` was just served, and forgets senders that have
+/// nothing queued any more.
+fn served(data: &mut TaskData, sender: Option<TaskId>) {
+    let Some(sender) = sender else { return };
+    if data.inbox.iter().any(|m| m.sender() == Some(sender)) {
+        data.serve_clock += 1;
+        data.served.insert(sender, data.serve_clock);
+    } else {
+        data.served.remove(&sender);
+    }
+}
+
 fn take_incoming(data: &mut TaskData, from: Option<TaskId>, cap: u32) -> Take {
     let mut info = RecvInfo::default();
     if data.notifications != 0 {
@@ -209,7 +256,7 @@ fn take_incoming(data: &mut TaskData, from: Option<TaskId>, cap: u32) -> Take {
         info.bits = core::mem::take(&mut data.notifications);
         return Take::Got(info, Payload::EMPTY);
     }
-    let Some(index) = data.inbox.iter().position(|m| from.is_none() || m.sender().is_none() || m.sender() == from) else {
+    let Some(index) = pick(data, from) else {
         return Take::Nothing;
     };
     let (len, transfer) = match &data.inbox[index] {
@@ -231,6 +278,7 @@ fn take_incoming(data: &mut TaskData, from: Option<TaskId>, cap: u32) -> Take {
         Some(Err(e)) => return Take::Error(e),
     };
     let item = data.inbox.remove(index).expect("index from position");
+    served(data, item.sender());
     if matches!(item, Incoming::Message { .. } | Incoming::Grant { .. }) {
         data.queued.fetch_sub(1, Ordering::Relaxed);
     }

@@ -171,7 +171,10 @@ fn bad_pointers_get_an_error_not_a_crash() {
             (if (i32.ne (call $print (i32.const -1) (i32.const 1)) (i32.const {bad})) (then (call $exit (i32.const 2))))
             (if (i32.ne (call $lookup (i32.const 65530) (i32.const 20)) (i32.const {bad})) (then (call $exit (i32.const 3))))
             (if (i32.ne (call $lookup (i32.const 0) (i32.const 70000)) (i32.const {arg})) (then (call $exit (i32.const 4))))
-            (if (i32.ne (call $recv (i32.const -1) (i32.const 65530) (i32.const 100) (i32.const 0) (i64.const 0)) (i32.const {to})) (then (call $exit (i32.const 5))))
+            ;; receive buffers are checked at the call, message or not
+            (if (i32.ne (call $recv (i32.const -1) (i32.const 65530) (i32.const 100) (i32.const 0) (i64.const 0)) (i32.const {bad})) (then (call $exit (i32.const 5))))
+            (if (i32.ne (call $recv (i32.const -1) (i32.const 0) (i32.const 4) (i32.const 65530) (i64.const 0)) (i32.const {bad})) (then (call $exit (i32.const 6))))
+            (if (i32.ne (call $recv (i32.const -1) (i32.const 65000) (i32.const 100) (i32.const 0) (i64.const 0)) (i32.const {to})) (then (call $exit (i32.const 7))))
             (call $exit (i32.const 0)))"#,
         bad = Status::BadPointer.code(),
         arg = Status::InvalidArgument.code(),
@@ -626,4 +629,30 @@ fn the_inbox_limit_holds_for_senders_on_other_cores() {
     ));
     let id = sys.spawn(&parent, "flood", 0).unwrap();
     assert_eq!(run(&sys, &platform, &[id], 10), [exited(cap as i32)]);
+}
+
+/// Two tasks that compute without system calls share a core through fuel
+/// slices and both finish.
+#[test]
+fn two_cpu_hogs_share_a_core() {
+    let (sys, platform) = system(1, Config::default());
+    let a = sys.spawn(&program("cpu_hog"), "hog_a", 0).unwrap();
+    let b = sys.spawn(&program("cpu_hog"), "hog_b", 0).unwrap();
+    assert_eq!(run(&sys, &platform, &[a, b], 20), [exited(0), exited(0)]);
+}
+
+/// Two flooders, a server and its client on one core: the client's calls
+/// still get through (fuel slices kept across blocking calls, fair
+/// receive), and when the client stops the server the flooders learn it.
+/// (This starved the flooders for good before slices carried over.)
+#[test]
+fn flood_beside_a_healthy_pair_on_one_core() {
+    let (sys, platform) = system(1, Config::default());
+    let f1 = sys.spawn(&program("flooder"), "flood1", 0).unwrap();
+    let f2 = sys.spawn(&program("flooder"), "flood2", 0).unwrap();
+    let server = sys.spawn(&program("rate_server"), "server", 0).unwrap();
+    let client = sys.spawn(&program("rate_client"), "client", 0).unwrap();
+    let exits = run(&sys, &platform, &[client, server, f1, f2], 20);
+    assert!(exits[0].is_some_and(|e| e.code > 100), "client: {:?}", exits[0]);
+    assert_eq!(exits[1..], [exited(0), exited(0), exited(0)]);
 }

@@ -30,6 +30,11 @@ programs!(
     "memory_hog",
     "sleeper",
     "spawn_bomb",
+    "rate_server",
+    "rate_client",
+    "cpu_hog",
+    "flooder",
+    "forger",
 );
 
 /// Assembles `(module <prelude> <body>)`.

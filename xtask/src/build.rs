@@ -74,8 +74,11 @@ impl BootConfig {
             entries.push((name, bytes));
         }
         if spawn.is_empty() {
-            // The default: the web server, and the token ring demo.
-            spawn.push("webapi.wasm".into());
+            // The default: the token ring demo, and the web server when the
+            // machine has a network card to serve on.
+            if self.hostfwd.is_some() {
+                spawn.push("webapi.wasm".into());
+            }
             spawn.push("token_ring.wasm@all".into());
         }
         let mut cfg = format!("mode={}\nspawn={}\n", self.mode.name(), spawn.join(","));

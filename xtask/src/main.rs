@@ -64,12 +64,16 @@ struct FuzzOpts {
 #[derive(Args)]
 struct HostedOpts {
     /// Number of cores (OS threads).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     cores: usize,
     /// Stop after this many seconds.
     #[arg(long)]
     timeout: Option<u64>,
-    /// Programs: `file.wasm[@core|@all]` (default: the token ring on every core).
+    /// Port the default web server listens on (127.0.0.1).
+    #[arg(long, default_value_t = 8080)]
+    http_port: u16,
+    /// Programs: `file.wasm[@core|@all]` (default: webapi, and the token
+    /// ring on every core: what `cargo xtask run` boots).
     programs: Vec<String>,
 }
 
@@ -246,13 +250,22 @@ fn run(cli: Cli) -> Result<()> {
             build::servers(&root)?;
             let binary = build::hosted(&root)?;
             let mut programs = opts.programs.clone();
-            if programs.is_empty() {
+            let defaults = programs.is_empty();
+            if defaults {
+                if std::net::TcpListener::bind(("127.0.0.1", opts.http_port)).is_err() {
+                    anyhow::bail!("port {} on 127.0.0.1 is in use: pick another with --http-port N", opts.http_port);
+                }
+                programs.push(build::program_path(&root, "webapi.wasm").display().to_string());
                 programs.push(format!("{}@all", build::program_path(&root, "token_ring.wasm").display()));
+                eprintln!("xtask: webapi on http://127.0.0.1:{}/ (Ctrl-C stops)", opts.http_port);
             }
             let mut cmd = std::process::Command::new(binary);
             cmd.arg("--cores").arg(opts.cores.to_string()).args(&programs);
             if let Some(t) = opts.timeout {
                 cmd.arg("--timeout").arg(t.to_string());
+            }
+            if defaults {
+                cmd.args(["--", "--port", &opts.http_port.to_string()]);
             }
             let status = cmd.status()?;
             if !status.success() {

@@ -26,6 +26,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "wasi::std_program", run: wasi_std_program },
     Test { name: "hostile::spawn_bomb_stopped", run: spawn_bomb_stopped },
     Test { name: "hostile::memory_hogs_share_budget", run: memory_hogs_share_budget },
+    Test { name: "hostile::healthy_throughput_beside_each_kind", run: healthy_throughput_beside_each_kind },
 ];
 
 const SECONDS: u64 = 1_000_000_000;
@@ -244,4 +245,81 @@ fn memory_hogs_share_budget(ctx: &mut Ctx) -> TestResult {
     ensure!(after <= before, "{} bytes not returned", after - before);
     crate::kprintln!("  memory hogs: peak {} MiB of a {} MiB budget; pages {pages:?}", peak >> 20, budget >> 20);
     echo_pair(ctx, 0, last_core(ctx))
+}
+
+/// The share of its undisturbed throughput the healthy workload must keep
+/// beside any one kind of hostile task on its cores.
+const MIN_HEALTHY_SHARE: u32 = 25; // percent
+
+/// Calls answered in 500 ms by a healthy client/server pair (`rate_client`
+/// on `client_core`, `rate_server` on `server_core`) while the `hostile`
+/// programs run on the given cores. Waits for the hostile tasks to end too
+/// and returns their exits.
+fn healthy_rate(ctx: &mut Ctx, client_core: i32, server_core: i32, hostile: &[(&str, i32)]) -> Result<(u32, Vec<Option<TaskExit>>), alloc::string::String> {
+    let before = ctx.sys.task_count();
+    let mut bad = Vec::new();
+    for &(name, core) in hostile {
+        bad.push(spawn(ctx, name, core)?);
+    }
+    let server = spawn(ctx, "rate_server", server_core)?;
+    let client = spawn(ctx, "rate_client", client_core)?;
+    let exits = wait(ctx, &[client, server], 60);
+    let calls = match exits[0] {
+        Some(TaskExit { code, reason: ExitReason::Exited }) if code > 0 && code < 1_000_000 - 20 => code as u32,
+        other => return Err(format!("healthy client ended {other:?}")),
+    };
+    ensure!(exits[1] == exited(0), "healthy server ended {:?}", exits[1]);
+    let bad_exits = wait(ctx, &bad, 60);
+    // Children of a spawn bomb outlive it briefly: the next round starts
+    // from a quiet system.
+    let sys = ctx.sys.clone();
+    let quiet = ctx.sched.run_until(60 * SECONDS, || sys.task_count() <= before, |s| crate::tasks::idle(&sys, s));
+    ensure!(quiet, "{} hostile tasks still alive (exits {bad_exits:?})", ctx.sys.task_count() - before);
+    Ok((calls, bad_exits))
+}
+
+/// Hostile tasks of each kind, one kind at a time, on the core of a
+/// healthy client/server pair: the pair must keep at least
+/// [`MIN_HEALTHY_SHARE`] percent of the calls it makes undisturbed, and
+/// each hostile task must have met the error it deserved.
+///
+/// Everything shares one core on purpose: that measures the scheduler's
+/// fairness (fuel slices, system-call fuel, direct hand-off, fair
+/// receive) and not QEMU's. Spread over two busy virtual CPUs, TCG on a
+/// 2-core host serialises them and every cross-core message can wait a
+/// host time slice, which says nothing about the kernel.
+fn healthy_throughput_beside_each_kind(ctx: &mut Ctx) -> TestResult {
+    let c = last_core(ctx);
+    let s = c;
+    let (baseline, _) = healthy_rate(ctx, c, s, &[])?;
+    ensure!(baseline > 0, "no calls answered undisturbed");
+    let limit = ctx.sys.config().max_children as i32;
+    let dead_target = exited(1000 - Status::DeadTarget.code());
+    #[allow(clippy::type_complexity)]
+    let kinds: [(&str, &[(&str, i32)], &dyn Fn(&[Option<TaskExit>]) -> bool); 6] = [
+        ("infinite loop", &[("cpu_hog", c), ("cpu_hog", s)], &|e| e.iter().all(|x| *x == exited(0))),
+        ("memory hog", &[("memory_hog", c), ("memory_hog", s)], &|e| e.iter().all(|x| x.is_some_and(|x| x.reason == ExitReason::Exited))),
+        ("spawn bomb", &[("spawn_bomb", c)], &|e| e == [exited(limit)]),
+        ("flood at the server", &[("flooder", c), ("flooder", s)], &|e| e.iter().all(|x| *x == exited(0))),
+        ("forged handles and pointers", &[("forger", c), ("forger", s)], &|e| e.iter().all(|x| *x == exited(0))),
+        ("server dying under its caller", &[("dying_server", s), ("echo_client", c)], &|e| {
+            e[0].is_some_and(|x| x.reason == ExitReason::Unreachable) && e[1] == dead_target
+        }),
+    ];
+    let mut report = format!("baseline {baseline} calls/500 ms");
+    let mut failures = Vec::new();
+    for (kind, hostile, judged) in kinds {
+        let (calls, exits) = healthy_rate(ctx, c, s, hostile).map_err(|e| format!("{kind}: {e}"))?;
+        let share = calls * 100 / baseline;
+        report.push_str(&format!("; {kind}: {calls} ({share}%)"));
+        if share < MIN_HEALTHY_SHARE {
+            failures.push(format!("{kind}: {share}% of baseline"));
+        }
+        if !judged(&exits) {
+            failures.push(format!("{kind}: hostile tasks ended {exits:?}"));
+        }
+    }
+    crate::kprintln!("  healthy throughput (client and server on core {c}): {report}");
+    ensure!(failures.is_empty(), "{} (need {MIN_HEALTHY_SHARE}%; {report})", failures.join("; "));
+    Ok(())
 }
