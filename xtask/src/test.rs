@@ -119,19 +119,29 @@ fn step(tally: &mut Tally, name: &str, f: impl FnOnce(&mut Tally) -> Result<()>)
 /// libtest's summary lines.
 fn host_unit_tests(root: &Path, tally: &mut Tally) -> Result<()> {
     println!("==> host unit tests (cargo test)");
-    cargo_test(root, &[], tally)?;
+    cargo_test(root, &[], &[], tally)?;
     // The servers workspace's host-testable crates: webapi's HTTP handling,
     // the socket service with both backends.
     let target = root.join("target/servers");
     let args = ["-p", "webapi", "-p", "wasmos-net", "--features", "wasmos-net/std,wasmos-net/smoltcp", "--target-dir"];
     let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
     args.push(target.as_os_str());
-    cargo_test(&root.join("servers"), &args, tally)
+    cargo_test(&root.join("servers"), &args, &[], tally)?;
+    // The ring's wake-up protocol under the loom model checker, with at
+    // most 5 preemptions per execution (seconds; without a bound the two-
+    // producer model takes about ten minutes and passes too).
+    println!("==> ring model check (loom)");
+    let target = root.join("target/loom");
+    let args = ["-p", "wasmos-ipc", "--release", "--lib", "--target-dir"];
+    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    args.push(target.as_os_str());
+    args.push(std::ffi::OsStr::new("loom_tests"));
+    cargo_test(root, &args, &[("RUSTFLAGS", "--cfg loom"), ("LOOM_MAX_PREEMPTIONS", "5")], tally)
 }
 
 /// `cargo test --no-fail-fast <args>` in `dir`, counted from libtest's
 /// summary lines.
-fn cargo_test(dir: &Path, args: &[&std::ffi::OsStr], tally: &mut Tally) -> Result<()> {
+fn cargo_test(dir: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &str)], tally: &mut Tally) -> Result<()> {
     let spinner = ProgressBar::new_spinner();
     spinner.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));
     spinner.set_message("building and running host unit tests");
@@ -139,6 +149,7 @@ fn cargo_test(dir: &Path, args: &[&std::ffi::OsStr], tally: &mut Tally) -> Resul
     let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(["test", "--no-fail-fast"])
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .output()?;
     spinner.finish_and_clear();
