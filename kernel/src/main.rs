@@ -146,6 +146,15 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
         Mode::FaultDemo => fault_demo(),
         Mode::Soak => {
             let mut ctx = ktest::Ctx::new(sys, config.bundle);
+            // With a network card (xtask forwards a port), webapi serves
+            // the host's HTTP clients all through the soak.
+            if config.config().get("net.hostfwd").is_some() {
+                start_services(sys, &config);
+                match config.bundle.and_then(|b| b.get("webapi.wasm")).map(|w| sys.spawn(w, "webapi", -1)) {
+                    Some(Ok(_)) => log::info!("soak: webapi started"),
+                    other => log::error!("soak: webapi not started: {:?}", other.map(|r| r.map_err(|e| e.name()))),
+                }
+            }
             let seconds = config.config().get("soak_seconds").and_then(|s| s.parse().ok()).unwrap_or(60);
             let ok = ktest::soak::run(&mut ctx, seconds);
             qemu::exit(if ok { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })

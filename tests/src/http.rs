@@ -199,3 +199,90 @@ pub fn webapi_checks(prefix: &str, addr: SocketAddr, cores: usize) -> Vec<Check>
 
     checks
 }
+
+/// What [`Clients`] saw.
+pub struct ClientReport {
+    pub ok: u64,
+    /// Why each failed request failed (after the server first answered).
+    pub failed: Vec<String>,
+}
+
+/// HTTP clients calling webapi in a loop until stopped (the soak's load
+/// from outside): `GET /api/stats` and `POST /api/echo` in turn, checked.
+/// Requests before the server first answers (it is still booting) do not
+/// count; every one after must succeed.
+pub struct Clients {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<ClientReport>>,
+}
+
+impl Clients {
+    pub fn start(addr: SocketAddr, n: usize) -> Clients {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|c| {
+                let stop = stop.clone();
+                std::thread::spawn(move || client_loop(addr, c, &stop))
+            })
+            .collect();
+        Clients { stop, threads }
+    }
+
+    /// Setting this stops the clients (a run that is ending says so before
+    /// its server goes away).
+    pub fn stop_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.stop.clone()
+    }
+
+    pub fn stop(self) -> ClientReport {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = ClientReport { ok: 0, failed: Vec::new() };
+        for t in self.threads {
+            if let Ok(r) = t.join() {
+                all.ok += r.ok;
+                all.failed.extend(r.failed);
+            }
+        }
+        all
+    }
+}
+
+fn client_loop(addr: SocketAddr, client: usize, stop: &std::sync::atomic::AtomicBool) -> ClientReport {
+    let base = format!("http://{addr}");
+    let agent = new_agent();
+    let mut report = ClientReport { ok: 0, failed: Vec::new() };
+    let mut i = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        i += 1;
+        let result = if i % 2 == 0 {
+            get(&agent, &format!("{base}/api/stats")).and_then(|g| {
+                serde_json::from_slice::<serde_json::Value>(&g.body).map(drop).map_err(|e| format!("stats not JSON: {e}"))
+            })
+        } else {
+            let body = format!("client {client} request {i}");
+            agent
+                .post(&format!("{base}/api/echo"))
+                .header("Content-Type", "text/plain")
+                .send(body.as_bytes())
+                .map_err(|e| format!("POST: {e}"))
+                .and_then(|mut r| read(&mut r))
+                .and_then(|g| if g.body == body.as_bytes() { Ok(()) } else { Err(format!("echo returned {} bytes", g.body.len())) })
+        };
+        match result {
+            Ok(()) => report.ok += 1,
+            // Not up yet (QEMU accepts for the guest before webapi listens).
+            Err(_) if report.ok == 0 => std::thread::sleep(Duration::from_millis(500)),
+            Err(e) => {
+                // The machine may be shutting down: a request cut short by
+                // the end of the run is not a failure.
+                std::thread::sleep(Duration::from_secs(1));
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                report.failed.push(e);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    report
+}

@@ -74,6 +74,9 @@ fn round(ctx: &mut Ctx) -> Result<(u64, u64), alloc::string::String> {
 pub fn run(ctx: &mut Ctx, seconds: u64) -> bool {
     result!("soak-start seconds={seconds} cores={}", ctx.sys.cores());
     let (spawned0, reaped0) = ctx.sys.lifetime_counts();
+    // Tasks and services that live through the soak (webapi, the tcp
+    // service) are not the soak's to reap.
+    let live0 = ctx.sys.task_count();
     let start = crate::smp::now_ns();
     let mut warm = None;
     let (mut rounds, mut sent, mut counted) = (0u64, 0u64, 0u64);
@@ -107,7 +110,7 @@ pub fn run(ctx: &mut Ctx, seconds: u64) -> bool {
          heap_warm={} heap_end={} heap_mapped_warm={} heap_mapped_end={} frames_warm={} frames_end={} wasm_memory_end={}",
         spawned - spawned0,
         reaped - reaped0,
-        ctx.sys.task_count(),
+        ctx.sys.task_count().saturating_sub(live0),
         warm.heap_used,
         end.heap_used,
         warm.heap_mapped,
