@@ -150,6 +150,13 @@ pub fn webapi_checks(prefix: &str, addr: SocketAddr, cores: usize) -> Vec<Check>
                 .map(|c| {
                     let base = &base;
                     s.spawn(move || {
+                        // Connections open a little apart, then all talk at
+                        // once. QEMU's user-mode network accepts forwarded
+                        // connections with a listen backlog of 1: a burst of
+                        // simultaneous connects on a loaded host is reset by
+                        // QEMU before reaching the guest (packet captures
+                        // show those connections never arrive).
+                        std::thread::sleep(Duration::from_millis(40 * c as u64));
                         let agent = new_agent();
                         for r in 0..REQUESTS_PER_CLIENT {
                             let body = format!("client {c} request {r}");

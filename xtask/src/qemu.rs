@@ -50,6 +50,10 @@ impl Machine {
             Some(port) => {
                 cmd.arg("-netdev").arg(format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{GUEST_HTTP_PORT}"));
                 cmd.args(["-device", "virtio-net-pci,netdev=net0"]);
+                // Debugging aid: WASMOS_PCAP=file records every frame.
+                if let Some(pcap) = std::env::var_os("WASMOS_PCAP") {
+                    cmd.arg("-object").arg(format!("filter-dump,id=dump0,netdev=net0,file={}", pcap.to_string_lossy()));
+                }
             }
             // q35 would otherwise add an e1000e card of its own.
             None => drop(cmd.args(["-nic", "none"])),
