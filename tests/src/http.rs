@@ -11,7 +11,7 @@ use crate::suites::Check;
 
 /// Concurrent clients in the concurrency check, and requests each.
 const CLIENTS: usize = 8;
-const REQUESTS_PER_CLIENT: usize = 5;
+const REQUESTS_PER_CLIENT: usize = 20;
 
 fn new_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
