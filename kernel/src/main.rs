@@ -11,19 +11,22 @@
 //! 4. the boot configuration from the bundle;
 //! 5. ACPI + local APIC + timer calibration + application processors (smp);
 //! 6. the banner, then the mode: `run` idles, `test` runs the in-kernel
-//!    test suite, `fault-demo` shows what a fatal exception looks like.
+//!    test suite, `fault-demo` shows what a fatal exception looks like,
+//!    `soak` runs a mixed load and `bench` the benchmarks (`bench.rs`).
 
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
+mod bench;
 mod boot_config;
 mod console;
 mod cpu;
 mod interrupts;
 mod ktest;
 mod memory;
+mod native;
 mod panic;
 mod qemu;
 mod smp;
@@ -78,7 +81,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     let mem = memory::init(boot_info);
     cpu::init_this_core(0);
     let config = boot_config::BootConfig::from_boot_info(boot_info);
-    if matches!(config.mode, Mode::Test | Mode::Soak) {
+    if matches!(config.mode, Mode::Test | Mode::Soak | Mode::Bench) {
         // Announce the result channel as early as possible, so that even a
         // failure during SMP bring-up is attributed to this run.
         result!("WASMOS-RESULTS 1");
@@ -110,7 +113,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     kprintln!("  bundle   : {} entries", config.bundle.map_or(0, |b| b.len()));
     kprintln!("");
 
-    if matches!(config.mode, Mode::Test | Mode::Soak) {
+    if matches!(config.mode, Mode::Test | Mode::Soak | Mode::Bench) {
         result!(
             "boot cpus_found={} cpus_online={} mem_mib={} firmware={}",
             system.cpus_found,
@@ -146,6 +149,12 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
             let mut ctx = ktest::Ctx::new(sys, config.bundle);
             let seconds = config.config().get("soak_seconds").and_then(|s| s.parse().ok()).unwrap_or(60);
             let ok = ktest::soak::run(&mut ctx, seconds);
+            qemu::exit(if ok { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })
+        }
+        Mode::Bench => {
+            let mut ctx = ktest::Ctx::new(sys, config.bundle);
+            let quick = config.config().get("bench_quick") == Some("1");
+            let ok = bench::run(&mut ctx, quick);
             qemu::exit(if ok { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })
         }
     }

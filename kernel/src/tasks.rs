@@ -7,7 +7,11 @@
 //! The announce-then-halt order, with interrupts off in between, is the
 //! race-free protocol described in `ipc/src/ring.rs`.
 
+use alloc::collections::BTreeMap;
+use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -63,6 +67,10 @@ impl Platform for BareMetal {
     }
 
     fn console_write(&self, core: usize, task: &str, text: &[u8]) {
+        if CAPTURE.load(Ordering::Relaxed) {
+            CAPTURED.lock().entry(String::from(task)).or_default().extend_from_slice(text);
+            return;
+        }
         let text = core::str::from_utf8(text).unwrap_or("<not UTF-8>");
         for line in text.trim_end_matches('\n').lines() {
             crate::console::log_fmt(format_args!("[cpu{core} task {task}] {line}\n"));
@@ -71,6 +79,28 @@ impl Platform for BareMetal {
 }
 
 static SYSTEM: spin::Once<Arc<System>> = spin::Once::new();
+
+/// Console capture (bench mode): what tasks write is kept per task name
+/// instead of printed, because the bench programs report their timing
+/// samples as binary records on their console (see `bench/src/programs.rs`),
+/// and because serial output would disturb the timings.
+static CAPTURE: AtomicBool = AtomicBool::new(false);
+static CAPTURED: spin::Mutex<BTreeMap<String, Vec<u8>>> = spin::Mutex::new(BTreeMap::new());
+
+/// Turns console capture on or off.
+pub fn set_capture(on: bool) {
+    CAPTURE.store(on, Ordering::Relaxed);
+}
+
+/// Forgets everything captured so far.
+pub fn clear_captured() {
+    CAPTURED.lock().clear();
+}
+
+/// Takes what task `name` wrote while capture was on.
+pub fn take_captured(name: &str) -> Vec<u8> {
+    CAPTURED.lock().remove(name).unwrap_or_default()
+}
 
 /// Creates the task system for `cores` cores. Runs once, on the BSP.
 /// `bundle` is what the init task may read with `boot_file`.
@@ -95,11 +125,29 @@ pub fn system() -> Option<&'static Arc<System>> {
     SYSTEM.get()
 }
 
-/// Halts this core until something may have arrived for it.
+/// Cores that poll instead of halting when idle (the bench mode's "busy
+/// target" workloads: no IPI is needed to wake a core that never sleeps).
+static POLL_IDLE: [AtomicBool; wasmos_smp::MAX_CPUS] = [const { AtomicBool::new(false) }; wasmos_smp::MAX_CPUS];
+
+/// Makes `core` poll (true) or halt (false, the default) when idle.
+pub fn set_poll_idle(core: usize, poll: bool) {
+    POLL_IDLE[core].store(poll, Ordering::Relaxed);
+}
+
+pub fn poll_idle(core: usize) -> bool {
+    POLL_IDLE[core].load(Ordering::Relaxed)
+}
+
+/// Halts this core until something may have arrived for it (or, in
+/// polling mode, returns at once so that the caller polls again).
 pub fn idle(sys: &System, sched: &CoreScheduler) {
     let core = sched.core();
+    if poll_idle(core) {
+        core::hint::spin_loop();
+        return;
+    }
     interrupts::disable();
-    if sys.prepare_sleep(core) && !sched.has_work() {
+    if sys.prepare_sleep(core) && !sched.has_work() && !crate::native::has_pending(core) {
         // `sti; hlt`: an IPI that arrived since `prepare_sleep` is taken
         // right after `hlt` begins, so it still wakes us.
         interrupts::enable_and_hlt();
@@ -121,6 +169,11 @@ pub fn core_loop(core: usize) -> ! {
     let mut sched = CoreScheduler::new(sys.clone(), core);
     loop {
         if let Poll::Idle { .. } = sched.poll() {
+            if crate::native::has_pending(core) {
+                // Native benchmark tasks were started here (bench mode).
+                crate::native::run_core();
+                continue;
+            }
             idle(&sys, &sched);
         }
     }
