@@ -12,8 +12,8 @@
 //! - [`programs`]: the Wasm bench programs (`bench/wasm/*.wat`);
 //! - [`host`]: the Linux baselines (getpid, pipe and futex ping-pong);
 //! - [`hosted`]: the same Wasm programs under the hosted runtime;
-//! - [`report`]: `results.json` (serde), the Markdown summary and the SVG
-//!   plots.
+//! - [`report`]: `results.json` (serde), the checks on it, the Markdown
+//!   summary; [`plot`]: the SVG plots.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -27,6 +27,8 @@ pub mod workloads;
 pub mod host;
 #[cfg(feature = "std")]
 pub mod hosted;
+#[cfg(feature = "std")]
+pub mod plot;
 #[cfg(feature = "std")]
 pub mod programs;
 #[cfg(feature = "std")]

@@ -22,6 +22,9 @@ pub struct Machine {
     pub smp: u32,
     pub mem: String,
     pub accel: Accel,
+    /// Offer RDTSCP to the guest (the bench mode's timing needs it;
+    /// QEMU's default `qemu64` model lacks it, TCG emulates it).
+    pub rdtscp: bool,
 }
 
 impl Machine {
@@ -31,8 +34,8 @@ impl Machine {
         cmd.args(["-M", "q35", "-display", "none", "-no-reboot"]);
         match self.accel {
             // Multi-threaded TCG: one host thread per virtual CPU.
-            Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi", "-cpu", "qemu64"]),
-            Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
+            Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi", "-cpu", self.cpu()]),
+            Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", self.cpu()]),
         };
         cmd.arg("-smp").arg(self.smp.to_string());
         cmd.arg("-m").arg(&self.mem);
@@ -42,6 +45,15 @@ impl Machine {
         }
         cmd.arg("-drive").arg(format!("format=raw,file={}", self.image.display()));
         cmd
+    }
+
+    /// The `-cpu` model.
+    pub fn cpu(&self) -> &'static str {
+        match (self.accel, self.rdtscp) {
+            (Accel::Kvm, _) => "host",
+            (Accel::Tcg, true) => "qemu64,+rdtscp",
+            (Accel::Tcg, false) => "qemu64",
+        }
     }
 
     pub fn describe(&self) -> String {

@@ -15,9 +15,9 @@ use crate::{Accel, Mode};
 
 /// Runs a soak of `seconds` on `smp` cores and returns its checks.
 pub fn run(root: &Path, seconds: u64, smp: u32) -> Result<Vec<Check>> {
-    let config = BootConfig { mode: Mode::Soak, tests: None, wasm: Vec::new(), args: Vec::new(), soak_seconds: Some(seconds) };
+    let config = BootConfig { soak_seconds: Some(seconds), ..BootConfig::mode(Mode::Soak) };
     let image = build::image_named(root, "soak", Profile::Release, false, &config)?;
-    let machine = Machine { image, uefi: false, smp, mem: "512M".into(), accel: Accel::Tcg };
+    let machine = Machine { image, uefi: false, smp, mem: "512M".into(), accel: Accel::Tcg, rdtscp: false };
     println!("==> soak for {seconds} s ({})", machine.describe());
     let dir = build::out_dir(root).join("soak");
     let mut shown = 0;

@@ -183,8 +183,8 @@ fn run_suite(root: &Path, suite: &Suite, profile: Profile, tally: &mut Tally) ->
         "fault-demo" => Mode::FaultDemo,
         _ => Mode::Test,
     };
-    let image = build::image_named(root, suite.name, profile, uefi, &BootConfig { mode, tests: None, wasm: Vec::new(), args: Vec::new(), soak_seconds: None })?;
-    let machine = Machine { image, uefi, smp: suite.smp, mem: "512M".into(), accel: Accel::Tcg };
+    let image = build::image_named(root, suite.name, profile, uefi, &BootConfig::mode(mode))?;
+    let machine = Machine { image, uefi, smp: suite.smp, mem: "512M".into(), accel: Accel::Tcg, rdtscp: false };
     println!("==> suite {} ({})", suite.name, machine.describe());
     let dir = build::out_dir(root).join(suite.name);
     let started = Instant::now();
