@@ -263,15 +263,15 @@ mod tests {
 pub const SAMPLES_MAGIC: &[u8; 4] = b"WBS1";
 
 /// Finds the sample record a bench Wasm program wrote on its console
-/// (`"WBS1"`, a u32 count, then count u32 samples, all little-endian; see
+/// (`"WBS1"`, a u32 count, then count u64 samples, all little-endian; see
 /// `bench/wasm/prelude.wat`) and returns the samples. `None` when there
 /// is no complete record.
 pub fn sample_record(bytes: &[u8]) -> Option<alloc::vec::Vec<u64>> {
     let start = bytes.windows(4).position(|w| w == SAMPLES_MAGIC)?;
     let rest = &bytes[start + 4..];
     let count = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-    let data = rest.get(4..4 + count.checked_mul(4)?)?;
-    Some(data.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64).collect())
+    let data = rest.get(4..4 + count.checked_mul(8)?)?;
+    Some(data.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }
 
 #[cfg(test)]
@@ -283,11 +283,11 @@ mod record_tests {
         let mut bytes = std::vec::Vec::from(&b"noise"[..]);
         bytes.extend_from_slice(b"WBS1");
         bytes.extend_from_slice(&3u32.to_le_bytes());
-        for v in [7u32, 8, 9] {
+        for v in [7u64, 8, 1 << 40] {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
         bytes.extend_from_slice(b"exited with code 0\n");
-        assert_eq!(sample_record(&bytes), Some(std::vec![7, 8, 9]));
+        assert_eq!(sample_record(&bytes), Some(std::vec![7, 8, 1 << 40]));
         assert_eq!(sample_record(&bytes[..bytes.len() - 25]), None);
         assert_eq!(sample_record(b"nothing"), None);
     }

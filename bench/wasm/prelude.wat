@@ -1,13 +1,13 @@
 ;; Imports and helpers shared by the bench programs (not a module on its
 ;; own: `programs::module` wraps each program as `(module <prelude> <program>)`).
 ;; Parameters come as decimal argv strings (WASI args); timing samples are
-;; kept as u32 nanoseconds and written at the end as one binary record on
+;; kept as u64 nanoseconds and written at the end as one binary record on
 ;; the console: "WBS1", a u32 count, then the samples (the kernel's bench
 ;; mode and the hosted baseline capture the console of bench tasks).
 ;; Memory layout: 0..256 service name, 512 RecvInfo (kind 512, len 516,
 ;; badge 520, reply_token 524), 1024 receive buffer, 2048 send buffer,
 ;; 3072 reply buffer, 4088 argc/argv size, 4096 argv pointers, 8192 argv
-;; strings, 65528 the record header, 65536.. the samples (at most 49152).
+;; strings, 65528 the record header, 65536.. the samples (at most 57344).
   (import "wasmos" "ipc_send" (func $send (param i32 i32 i32) (result i32)))
   (import "wasmos" "ipc_recv" (func $recv (param i32 i32 i32 i32 i64) (result i32)))
   (import "wasmos" "ipc_call" (func $call (param i32 i32 i32 i32 i32) (result i32)))
@@ -22,7 +22,7 @@
   (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "sched_yield" (func $yield (result i32)))
-  (memory (export "memory") 4)
+  (memory (export "memory") 8)
   (func $args_load
     (drop (call $args_sizes_get (i32.const 4088) (i32.const 4092)))
     (drop (call $args_get (i32.const 4096) (i32.const 8192))))
@@ -55,14 +55,14 @@
       (br $again)))
     (local.get $h))
   (func $record (param $i i32) (param $ns i64)
-    (i32.store (i32.add (i32.const 65536) (i32.shl (local.get $i) (i32.const 2))) (i32.wrap_i64 (local.get $ns))))
+    (i64.store (i32.add (i32.const 65536) (i32.shl (local.get $i) (i32.const 3))) (local.get $ns)))
   ;; Writes the sample record: "WBS1", count, the samples, in console
   ;; writes of at most 4096 bytes.
   (func $dump (param $count i32) (local $p i32) (local $end i32) (local $n i32)
     (i32.store (i32.const 65528) (i32.const 0x31534257))
     (i32.store (i32.const 65532) (local.get $count))
     (local.set $p (i32.const 65528))
-    (local.set $end (i32.add (i32.const 65536) (i32.shl (local.get $count) (i32.const 2))))
+    (local.set $end (i32.add (i32.const 65536) (i32.shl (local.get $count) (i32.const 3))))
     (block $done (loop $chunks
       (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
       (local.set $n (i32.sub (local.get $end) (local.get $p)))

@@ -140,20 +140,12 @@ impl Bench<'_> {
     }
 
     fn emit(&mut self, name: &str, path: Path, mut r: Report) -> Outcome {
-        let skip = if r.keep_warmup { 0 } else { warmup(r.samples.len()) };
+        // Throughput runs dropped their warm-up per consumer already.
+        let skip = if r.throughput.is_some() { 0 } else { warmup(r.samples.len()) };
         let samples = &mut r.samples[skip..];
-        let throughput = r.throughput.then(|| {
-            let msgs = samples.len() as u64 * r.batch;
-            let total: u64 = samples.iter().sum();
-            let elapsed_ns = match r.unit {
-                Unit::Ns => total,
-                Unit::Cycles => clock::cycles_to_ns(total, clock::tsc_hz()),
-            };
-            // Pairs run side by side: wall time is one pair's, not the sum.
-            (msgs, elapsed_ns / r.parallel.max(1))
-        });
         let summary = summarize(samples).ok_or_else(|| format!("{name}: no samples"))?;
-        let line = ResultLine { workload: name, path, cores: r.cores, unit: r.unit, batch: r.batch, summary, throughput };
+        let line =
+            ResultLine { workload: name, path, cores: r.cores, unit: r.unit, batch: r.batch, summary, throughput: r.throughput };
         result!("{line}");
         let per_op = summary.median as f64 / r.batch as f64;
         crate::kprintln!("  {name:<28} {:<6} median {per_op:>10.1} {} (n={})", path.name(), r.unit.name(), summary.iterations);
@@ -233,9 +225,7 @@ impl Bench<'_> {
             }
         };
         // A sample is a switch to the other task and one back.
-        for s in &mut r.samples {
-            *s /= 2;
-        }
+        r.batch = 2;
         Ok(r)
     }
 
@@ -264,69 +254,79 @@ impl Bench<'_> {
     /// One-way messages into consumers on core 0 (`pairs` false: from `n`
     /// producer cores 1, 2, ... n, wrapping to 0 when n = cores) or `n`
     /// pairs, consumer and producer on each core 0..n (`pairs` true).
+    /// Consumers record timestamps (start, then after every batch): the
+    /// samples are the batches' durations, the rate is the messages of the
+    /// timed batches over the wall time from the first timed batch's start
+    /// to the last one's end, across all consumers.
     fn throughput(&mut self, path: Path, n: usize, pairs: bool) -> Result<Report, String> {
         let (m, batch) = (self.sizes.msgs_per_producer, self.sizes.tput_batch);
         let consumers = if pairs { n } else { 1 };
-        let per_consumer = if pairs { m } else { m * n as u32 };
-        let producer_core = |i: usize| if pairs { i } else { (i + 1) % self.cores };
-        let mut samples = Vec::new();
+        let producers = if pairs { 1 } else { n };
+        let per_consumer = m * producers as u32;
+        let batches = (per_consumer / batch) as usize;
+        let core_of = |c: usize, i: usize| if pairs { c } else { (i + 1) % self.cores };
+        let mut stamps: Vec<Vec<u64>> = Vec::new();
         let unit = match path {
             Path::Native => {
-                // Consumer of pair c is task 2c, its producers 2c+1...
+                // Consumer c is task 2c; its producers follow (pairs: 2c+1;
+                // otherwise 1..=n).
                 let mut ids = Vec::new();
                 for c in 0..consumers {
-                    let consumer = (2 * c) as u32;
-                    let count = (per_consumer / batch) as u64;
-                    let t = native::task(consumer, Program::Consumer, batch as u64, per_consumer as u64, native::pages_for(count))
+                    let id = (2 * c) as u32;
+                    let t = native::task(id, Program::Consumer, batch as u64, per_consumer as u64, native::pages_for(batches as u64 + 1))
                         .map_err(|e| format!("{e:?}"))?;
                     native::start(t, c);
-                    ids.push(consumer);
+                    ids.push(id);
                 }
-                let producers = if pairs { 1 } else { n };
                 for c in 0..consumers {
                     for i in 0..producers {
                         let id = if pairs { 2 * c + 1 } else { 1 + i } as u32;
-                        let core = if pairs { c } else { producer_core(i) };
                         let t = native::task(id, Program::Producer, (2 * c) as u64, m as u64, 1).map_err(|e| format!("{e:?}"))?;
-                        native::start(t, core);
+                        native::start(t, core_of(c, i));
                         ids.push(id);
                     }
                 }
                 let tasks = self.native_wait(&ids)?;
-                for t in &tasks[..consumers] {
-                    let count = (per_consumer / batch) as usize;
-                    let mut s = t.samples(count);
-                    s.drain(..warmup(count));
-                    samples.extend(s);
-                }
+                stamps.extend(tasks[..consumers].iter().map(|t| t.samples(batches + 1)));
                 Unit::Cycles
             }
             _ => {
                 let mut list: Vec<(&str, String, Vec<String>, usize)> = Vec::new();
                 for c in 0..consumers {
-                    let sink = format!("sink{c}");
-                    let args = alloc::vec![sink.clone(), per_consumer.to_string(), batch.to_string()];
+                    let args = alloc::vec![format!("sink{c}"), per_consumer.to_string(), batch.to_string()];
                     list.push(("consumer", format!("bench.consumer{c}"), args, c));
                 }
                 for c in 0..consumers {
-                    for i in 0..(if pairs { 1 } else { n }) {
-                        let core = if pairs { c } else { producer_core(i) };
+                    for i in 0..producers {
                         let args = alloc::vec![format!("sink{c}"), m.to_string()];
-                        list.push(("producer", format!("bench.producer{c}.{i}"), args, core));
+                        list.push(("producer", format!("bench.producer{c}.{i}"), args, core_of(c, i)));
                     }
                 }
                 self.wasm_spawn_wait(&list)?;
                 for c in 0..consumers {
-                    let mut s = self.captured(&format!("bench.consumer{c}"))?;
-                    let w = warmup(s.len());
-                    s.drain(..w);
-                    samples.extend(s);
+                    stamps.push(self.captured(&format!("bench.consumer{c}"))?);
                 }
                 Unit::Ns
             }
         };
+        let (mut samples, mut msgs, mut start, mut end) = (Vec::new(), 0u64, u64::MAX, 0u64);
+        for ts in &stamps {
+            if ts.len() != batches + 1 {
+                return Err(format!("a consumer recorded {} timestamps, expected {}", ts.len(), batches + 1));
+            }
+            let w = warmup(batches);
+            start = start.min(ts[w]);
+            end = end.max(ts[batches]);
+            samples.extend(ts[w..].windows(2).map(|p| p[1].saturating_sub(p[0])));
+            msgs += ((batches - w) * batch as usize) as u64;
+        }
+        let wall = end.saturating_sub(start);
+        let wall_ns = match unit {
+            Unit::Ns => wall,
+            Unit::Cycles => clock::cycles_to_ns(wall, clock::tsc_hz()),
+        };
         let cores = if pairs { n } else { n + 1 }.min(self.cores) as u32;
-        Ok(Report { samples, unit, batch: batch as u64, cores, throughput: true, parallel: consumers as u64, keep_warmup: true })
+        Ok(Report { samples, unit, batch: batch as u64, cores, throughput: Some((msgs, wall_ns)) })
     }
 
     // ---- helpers --------------------------------------------------------
@@ -416,17 +416,13 @@ struct Report {
     unit: Unit,
     batch: u64,
     cores: u32,
-    /// A throughput workload: report messages and elapsed time too.
-    throughput: bool,
-    /// Consumers that ran side by side (their samples are merged).
-    parallel: u64,
-    /// Warm-up already dropped (per consumer).
-    keep_warmup: bool,
+    /// Throughput workloads: messages timed, and the wall time (ns).
+    throughput: Option<(u64, u64)>,
 }
 
 impl Report {
     fn cycles(samples: Vec<u64>) -> Report {
-        Report { samples, unit: Unit::Cycles, batch: 1, cores: 1, throughput: false, parallel: 1, keep_warmup: false }
+        Report { samples, unit: Unit::Cycles, batch: 1, cores: 1, throughput: None }
     }
 
     fn ns(samples: Vec<u64>) -> Report {

@@ -17,7 +17,7 @@
 //! | `clock` | r13 = count, r15 = samples | times nothing: the cost of the two TSC reads |
 //! | `yield` | r13 = count, r15 = samples | times `yield` (a switch to the other task and back) |
 //! | `producer` | r12 = consumer, r13 = count | `send(consumer, i)`; yields and retries on WOULD_BLOCK |
-//! | `consumer` | r12 = batch, r13 = count, r15 = samples | `recv` r13 times, a sample per r12 messages |
+//! | `consumer` | r12 = batch, r13 = count, r15 = samples | `recv` r13 times; the TSC at its start and after every r12 messages |
 //! | `nop` | - | exits at once (spawn time) |
 
 use core::arch::global_asm;
@@ -158,6 +158,8 @@ wasmos_native_producer:
     .global wasmos_native_consumer
 wasmos_native_consumer:
     TSC_BEGIN rbp
+    mov [r15], rbp
+    add r15, 8
     xor r14d, r14d
 1:  mov eax, {recv}
     syscall
@@ -165,10 +167,12 @@ wasmos_native_consumer:
     inc r14
     cmp r14, r12
     jb 2f
-    TSC_END_SUB rbp
+    rdtscp
+    lfence
+    shl rdx, 32
+    or rax, rdx
     mov [r15], rax
     add r15, 8
-    add rbp, rax
     xor r14d, r14d
 2:  cmp rbx, r13
     jb 1b
