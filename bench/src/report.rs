@@ -102,6 +102,13 @@ pub struct Machine {
     pub memory_mib: u64,
     /// The host's TSC, calibrated against the monotonic clock.
     pub host_tsc_hz: u64,
+    /// The host's 1-minute load average before and after the run: other
+    /// work on the host competes with QEMU's vCPU threads (TCG) and shows
+    /// in the figures, most in cross-core ones.
+    #[serde(default)]
+    pub load_before: f64,
+    #[serde(default)]
+    pub load_after: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -278,7 +285,16 @@ impl Results {
             if self.git.dirty { ", uncommitted changes" } else { "" },
             self.duration_s
         );
-        let _ = writeln!(m, "- host: {}, {} CPUs, {}, {} MiB", self.machine.cpu_model, self.machine.host_cpus, self.machine.os, self.machine.memory_mib);
+        let _ = writeln!(
+            m,
+            "- host: {}, {} CPUs, {}, {} MiB; load average {:.2} before, {:.2} after the run",
+            self.machine.cpu_model,
+            self.machine.host_cpus,
+            self.machine.os,
+            self.machine.memory_mib,
+            self.machine.load_before,
+            self.machine.load_after
+        );
         let _ = writeln!(
             m,
             "- QEMU {} with **{}**, `-smp {}`, `-m {}`, `-cpu {}`, {} boot",

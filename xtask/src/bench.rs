@@ -25,6 +25,8 @@ pub struct Opts {
     pub smp: u32,
     pub accel: Accel,
     pub out: Option<PathBuf>,
+    /// Print only the start and the end (inside `cargo xtask test`).
+    pub quiet: bool,
 }
 
 /// The hidden subcommand the pipe baseline re-executes xtask with.
@@ -33,6 +35,7 @@ pub const PIPE_CHILD: &str = "bench-pipe-child";
 /// Runs the whole benchmark and returns the report's directory.
 pub fn run(root: &Path, opts: &Opts) -> Result<PathBuf> {
     let started = Instant::now();
+    let load_before = load_average();
     if opts.accel == Accel::Kvm {
         std::fs::OpenOptions::new()
             .read(true)
@@ -59,7 +62,7 @@ pub fn run(root: &Path, opts: &Opts) -> Result<PathBuf> {
             }
             shown += 1;
             match wasmos_bench::protocol::parse_line(line) {
-                Some(Line::Progress { index, total, workload, path }) => {
+                Some(Line::Progress { index, total, workload, path }) if !opts.quiet || index == 1 || index == total => {
                     println!("  [{index:>3}/{total}] {workload} ({path}) [{:.0} s]", qemu_started.elapsed().as_secs_f64())
                 }
                 Some(Line::Fail(why)) => println!("  FAILED: {why}"),
@@ -82,7 +85,7 @@ pub fn run(root: &Path, opts: &Opts) -> Result<PathBuf> {
     println!("  QEMU part done in {:.0} s", qemu_started.elapsed().as_secs_f64());
 
     println!("==> host baselines (Linux, outside QEMU)");
-    let (host_tsc_hz, host_workloads) = host_baselines(opts.quick)?;
+    let (host_tsc_hz, host_workloads) = host_baselines(opts.quick, opts.quiet)?;
 
     let mut workloads = kernel.workloads;
     workloads.extend(host_workloads);
@@ -92,7 +95,7 @@ pub fn run(root: &Path, opts: &Opts) -> Result<PathBuf> {
         quick: opts.quick,
         duration_s: started.elapsed().as_secs_f64(),
         git: git(root),
-        machine: host_machine(host_tsc_hz),
+        machine: HostMachine { load_before, load_after: load_average(), ..host_machine(host_tsc_hz) },
         qemu: Qemu {
             version: crate::prereq::qemu_version(),
             accel: match opts.accel {
@@ -116,12 +119,15 @@ pub fn run(root: &Path, opts: &Opts) -> Result<PathBuf> {
     #[cfg(unix)]
     let _ = std::os::unix::fs::symlink(&dir, &latest);
 
-    println!();
-    println!("{:<28} {:>20} {:>20} {:>8}", "workload (median)", "Wasm", "native", "W/N");
-    for c in &results.comparisons {
-        let find = |p| results.workloads.iter().find(|w| w.name == c.workload && w.path == p);
-        if let (Some(w), Some(n)) = (find(BenchPath::Wasm), find(BenchPath::Native)) {
-            println!("{:<28} {:>20} {:>20} {:>8.2}", c.workload, report::fmt_op(w.ns.median, w.cycles.median), report::fmt_op(n.ns.median, n.cycles.median), c.ratio_median);
+    if !opts.quiet {
+        println!();
+        println!("{:<28} {:>22} {:>22} {:>8}", "workload (median)", "Wasm", "native", "W/N");
+        for c in &results.comparisons {
+            let find = |p| results.workloads.iter().find(|w| w.name == c.workload && w.path == p);
+            if let (Some(w), Some(n)) = (find(BenchPath::Wasm), find(BenchPath::Native)) {
+                let (wasm, native) = (report::fmt_op(w.ns.median, w.cycles.median), report::fmt_op(n.ns.median, n.cycles.median));
+                println!("{:<28} {wasm:>22} {native:>22} {:>8.2}", c.workload, c.ratio_median);
+            }
         }
     }
     let problems = results.problems();
@@ -132,7 +138,7 @@ pub fn run(root: &Path, opts: &Opts) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn host_baselines(quick: bool) -> Result<(u64, Vec<Workload>)> {
+fn host_baselines(quick: bool, quiet: bool) -> Result<(u64, Vec<Workload>)> {
     if !host::has_rdtscp() {
         bail!("the host CPU has no RDTSCP");
     }
@@ -142,7 +148,9 @@ fn host_baselines(quick: bool) -> Result<(u64, Vec<Workload>)> {
     let mut add = |name: &str, cores: u32, unit: Unit, batch: u64, s: Result<Summary, String>| -> Result<()> {
         let s = s.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         let w = Workload::new(name, BenchPath::Host, cores, unit, batch, &s, hz, None);
-        println!("  {name:<28} median {:>22}  p99 {:>22}", report::fmt_op(w.ns.median, w.cycles.median), report::fmt_op(w.ns.p99, w.cycles.p99));
+        if !quiet {
+            println!("  {name:<28} median {:>22}  p99 {:>22}", report::fmt_op(w.ns.median, w.cycles.median), report::fmt_op(w.ns.p99, w.cycles.p99));
+        }
         out.push(w);
         Ok(())
     };
@@ -188,14 +196,19 @@ fn host_machine(host_tsc_hz: u64) -> HostMachine {
         .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
         .map_or(0, |kib| kib / 1024);
     let os = format!("{} {}", read("/proc/sys/kernel/ostype").trim(), read("/proc/sys/kernel/osrelease").trim());
-    HostMachine { cpu_model, host_cpus: host::cpus(), os, memory_mib, host_tsc_hz }
+    HostMachine { cpu_model, host_cpus: host::cpus(), os, memory_mib, host_tsc_hz, load_before: 0.0, load_after: 0.0 }
+}
+
+/// The host's 1-minute load average.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0.0)
 }
 
 /// For `cargo xtask test`: a quick run, then the report's checks.
 pub fn quick_check(root: &Path) -> Result<Vec<(String, Result<Option<u64>, String>)>> {
     let dir = build::out_dir(root).join("bench-report");
     let _ = std::fs::remove_dir_all(&dir);
-    let opts = Opts { quick: true, smp: 8, accel: Accel::Tcg, out: Some(dir.clone()) };
+    let opts = Opts { quick: true, smp: 8, accel: Accel::Tcg, out: Some(dir.clone()), quiet: true };
     let ran = run(root, &opts);
     let mut checks = vec![("bench::quick_run".to_owned(), ran.as_ref().map(|_| None).map_err(|e| format!("{e:#}")))];
     let report = std::fs::read_to_string(dir.join("results.json"))

@@ -215,7 +215,7 @@ fn run(cli: Cli) -> Result<()> {
             prereq::toolchain()?;
             prereq::qemu(false)?;
             let out = opts.out.as_ref().map(std::path::absolute).transpose()?;
-            bench::run(&root, &bench::Opts { quick: opts.quick, smp: opts.smp, accel: opts.accel, out }).map(drop)
+            bench::run(&root, &bench::Opts { quick: opts.quick, smp: opts.smp, accel: opts.accel, out, quiet: false }).map(drop)
         }
         Command::BenchPipeChild { cpu } => {
             wasmos_bench::host::pipe_child(cpu);

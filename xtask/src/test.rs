@@ -1,5 +1,7 @@
-//! `cargo xtask test`: host unit tests, then every QEMU suite, each test
-//! printed by name as it finishes, and one last line `N passed, M failed`.
+//! `cargo xtask test`: host unit tests, then every QEMU suite, the hosted
+//! suite, a short soak, a quick benchmark run (its report's form only) and
+//! short fuzzing, each test printed by name as it finishes, and one last
+//! line `N passed, M failed`.
 
 use std::path::Path;
 use std::process::Command;
@@ -46,7 +48,8 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     let run_hosted = filter.is_none_or(|f| "hosted".contains(f));
     let run_soak = filter.is_none_or(|f| "soak".contains(f));
     let run_fuzz = filter.is_none_or(|f| "fuzz".contains(f));
-    if selected.is_empty() && !run_hosted && !run_soak && !run_fuzz {
+    let run_bench = filter.is_none_or(|f| "bench".contains(f));
+    if selected.is_empty() && !run_hosted && !run_soak && !run_fuzz && !run_bench {
         bail!("no suite matches {:?}", opts.suite);
     }
     let started = Instant::now();
@@ -79,6 +82,18 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
             step(&mut tally, "soak::setup", |t| {
                 for check in crate::soak::run(root, 90, 8)? {
                     t.record(&check.name, &check.result);
+                }
+                Ok(())
+            });
+        }
+        if run_bench && kernel_built {
+            // Benchmarks are not tests: this only checks that a quick run
+            // works and writes a well-formed report (every workload on both
+            // paths, min <= median <= p99, iterations > 0, the plots).
+            println!("==> bench --quick (report checks only; figures are not judged)");
+            step(&mut tally, "bench::setup", |t| {
+                for (name, result) in crate::bench::quick_check(root)? {
+                    t.record(&name, &result);
                 }
                 Ok(())
             });

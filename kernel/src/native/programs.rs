@@ -7,7 +7,11 @@
 //!
 //! Timing: `lfence; rdtsc` before the measured operation and
 //! `rdtscp; lfence` after it, the usual fencing, so that neither read
-//! drifts into the measured code. The bench mode checks for RDTSCP first.
+//! drifts into the measured code. On a CPU without RDTSCP (QEMU's KVM
+//! `-cpu host` on a nested hypervisor hides it) each `rdtscp` is patched
+//! to `lfence; rdtsc` when the code is copied ([`code`]), the way Linux's
+//! alternatives do it: every site is 5 bytes (`rdtscp; nop; nop`) and
+//! listed in a table.
 //!
 //! | program | parameters | does |
 //! |---|---|---|
@@ -20,6 +24,7 @@
 //! | `consumer` | r12 = batch, r13 = count, r15 = samples | `recv` r13 times; the TSC at its start and after every r12 messages |
 //! | `nop` | - | exits at once (spawn time) |
 
+use alloc::vec::Vec;
 use core::arch::global_asm;
 
 use super::sched::{SYS_CALL, SYS_EXIT, SYS_NULL, SYS_RECV, SYS_REPLY, SYS_SEND, SYS_YIELD};
@@ -29,6 +34,12 @@ use super::sched::{SYS_CALL, SYS_EXIT, SYS_NULL, SYS_RECV, SYS_REPLY, SYS_SEND, 
 // as it stores.
 global_asm!(
     r#"
+    .pushsection .rodata.native_alt, "a"
+    .balign 4
+    .global wasmos_native_alt_start
+wasmos_native_alt_start:
+    .popsection
+
     .pushsection .rodata.native_user, "a"
     .balign 4096
     .global wasmos_native_user_start
@@ -41,8 +52,17 @@ wasmos_native_user_start:
         or rax, rdx
         mov \reg, rax
     .endm
-    .macro TSC_END_SUB reg
+    .macro RDTSCP_ALT
+    .Lrdtscp_site\@:
         rdtscp
+        nop
+        nop
+        .pushsection .rodata.native_alt, "a"
+        .long .Lrdtscp_site\@ - wasmos_native_user_start
+        .popsection
+    .endm
+    .macro TSC_END_SUB reg
+        RDTSCP_ALT
         lfence
         shl rdx, 32
         or rax, rdx
@@ -167,7 +187,7 @@ wasmos_native_consumer:
     inc r14
     cmp r14, r12
     jb 2f
-    rdtscp
+    RDTSCP_ALT
     lfence
     shl rdx, 32
     or rax, rdx
@@ -192,6 +212,12 @@ wasmos_native_nop:
 wasmos_native_user_end:
     .purgem TSC_BEGIN
     .purgem TSC_END_SUB
+    .purgem RDTSCP_ALT
+    .popsection
+
+    .pushsection .rodata.native_alt, "a"
+    .global wasmos_native_alt_end
+wasmos_native_alt_end:
     .popsection
     "#,
     call = const SYS_CALL,
@@ -218,6 +244,8 @@ pub enum Program {
 }
 
 unsafe extern "C" {
+    static wasmos_native_alt_start: u32;
+    static wasmos_native_alt_end: u32;
     static wasmos_native_user_start: u8;
     static wasmos_native_user_end: u8;
     static wasmos_native_client: u8;
@@ -230,13 +258,39 @@ unsafe extern "C" {
     static wasmos_native_nop: u8;
 }
 
-/// The machine code of all programs, to be copied into a task's code pages.
-pub fn code() -> &'static [u8] {
+fn assembled() -> &'static [u8] {
     let start = &raw const wasmos_native_user_start;
     let end = &raw const wasmos_native_user_end as usize;
     // SAFETY: both symbols delimit the assembled block above, in one
     // read-only section of the kernel image.
     unsafe { core::slice::from_raw_parts(start, end - start as usize) }
+}
+
+/// Offsets of the `rdtscp; nop; nop` sites in [`assembled`].
+fn rdtscp_sites() -> &'static [u32] {
+    let start = &raw const wasmos_native_alt_start;
+    let end = &raw const wasmos_native_alt_end as usize;
+    // SAFETY: the table of u32 offsets the RDTSCP_ALT macro emits,
+    // between its two symbols in one read-only section.
+    unsafe { core::slice::from_raw_parts(start, (end - start as usize) / 4) }
+}
+
+static CODE: spin::Once<Vec<u8>> = spin::Once::new();
+
+/// The machine code of all programs, to be copied into a task's code
+/// pages: with `rdtscp` where the CPU has it, `lfence; rdtsc` otherwise.
+pub fn code() -> &'static [u8] {
+    CODE.call_once(|| {
+        let mut code = assembled().to_vec();
+        if !crate::bench::has_rdtscp() {
+            for &site in rdtscp_sites() {
+                let site = site as usize;
+                assert_eq!(code[site..site + 5], [0x0f, 0x01, 0xf9, 0x90, 0x90], "not an RDTSCP site");
+                code[site..site + 5].copy_from_slice(&[0x0f, 0xae, 0xe8, 0x0f, 0x31]);
+            }
+        }
+        code
+    })
 }
 
 impl Program {
