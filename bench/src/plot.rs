@@ -18,6 +18,9 @@ const NATIVE: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 
 type Error = Box<dyn std::error::Error>;
 
+/// A line of a line chart: label, colour, dashed, points.
+type Series = (String, RGBColor, bool, Vec<(f64, f64)>);
+
 fn find<'a>(r: &'a Results, name: &str, path: Path) -> Option<&'a Workload> {
     r.workloads.iter().find(|w| w.name == name && w.path == path)
 }
@@ -77,7 +80,7 @@ fn line_chart(
     title: &str,
     x_desc: &str,
     y_desc: &str,
-    series: &[(String, RGBColor, bool, Vec<(f64, f64)>)],
+    series: &[Series],
 ) -> Result<(), Error> {
     let root = SVGBackend::new(file, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;

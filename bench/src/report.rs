@@ -60,6 +60,8 @@ pub struct Workload {
 
 impl Workload {
     /// From a summary of raw samples; `tsc_hz` converts between units.
+    /// (The arguments are the fields of a `bench-result` line.)
+    #[allow(clippy::too_many_arguments)]
     pub fn new(name: &str, path: Path, cores: u32, unit: Unit, batch: u64, s: &Summary, tsc_hz: u64, throughput: Option<(u64, u64)>) -> Workload {
         let hz = tsc_hz.max(1) as f64;
         let batch = batch.max(1);
@@ -246,7 +248,7 @@ impl Results {
                 problems.push(format!("{id}: no iterations"));
             }
             for (unit, s) in [("cycles", &w.cycles), ("ns", &w.ns)] {
-                if !(s.min <= s.median && s.median <= s.p99 && s.p99 <= s.max) || !s.min.is_finite() || s.min < 0.0 {
+                if !(s.min.is_finite() && 0.0 <= s.min && s.min <= s.median && s.median <= s.p99 && s.p99 <= s.max) {
                     problems.push(format!("{id}: {unit} not ordered: min {} median {} p99 {} max {}", s.min, s.median, s.p99, s.max));
                 }
             }
@@ -256,8 +258,8 @@ impl Results {
             paths.entry(&w.name).or_default().push(w.path);
         }
         for (name, p) in &paths {
-            let host = p.contains(&Path::Host);
-            if !host && !(p.contains(&Path::Wasm) && p.contains(&Path::Native)) {
+            let both = p.contains(&Path::Wasm) && p.contains(&Path::Native);
+            if !p.contains(&Path::Host) && !both {
                 problems.push(format!("{name}: measured on {p:?} only; both paths expected"));
             }
         }

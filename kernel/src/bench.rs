@@ -207,11 +207,10 @@ impl Bench<'_> {
                 Ok(Report::cycles(tasks[0].samples(n as usize)))
             }
             _ => {
-                let exits = self.wasm_tasks(&[
+                self.wasm_tasks(&[
                     ("echo_server", "bench.server", &[], server_core),
                     ("echo_client", "bench.client", &[n], 0),
                 ])?;
-                let _ = exits;
                 Ok(Report::ns(self.captured("bench.client")?))
             }
         }
@@ -351,7 +350,7 @@ impl Bench<'_> {
 
     /// Runs core 0's native tasks (if any), then waits until all `ids`
     /// exited; returns them in that order.
-    fn native_wait(&mut self, ids: &[u32]) -> Result<Vec<alloc::boxed::Box<native::Task>>, String> {
+    fn native_wait(&mut self, ids: &[u32]) -> Result<Vec<native::Task>, String> {
         native::run_core();
         let deadline = clock::now_ns() + WORKLOAD_TIMEOUT_NS;
         loop {

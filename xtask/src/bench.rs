@@ -15,6 +15,7 @@ use wasmos_bench::report::{self, Git, Machine as HostMachine, Qemu, Results, Wor
 use wasmos_bench::stats::Summary;
 use wasmos_bench::workloads::Sizes;
 use wasmos_bench::{host, hosted};
+use wasmos_tests::suites::Check;
 
 use crate::build::{self, BootConfig, Profile};
 use crate::qemu::{self, Machine};
@@ -205,12 +206,12 @@ fn load_average() -> f64 {
 }
 
 /// For `cargo xtask test`: a quick run, then the report's checks.
-pub fn quick_check(root: &Path) -> Result<Vec<(String, Result<Option<u64>, String>)>> {
+pub fn quick_check(root: &Path) -> Result<Vec<Check>> {
     let dir = build::out_dir(root).join("bench-report");
     let _ = std::fs::remove_dir_all(&dir);
     let opts = Opts { quick: true, smp: 8, accel: Accel::Tcg, out: Some(dir.clone()), quiet: true };
     let ran = run(root, &opts);
-    let mut checks = vec![("bench::quick_run".to_owned(), ran.as_ref().map(|_| None).map_err(|e| format!("{e:#}")))];
+    let mut checks = vec![Check { name: "bench::quick_run".into(), result: ran.as_ref().map(|_| None).map_err(|e| format!("{e:#}")) }];
     let report = std::fs::read_to_string(dir.join("results.json"))
         .map_err(|e| e.to_string())
         .and_then(|text| serde_json::from_str::<Results>(&text).map_err(|e| format!("results.json does not parse: {e}")));
@@ -225,6 +226,6 @@ pub fn quick_check(root: &Path) -> Result<Vec<(String, Result<Option<u64>, Strin
             Ok(None)
         }
     });
-    checks.push(("bench::report_well_formed".to_owned(), well_formed));
+    checks.push(Check { name: "bench::report_well_formed".into(), result: well_formed });
     Ok(checks)
 }

@@ -92,8 +92,8 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
             // paths, min <= median <= p99, iterations > 0, the plots).
             println!("==> bench --quick (report checks only; figures are not judged)");
             step(&mut tally, "bench::setup", |t| {
-                for (name, result) in crate::bench::quick_check(root)? {
-                    t.record(&name, &result);
+                for check in crate::bench::quick_check(root)? {
+                    t.record(&check.name, &check.result);
                 }
                 Ok(())
             });

@@ -126,7 +126,7 @@ static SLOTS: [Slot; MAX_TASKS] = [const { Slot { core: AtomicU32::new(NO_CORE),
 static RINGS: spin::Once<Vec<Mailbox<Envelope>>> = spin::Once::new();
 static KERNEL_CR3: spin::Once<PhysFrame> = spin::Once::new();
 /// Tasks that exited, handed over once no core has their CR3 loaded.
-static EXITED: spin::Mutex<Vec<Box<Task>>> = spin::Mutex::new(Vec::new());
+static EXITED: spin::Mutex<Vec<Task>> = spin::Mutex::new(Vec::new());
 
 fn rings() -> &'static [Mailbox<Envelope>] {
     RINGS.call_once(|| (0..percpu::count()).map(|_| Mailbox::new(RING_CAPACITY)).collect())
@@ -147,7 +147,7 @@ struct Core {
     /// What CR3 holds (0 = the kernel's, or not known yet).
     loaded: u64,
     outbox: VecDeque<(usize, Envelope)>,
-    zombies: Vec<Box<Task>>,
+    zombies: Vec<Task>,
 }
 
 struct CoreCell(UnsafeCell<Core>);
@@ -248,7 +248,7 @@ impl Core {
                 self.count -= 1;
                 self.current = None;
                 SLOTS[cur as usize].core.store(NO_CORE, Ordering::Release);
-                self.zombies.push(task);
+                self.zombies.push(*task);
                 self.switch(me)
             }
             _ => self.ret(cur, INVALID_ARGUMENT),
@@ -467,7 +467,7 @@ pub fn run_core() {
 
 /// Takes the exited tasks with these ids, once all have exited; `None`
 /// while some still run.
-pub fn take_exited(ids: &[u32]) -> Option<Vec<Box<Task>>> {
+pub fn take_exited(ids: &[u32]) -> Option<Vec<Task>> {
     let mut exited = EXITED.lock();
     if !ids.iter().all(|id| exited.iter().any(|t| t.id == *id)) {
         return None;
