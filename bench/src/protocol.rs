@@ -9,8 +9,8 @@
 //! ```text
 //! WASMOS-RESULTS 1
 //! boot cpus_found=<n> cpus_online=<n> mem_mib=<n> firmware=<bios|uefi>
-//! bench-start version=1 tsc_hz=<hz> cpus=<n> quick=<0|1> rdtscp=<0|1> planned=<n>
-//! bench-progress <i>/<n> <workload> <path>
+//! bench-start version=1 tsc_hz=<hz> cpus=<n> quick=<0|1> rdtscp=<0|1> planned=<n> rounds=<r>
+//! bench-progress <i>/<n> <workload> <path>           (n = planned x rounds runs)
 //! bench-result workload=<name> path=<wasm|native> cores=<n> unit=<cycles|ns> batch=<b> iters=<n> min=<x> median=<x> p99=<x> max=<x> mean=<x> [msgs=<n> elapsed_ns=<n>]
 //! bench-fail <reason, rest of the line>
 //! bench-done results=<n>
@@ -128,14 +128,16 @@ pub struct Start {
     pub rdtscp: bool,
     /// Results the run is going to produce.
     pub planned: u32,
+    /// Runs per result (see `workloads::Sizes::rounds`).
+    pub rounds: u32,
 }
 
 impl fmt::Display for Start {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "bench-start version={VERSION} tsc_hz={} cpus={} quick={} rdtscp={} planned={}",
-            self.tsc_hz, self.cpus, self.quick as u8, self.rdtscp as u8, self.planned
+            "bench-start version={VERSION} tsc_hz={} cpus={} quick={} rdtscp={} planned={} rounds={}",
+            self.tsc_hz, self.cpus, self.quick as u8, self.rdtscp as u8, self.planned, self.rounds
         )
     }
 }
@@ -169,6 +171,7 @@ pub fn parse_line(line: &str) -> Option<Line<'_>> {
             quick: number(rest, "quick")? != 0,
             rdtscp: number(rest, "rdtscp")? != 0,
             planned: number(rest, "planned")? as u32,
+            rounds: number(rest, "rounds").unwrap_or(1) as u32,
         })),
         "bench-progress" => {
             let mut parts = rest.split_whitespace();
@@ -239,7 +242,7 @@ mod tests {
 
     #[test]
     fn start_progress_done_fail() {
-        let start = Start { tsc_hz: 2_994_000_000, cpus: 8, quick: true, rdtscp: false, planned: 40 };
+        let start = Start { tsc_hz: 2_994_000_000, cpus: 8, quick: true, rdtscp: false, planned: 40, rounds: 3 };
         assert_eq!(parse_line(&start.to_string()), Some(Line::Start(start)));
         assert_eq!(
             parse_line("bench-progress 3/40 null_syscall wasm"),

@@ -129,7 +129,11 @@ pub struct Guest {
     /// The guest kernel's TSC calibration (against the PIT).
     pub tsc_hz: u64,
     pub cpus: u32,
+    /// RDTSCP was available (else timing used `lfence; rdtsc`).
     pub rdtscp: bool,
+    /// Runs per workload and path, alternating the paths; samples pooled.
+    #[serde(default)]
+    pub rounds: u32,
 }
 
 /// Wasm against native for one workload name.
@@ -198,7 +202,8 @@ pub fn parse_channel(text: &str) -> Result<KernelRun, String> {
     if !done {
         return Err(format!("the run stopped after {} of {} results", workloads.len(), start.planned));
     }
-    Ok(KernelRun { guest: Guest { tsc_hz: start.tsc_hz, cpus: start.cpus, rdtscp: start.rdtscp }, workloads, planned: start.planned })
+    let guest = Guest { tsc_hz: start.tsc_hz, cpus: start.cpus, rdtscp: start.rdtscp, rounds: start.rounds };
+    Ok(KernelRun { guest, workloads, planned: start.planned })
 }
 
 impl Results {
@@ -309,9 +314,11 @@ impl Results {
         );
         let _ = writeln!(
             m,
-            "- guest TSC {:.0} MHz (calibrated against the PIT), host TSC {:.0} MHz\n",
+            "- guest TSC {:.0} MHz (calibrated against the PIT), host TSC {:.0} MHz; timing with {}; {} round(s) per workload, paths alternating\n",
             self.guest.tsc_hz as f64 / 1e6,
-            self.machine.host_tsc_hz as f64 / 1e6
+            self.machine.host_tsc_hz as f64 / 1e6,
+            if self.guest.rdtscp { "`rdtscp`" } else { "`lfence; rdtsc` (no RDTSCP)" },
+            self.guest.rounds.max(1)
         );
         let _ = writeln!(m, "## Wasm path vs native ring-3 path (same kernel, same boot)\n");
         let _ = writeln!(
@@ -466,7 +473,7 @@ mod tests {
             git: Git::default(),
             machine: Machine::default(),
             qemu: Qemu::default(),
-            guest: Guest { tsc_hz: hz, cpus: 8, rdtscp: true },
+            guest: Guest { tsc_hz: hz, cpus: 8, rdtscp: true, rounds: 1 },
             comparisons: Results::compare(&workloads),
             workloads,
         }

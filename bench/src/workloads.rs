@@ -51,6 +51,10 @@ pub struct Sizes {
     pub tput_batch: u32,
     /// Producer counts and pair counts measured (those <= the cores).
     pub core_steps: &'static [usize],
+    /// Times each workload runs, alternating the paths (Wasm, native,
+    /// Wasm, native, ...), so that a noisy moment on the host hits both
+    /// paths alike; the samples of all rounds are pooled.
+    pub rounds: u32,
 }
 
 impl Sizes {
@@ -67,6 +71,7 @@ impl Sizes {
                 msgs_per_producer: 2_000,
                 tput_batch: 50,
                 core_steps: &[1, 2, 4, 8],
+                rounds: 1,
             }
         } else {
             Sizes {
@@ -80,6 +85,7 @@ impl Sizes {
                 msgs_per_producer: 50_000,
                 tput_batch: 100,
                 core_steps: &[1, 2, 3, 4, 5, 6, 7, 8],
+                rounds: 3,
             }
         }
     }

@@ -18,9 +18,12 @@
 //! - The null system call is timed in batches (`null_batch` calls per
 //!   sample) so that the clock's cost is spread over many calls.
 //!
-//! Each workload's first tenth of samples is dropped as warm-up
-//! (`wasmos_bench::workloads::warmup`). Timer interrupts (100 Hz) stay on
-//! for both paths; they show in the tails (p99, max), not the medians.
+//! Each run's first tenth of samples is dropped as warm-up
+//! (`wasmos_bench::workloads::warmup`). A full run repeats every workload
+//! in rounds that alternate the paths (`Sizes::rounds`), so that a noisy
+//! moment on the host (QEMU's vCPUs are host threads) hits both paths
+//! alike; samples are pooled. Timer interrupts (100 Hz) stay on for both
+//! paths; they show in the tails (p99, max), not the medians.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -81,6 +84,7 @@ struct Bench<'a> {
     cores: usize,
     planned: u32,
     done: u32,
+    runs: u32,
 }
 
 /// Runs every workload; returns whether all of them produced results.
@@ -92,13 +96,13 @@ pub fn run(ctx: &mut Ctx, quick: bool) -> bool {
     // clock, null, same-core, 2 x cross per other core, ctx, spawn,
     // producers and pairs per step; each on two paths.
     let planned = 2 * (5 + 2 * (cores as u32 - 1) + 2 * steps);
-    result!("{}", Start { tsc_hz: clock::tsc_hz(), cpus: cores as u32, quick, rdtscp, planned });
+    result!("{}", Start { tsc_hz: clock::tsc_hz(), cpus: cores as u32, quick, rdtscp, planned, rounds: sizes.rounds });
     if !rdtscp {
         log::warn!("no RDTSCP: timing with lfence; rdtsc instead");
     }
     native::init();
     tasks::set_capture(true);
-    let mut b = Bench { ctx, sizes, cores, planned, done: 0 };
+    let mut b = Bench { ctx, sizes, cores, planned, done: 0, runs: 0 };
     let outcome = b.all();
     tasks::set_capture(false);
     match outcome {
@@ -137,22 +141,33 @@ impl Bench<'_> {
         Ok(())
     }
 
-    /// Runs `f` for the Wasm path, then the native path.
+    /// Runs `f` for the Wasm path, then the native path, `rounds` times
+    /// (alternating), pools each path's samples and reports both.
     fn both(&mut self, name: &str, mut f: impl FnMut(&mut Self, Path) -> Result<Report, String>) -> Outcome {
-        for path in [Path::Wasm, Path::Native] {
-            result!("bench-progress {}/{} {name} {}", self.done + 1, self.planned, path.name());
-            let report = f(self, path).map_err(|e| format!("{name} ({}): {e}", path.name()))?;
-            self.emit(name, path, report)?;
-            tasks::clear_captured();
+        let mut pooled: [Option<Report>; 2] = [None, None];
+        for _ in 0..self.sizes.rounds {
+            for (i, path) in [Path::Wasm, Path::Native].into_iter().enumerate() {
+                self.runs += 1;
+                result!("bench-progress {}/{} {name} {}", self.runs, self.planned * self.sizes.rounds, path.name());
+                let mut report = f(self, path).map_err(|e| format!("{name} ({}): {e}", path.name()))?;
+                tasks::clear_captured();
+                if report.throughput.is_none() {
+                    report.samples.drain(..warmup(report.samples.len()));
+                }
+                match &mut pooled[i] {
+                    None => pooled[i] = Some(report),
+                    Some(p) => p.pool(report),
+                }
+            }
+        }
+        for (i, path) in [Path::Wasm, Path::Native].into_iter().enumerate() {
+            self.emit(name, path, pooled[i].take().expect("at least one round"))?;
         }
         Ok(())
     }
 
     fn emit(&mut self, name: &str, path: Path, mut r: Report) -> Outcome {
-        // Throughput runs dropped their warm-up per consumer already.
-        let skip = if r.throughput.is_some() { 0 } else { warmup(r.samples.len()) };
-        let samples = &mut r.samples[skip..];
-        let summary = summarize(samples).ok_or_else(|| format!("{name}: no samples"))?;
+        let summary = summarize(&mut r.samples).ok_or_else(|| format!("{name}: no samples"))?;
         let line =
             ResultLine { workload: name, path, cores: r.cores, unit: r.unit, batch: r.batch, summary, throughput: r.throughput };
         result!("{line}");
@@ -434,6 +449,14 @@ struct Report {
 }
 
 impl Report {
+    /// Adds another round's samples (and messages and wall time).
+    fn pool(&mut self, other: Report) {
+        self.samples.extend(other.samples);
+        if let (Some((m, w)), Some((m2, w2))) = (self.throughput, other.throughput) {
+            self.throughput = Some((m + m2, w + w2));
+        }
+    }
+
     fn cycles(samples: Vec<u64>) -> Report {
         Report { samples, unit: Unit::Cycles, batch: 1, cores: 1, throughput: None }
     }
