@@ -132,9 +132,9 @@ fn cross_core(r: &Results, file: &FsPath) -> Result<(), Error> {
     let median_us = |w: &Workload| Some(w.ns.median / 1e3);
     let series = vec![
         ("Wasm, idle target (IPI)".to_owned(), WASM, false, points(r, Path::Wasm, "ipc_rt/cross_idle/", median_us)),
-        ("Wasm, busy target (polling)".to_owned(), WASM, true, points(r, Path::Wasm, "ipc_rt/cross_busy/", median_us)),
+        ("Wasm, busy target (polling; dashed)".to_owned(), WASM, true, points(r, Path::Wasm, "ipc_rt/cross_busy/", median_us)),
         ("native, idle target (IPI)".to_owned(), NATIVE, false, points(r, Path::Native, "ipc_rt/cross_idle/", median_us)),
-        ("native, busy target (polling)".to_owned(), NATIVE, true, points(r, Path::Native, "ipc_rt/cross_busy/", median_us)),
+        ("native, busy target (polling; dashed)".to_owned(), NATIVE, true, points(r, Path::Native, "ipc_rt/cross_busy/", median_us)),
     ];
     line_chart(
         file,
@@ -149,9 +149,9 @@ fn throughput(r: &Results, file: &FsPath) -> Result<(), Error> {
     let rate = |w: &Workload| w.msgs_per_s.map(|m| m / 1e6);
     let series = vec![
         ("Wasm, n producers -> 1 consumer".to_owned(), WASM, false, points(r, Path::Wasm, "throughput/producers/", rate)),
-        ("Wasm, n independent pairs".to_owned(), WASM, true, points(r, Path::Wasm, "throughput/pairs/", rate)),
+        ("Wasm, n independent pairs (dashed)".to_owned(), WASM, true, points(r, Path::Wasm, "throughput/pairs/", rate)),
         ("native, n producers -> 1 consumer".to_owned(), NATIVE, false, points(r, Path::Native, "throughput/producers/", rate)),
-        ("native, n independent pairs".to_owned(), NATIVE, true, points(r, Path::Native, "throughput/pairs/", rate)),
+        ("native, n independent pairs (dashed)".to_owned(), NATIVE, true, points(r, Path::Native, "throughput/pairs/", rate)),
     ];
     line_chart(
         file,
