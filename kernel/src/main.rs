@@ -128,6 +128,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     let mut sched_config = config.scheduler();
     sched_config.total_memory_bytes = (heap.limit_bytes / 2) as usize;
     let sys = tasks::init(wasmos_smp::percpu::count(), sched_config, config.bundle);
+    tasks::wait_for_schedulers(system.cpus_online, 5_000_000_000);
 
     match config.mode {
         Mode::Run => {

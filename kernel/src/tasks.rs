@@ -11,7 +11,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -157,6 +157,20 @@ pub fn idle(sys: &System, sched: &CoreScheduler) {
     sys.woke(core);
 }
 
+/// Application processors whose scheduler exists.
+static SCHEDULERS_READY: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits (at most `timeout_ns`) until every application processor has
+/// created its scheduler. Their start-up allocates (the heap may grow,
+/// taking frames), so tests that count free frames must not run before.
+pub fn wait_for_schedulers(cores: usize, timeout_ns: u64) {
+    let deadline = wasmos_smp::clock::now_ns() + timeout_ns;
+    while SCHEDULERS_READY.load(Ordering::Acquire) < cores.saturating_sub(1) && wasmos_smp::clock::now_ns() < deadline {
+        // The APs notice the system at their next timer tick.
+        interrupts::enable_and_hlt();
+    }
+}
+
 /// This core's scheduler loop, forever. APs come here once online; they
 /// wait (halted) until the BSP has created the system.
 pub fn core_loop(core: usize) -> ! {
@@ -167,6 +181,7 @@ pub fn core_loop(core: usize) -> ! {
         }
     };
     let mut sched = CoreScheduler::new(sys.clone(), core);
+    SCHEDULERS_READY.fetch_add(1, Ordering::Release);
     loop {
         if let Poll::Idle { .. } = sched.poll() {
             if crate::native::has_pending(core) {
