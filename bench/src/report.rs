@@ -126,7 +126,8 @@ pub struct Qemu {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Guest {
-    /// The guest kernel's TSC calibration (against the PIT).
+    /// The guest kernel's TSC frequency (median of five 50 ms windows
+    /// against the PIT, taken by the bench mode).
     pub tsc_hz: u64,
     pub cpus: u32,
     /// RDTSCP was available (else timing used `lfence; rdtsc`).
@@ -314,7 +315,7 @@ impl Results {
         );
         let _ = writeln!(
             m,
-            "- guest TSC {:.0} MHz (calibrated against the PIT), host TSC {:.0} MHz; timing with {}; {} round(s) per workload, paths alternating\n",
+            "- guest TSC {:.0} MHz (median of 5 x 50 ms against the PIT), host TSC {:.0} MHz; timing with {}; {} round(s) per workload, paths alternating\n",
             self.guest.tsc_hz as f64 / 1e6,
             self.machine.host_tsc_hz as f64 / 1e6,
             if self.guest.rdtscp { "`rdtscp`" } else { "`lfence; rdtsc` (no RDTSCP)" },

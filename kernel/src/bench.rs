@@ -91,6 +91,13 @@ struct Bench<'a> {
 pub fn run(ctx: &mut Ctx, quick: bool) -> bool {
     let cores = ctx.sys.cores();
     let sizes = Sizes::new(quick);
+    // Every ns figure depends on the TSC frequency: measure it again,
+    // more carefully than the boot did (nothing runs yet, so restarting
+    // the clock's epoch here disturbs no one).
+    let boot_hz = clock::tsc_hz();
+    let hz = crate::smp::calibrate_tsc_median(5);
+    clock::set_tsc_hz(hz);
+    log::info!("bench: TSC {} MHz (median of 5 x 50 ms against the PIT; boot said {} MHz)", hz / 1_000_000, boot_hz / 1_000_000);
     let rdtscp = has_rdtscp();
     let steps = sizes.core_steps.iter().filter(|&&n| n <= cores).count() as u32;
     // clock, null, same-core, 2 x cross per other core, ctx, spawn,
