@@ -422,8 +422,10 @@ impl Bench<'_> {
         let sys = self.ctx.sys.clone();
         // Checked between every two slices on core 0: one atomic load (only
         // bench tasks run in this mode), not a lock, to stay out of the way.
+        // The count rises when a reap starts and the exit is recorded a
+        // little later, so the exits are looked up once the count is there.
         let target = reaped_before + ids.len() as u64;
-        let done = || sys.lifetime_counts().1 >= target;
+        let done = || sys.lifetime_counts().1 >= target && ids.iter().all(|id| sys.exit_of(*id).is_some());
         if !self.ctx.sched.run_until(WORKLOAD_TIMEOUT_NS, done, |s| tasks::idle(&sys, s)) {
             return Err(format!("{} Wasm tasks still running after the timeout", ids.iter().filter(|id| sys.exit_of(**id).is_none()).count()));
         }
