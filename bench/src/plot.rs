@@ -87,7 +87,8 @@ fn line_chart(
     let xs = series.iter().flat_map(|s| s.3.iter().map(|p| p.0));
     let x_max = xs.clone().fold(1.0, f64::max) + 0.5;
     let x_min = xs.fold(x_max, f64::min).min(1.0) - 0.5;
-    let y_max = series.iter().flat_map(|s| s.3.iter().map(|p| p.1)).fold(1e-9, f64::max) * 1.15;
+    // Headroom above the data for the legend.
+    let y_max = series.iter().flat_map(|s| s.3.iter().map(|p| p.1)).fold(1e-9, f64::max) * 1.45;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
