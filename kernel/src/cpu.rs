@@ -9,6 +9,12 @@
 //! page, so a kernel stack overflow (which faults while pushing the
 //! page-fault frame onto the exhausted stack) still ends in a readable
 //! report instead of a triple fault.
+//!
+//! The GDT also holds ring-3 segments for the native tasks of the
+//! benchmark baseline (`native/`), in the order SYSRET needs: it loads
+//! SS from STAR[63:48] + 8 and CS from STAR[63:48] + 16, so user data
+//! must come right before user code. An interrupt that arrives while a
+//! core runs ring-3 code switches to the TSS's RSP0 stack.
 
 use alloc::boxed::Box;
 use x86_64::VirtAddr;
@@ -27,19 +33,27 @@ pub const NMI_IST: u16 = 2;
 #[derive(Clone, Copy, Debug)]
 pub struct Selectors {
     pub kernel_code: SegmentSelector,
+    pub kernel_data: SegmentSelector,
+    /// Ring-3 selectors (RPL 3), for SYSRET (see the module comment).
+    pub user_data: SegmentSelector,
+    pub user_code: SegmentSelector,
 }
 
-/// Builds and loads this core's GDT and TSS. `ist_stacks` are the tops of
-/// the emergency stacks (double fault, NMI), already mapped with guard pages.
-pub fn load_tables(double_fault_stack: VirtAddr, nmi_stack: VirtAddr) -> Selectors {
+/// Builds and loads this core's GDT and TSS. The stacks are the tops of
+/// the emergency stacks (double fault, NMI) and of the stack interrupts
+/// from ring 3 arrive on, already mapped with guard pages.
+pub fn load_tables(double_fault_stack: VirtAddr, nmi_stack: VirtAddr, ring3_interrupt_stack: VirtAddr) -> Selectors {
     let mut tss = Box::new(TaskStateSegment::new());
     tss.interrupt_stack_table[(DOUBLE_FAULT_IST - 1) as usize] = double_fault_stack;
     tss.interrupt_stack_table[(NMI_IST - 1) as usize] = nmi_stack;
+    tss.privilege_stack_table[0] = ring3_interrupt_stack;
     let tss: &'static TaskStateSegment = Box::leak(tss);
 
     let mut gdt = Box::new(GlobalDescriptorTable::new());
     let kernel_code = gdt.append(Descriptor::kernel_code_segment());
     let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+    let user_data = gdt.append(Descriptor::user_data_segment());
+    let user_code = gdt.append(Descriptor::user_code_segment());
     let tss_sel = gdt.append(Descriptor::tss_segment(tss));
     let gdt: &'static GlobalDescriptorTable = Box::leak(gdt);
     gdt.load();
@@ -54,7 +68,7 @@ pub fn load_tables(double_fault_stack: VirtAddr, nmi_stack: VirtAddr) -> Selecto
         ES::set_reg(kernel_data);
         load_tss(tss_sel);
     }
-    Selectors { kernel_code }
+    Selectors { kernel_code, kernel_data, user_data, user_code }
 }
 
 /// Index of the executing core (0 = bootstrap processor). Safe to call at
@@ -80,13 +94,21 @@ pub fn halt_forever() -> ! {
 /// the shared IDT. Runs once per core: on the BSP right after memory is up,
 /// on each AP first thing after the trampoline.
 pub fn init_this_core(cpu_index: usize) {
-    let (double_fault, nmi) = crate::memory::with(|m| {
+    let (double_fault, nmi, ring3) = crate::memory::with(|m| {
         let df = m.alloc_stack(crate::smp::IST_STACK_PAGES);
         let nmi = m.alloc_stack(crate::smp::IST_STACK_PAGES);
-        (df, nmi)
+        let ring3 = m.alloc_stack(RING3_INTERRUPT_STACK_PAGES);
+        (df, nmi, ring3)
     });
     let double_fault = double_fault.unwrap_or_else(|e| panic!("cpu{cpu_index}: no double-fault stack: {e:?}"));
     let nmi = nmi.unwrap_or_else(|e| panic!("cpu{cpu_index}: no NMI stack: {e:?}"));
-    let selectors = load_tables(double_fault.top, nmi.top);
+    let ring3 = ring3.unwrap_or_else(|e| panic!("cpu{cpu_index}: no ring-3 interrupt stack: {e:?}"));
+    let selectors = load_tables(double_fault.top, nmi.top, ring3.top);
     crate::interrupts::load_idt(selectors.kernel_code.0);
+    crate::native::init_this_core(selectors);
 }
+
+/// Pages of the stack that interrupts taken in ring 3 run on (RSP0). The
+/// handlers are the same short ones as in ring 0 (timer, IPI), and they
+/// never switch tasks, so one such stack per core is enough.
+const RING3_INTERRUPT_STACK_PAGES: u64 = 8;

@@ -84,9 +84,19 @@ wasmos_isr_stubs:
 /// The CPU aligns RSP to 16 bytes before pushing its 5-word frame; with
 /// the 2 words of the stub and the 15 registers saved here the total is
 /// 22 words, so RSP is 16-byte aligned at the `call` as the ABI requires.
+///
+/// An interrupt from ring 3 (a native benchmark task, `native/`) arrives
+/// with the user's GS base loaded: `swapgs` puts the kernel's per-CPU GS
+/// base back on the way in and the user's on the way out. The test is on
+/// the RPL bits of the interrupted CS, at `[rsp + 24]` right after the
+/// stub's two pushes (vector, error code, then the CPU's RIP, CS...).
 #[unsafe(naked)]
 unsafe extern "C" fn interrupt_common() {
     naked_asm!(
+        "test byte ptr [rsp + 24], 3",
+        "jz 2f",
+        "swapgs",
+        "2:",
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
         "mov rdi, rsp",
@@ -94,6 +104,10 @@ unsafe extern "C" fn interrupt_common() {
         "call {dispatch}",
         "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
         "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "test byte ptr [rsp + 24], 3",
+        "jz 3f",
+        "swapgs",
+        "3:",
         // Drop the vector number and the error code.
         "add rsp, 16",
         "iretq",

@@ -11,13 +11,15 @@
 //! 4. the boot configuration from the bundle;
 //! 5. ACPI + local APIC + timer calibration + application processors (smp);
 //! 6. the banner, then the mode: `run` idles, `test` runs the in-kernel
-//!    test suite, `fault-demo` shows what a fatal exception looks like.
+//!    test suite, `fault-demo` shows what a fatal exception looks like,
+//!    `soak` runs a mixed load and `bench` the benchmarks (`bench.rs`).
 
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
+mod bench;
 mod boot_config;
 mod console;
 mod cpu;
@@ -25,6 +27,7 @@ mod interrupts;
 mod ktest;
 mod memory;
 mod net;
+mod native;
 mod panic;
 mod qemu;
 mod smp;
@@ -79,7 +82,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     let mem = memory::init(boot_info);
     cpu::init_this_core(0);
     let config = boot_config::BootConfig::from_boot_info(boot_info);
-    if matches!(config.mode, Mode::Test | Mode::Soak) {
+    if matches!(config.mode, Mode::Test | Mode::Soak | Mode::Bench) {
         // Announce the result channel as early as possible, so that even a
         // failure during SMP bring-up is attributed to this run.
         result!("WASMOS-RESULTS 1");
@@ -111,7 +114,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     kprintln!("  bundle   : {} entries", config.bundle.map_or(0, |b| b.len()));
     kprintln!("");
 
-    if matches!(config.mode, Mode::Test | Mode::Soak) {
+    if matches!(config.mode, Mode::Test | Mode::Soak | Mode::Bench) {
         result!(
             "boot cpus_found={} cpus_online={} mem_mib={} firmware={}",
             system.cpus_found,
@@ -126,6 +129,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     let mut sched_config = config.scheduler();
     sched_config.total_memory_bytes = (heap.limit_bytes / 2) as usize;
     let sys = tasks::init(wasmos_smp::percpu::count(), sched_config, config.bundle);
+    tasks::wait_for_schedulers(system.cpus_online, 5_000_000_000);
 
     match config.mode {
         Mode::Run => {
@@ -159,12 +163,19 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
             let ok = ktest::soak::run(&mut ctx, seconds);
             qemu::exit(if ok { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })
         }
+        Mode::Bench => {
+            let mut ctx = ktest::Ctx::new(sys, config.bundle);
+            let quick = config.config().get("bench_quick") == Some("1");
+            let ok = bench::run(&mut ctx, quick);
+            qemu::exit(if ok { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })
+        }
     }
 }
 
 /// The native services every platform provides: `sysinfo`, and `tcp`
-/// when there is a network card. Only in `run` mode: the test modes count
-/// tasks and must start from an empty system.
+/// when there is a network card. In `run` mode, and in `soak` mode when
+/// the machine has a network card; the test modes count tasks and must
+/// start from an empty system.
 fn start_services(sys: &wasmos_sched::System, config: &boot_config::BootConfig) {
     if let Err(e) = sys.start_native(wasmos_ipc::sysinfo::SERVICE, 0, alloc::boxed::Box::new(wasmos_sched::SysInfo)) {
         log::error!("cannot start the sysinfo service: {}", e.name());

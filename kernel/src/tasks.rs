@@ -7,7 +7,11 @@
 //! The announce-then-halt order, with interrupts off in between, is the
 //! race-free protocol described in `ipc/src/ring.rs`.
 
+use alloc::collections::BTreeMap;
+use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -63,6 +67,10 @@ impl Platform for BareMetal {
     }
 
     fn console_write(&self, core: usize, task: &str, text: &[u8]) {
+        if CAPTURE.load(Ordering::Relaxed) {
+            CAPTURED.lock().entry(String::from(task)).or_default().extend_from_slice(text);
+            return;
+        }
         let text = core::str::from_utf8(text).unwrap_or("<not UTF-8>");
         for line in text.trim_end_matches('\n').lines() {
             crate::console::log_fmt(format_args!("[cpu{core} task {task}] {line}\n"));
@@ -71,6 +79,28 @@ impl Platform for BareMetal {
 }
 
 static SYSTEM: spin::Once<Arc<System>> = spin::Once::new();
+
+/// Console capture (bench mode): what tasks write is kept per task name
+/// instead of printed, because the bench programs report their timing
+/// samples as binary records on their console (see `bench/src/programs.rs`),
+/// and because serial output would disturb the timings.
+static CAPTURE: AtomicBool = AtomicBool::new(false);
+static CAPTURED: spin::Mutex<BTreeMap<String, Vec<u8>>> = spin::Mutex::new(BTreeMap::new());
+
+/// Turns console capture on or off.
+pub fn set_capture(on: bool) {
+    CAPTURE.store(on, Ordering::Relaxed);
+}
+
+/// Forgets everything captured so far.
+pub fn clear_captured() {
+    CAPTURED.lock().clear();
+}
+
+/// Takes what task `name` wrote while capture was on.
+pub fn take_captured(name: &str) -> Vec<u8> {
+    CAPTURED.lock().remove(name).unwrap_or_default()
+}
 
 /// Creates the task system for `cores` cores. Runs once, on the BSP.
 /// `bundle` is what the init task may read with `boot_file`.
@@ -95,11 +125,29 @@ pub fn system() -> Option<&'static Arc<System>> {
     SYSTEM.get()
 }
 
-/// Halts this core until something may have arrived for it.
+/// Cores that poll instead of halting when idle (the bench mode's "busy
+/// target" workloads: no IPI is needed to wake a core that never sleeps).
+static POLL_IDLE: [AtomicBool; wasmos_smp::MAX_CPUS] = [const { AtomicBool::new(false) }; wasmos_smp::MAX_CPUS];
+
+/// Makes `core` poll (true) or halt (false, the default) when idle.
+pub fn set_poll_idle(core: usize, poll: bool) {
+    POLL_IDLE[core].store(poll, Ordering::Relaxed);
+}
+
+pub fn poll_idle(core: usize) -> bool {
+    POLL_IDLE[core].load(Ordering::Relaxed)
+}
+
+/// Halts this core until something may have arrived for it (or, in
+/// polling mode, returns at once so that the caller polls again).
 pub fn idle(sys: &System, sched: &CoreScheduler) {
     let core = sched.core();
+    if poll_idle(core) {
+        core::hint::spin_loop();
+        return;
+    }
     interrupts::disable();
-    if sys.prepare_sleep(core) && !sched.has_work() {
+    if sys.prepare_sleep(core) && !sched.has_work() && !crate::native::has_pending(core) {
         // `sti; hlt`: an IPI that arrived since `prepare_sleep` is taken
         // right after `hlt` begins, so it still wakes us.
         interrupts::enable_and_hlt();
@@ -109,17 +157,17 @@ pub fn idle(sys: &System, sched: &CoreScheduler) {
     sys.woke(core);
 }
 
-/// Application processors whose scheduler exists (see [`wait_for_cores`]).
-static APS_READY: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+/// Application processors whose scheduler exists.
+static SCHEDULERS_READY: AtomicUsize = AtomicUsize::new(0);
 
-/// Waits until every application processor has created its scheduler, so
-/// that what follows (the in-kernel tests, which count frames and heap
-/// bytes) starts from a quiet machine: an AP setting up its scheduler
-/// allocates, and that allocation could otherwise land in the middle of a
-/// test's before/after count.
-pub fn wait_for_cores(cores: usize) {
-    while APS_READY.load(core::sync::atomic::Ordering::Acquire) + 1 < cores {
-        core::hint::spin_loop();
+/// Waits (at most `timeout_ns`) until every application processor has
+/// created its scheduler. Their start-up allocates (the heap may grow,
+/// taking frames), so tests that count free frames must not run before.
+pub fn wait_for_schedulers(cores: usize, timeout_ns: u64) {
+    let deadline = wasmos_smp::clock::now_ns() + timeout_ns;
+    while SCHEDULERS_READY.load(Ordering::Acquire) < cores.saturating_sub(1) && wasmos_smp::clock::now_ns() < deadline {
+        // The APs notice the system at their next timer tick.
+        interrupts::enable_and_hlt();
     }
 }
 
@@ -133,11 +181,14 @@ pub fn core_loop(core: usize) -> ! {
         }
     };
     let mut sched = CoreScheduler::new(sys.clone(), core);
-    if core != 0 {
-        APS_READY.fetch_add(1, core::sync::atomic::Ordering::Release);
-    }
+    SCHEDULERS_READY.fetch_add(1, Ordering::Release);
     loop {
         if let Poll::Idle { .. } = sched.poll() {
+            if crate::native::has_pending(core) {
+                // Native benchmark tasks were started here (bench mode).
+                crate::native::run_core();
+                continue;
+            }
             idle(&sys, &sched);
         }
     }

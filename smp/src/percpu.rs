@@ -36,7 +36,15 @@ pub struct PerCpu {
     pub ipis: AtomicU64,
     pub(crate) lapic: UnsafeCell<Option<LocalApic>>,
     pub(crate) mailbox: Mailbox,
+    /// Words the kernel's system-call entry reaches as `gs:[offset]`
+    /// before it has a stack of its own (its offset is taken with
+    /// `core::mem::offset_of!`). Only the owning core uses them, with
+    /// interrupts off; see `kernel/src/native/entry.rs`.
+    pub kernel_words: [AtomicU64; KERNEL_WORDS],
 }
+
+/// Number of [`PerCpu::kernel_words`].
+pub const KERNEL_WORDS: usize = 4;
 
 // SAFETY: the only non-Sync parts are `self_ptr` (immutable after init) and
 // `lapic`, which is accessed exclusively by the owning core with interrupts
@@ -63,6 +71,7 @@ pub fn init(apic_ids: &[u32]) {
             ipis: AtomicU64::new(0),
             lapic: UnsafeCell::new(None),
             mailbox: Mailbox::new(),
+            kernel_words: [const { AtomicU64::new(0) }; KERNEL_WORDS],
         })
         .collect();
     let cpus: &'static mut [PerCpu] = Box::leak(cpus.into_boxed_slice());

@@ -261,7 +261,7 @@ fn client_loop(addr: SocketAddr, client: usize, stop: &std::sync::atomic::Atomic
     let mut i = 0u64;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         i += 1;
-        let result = if i % 2 == 0 {
+        let result = if i.is_multiple_of(2) {
             get(&agent, &format!("{base}/api/stats")).and_then(|g| {
                 serde_json::from_slice::<serde_json::Value>(&g.body).map(drop).map_err(|e| format!("stats not JSON: {e}"))
             })

@@ -40,6 +40,8 @@ pub struct BootConfig {
     /// `(host port, guest port)` QEMU forwards to the machine, for the
     /// banner (`net.hostfwd`).
     pub hostfwd: Option<(u16, u16)>,
+    /// `mode=bench`: the short run (`bench_quick=1`).
+    pub bench_quick: bool,
 }
 
 /// A named blob in the bundle.
@@ -47,7 +49,12 @@ type Entry = (String, Vec<u8>);
 
 impl BootConfig {
     pub fn run() -> Self {
-        BootConfig { mode: Mode::Run, tests: None, wasm: Vec::new(), args: Vec::new(), soak_seconds: None, hostfwd: None }
+        BootConfig::mode(Mode::Run)
+    }
+
+    /// Nothing but the mode.
+    pub fn mode(mode: Mode) -> Self {
+        BootConfig { mode, tests: None, wasm: Vec::new(), args: Vec::new(), soak_seconds: None, hostfwd: None, bench_quick: false }
     }
 
     /// Bundle entries: the demo, the test programs, the user's programs;
@@ -56,6 +63,11 @@ impl BootConfig {
         let mut entries = servers(root)?;
         for (name, _) in wasmos_tests::programs::ALL {
             entries.push((wasmos_tests::programs::bundle_name(name), wasmos_tests::programs::get(name)));
+        }
+        if self.mode == Mode::Bench {
+            for (name, _) in wasmos_bench::programs::ALL {
+                entries.push((wasmos_bench::programs::bundle_name(name), wasmos_bench::programs::get(name)));
+            }
         }
         let wasi = wasi_check(root)?;
         entries.push(("test/wasi_check.wasm".into(), std::fs::read(&wasi)?));
@@ -95,6 +107,9 @@ impl BootConfig {
         }
         if let Some(s) = self.soak_seconds {
             cfg.push_str(&format!("soak_seconds={s}\n"));
+        }
+        if self.bench_quick {
+            cfg.push_str("bench_quick=1\n");
         }
         Ok((cfg, entries))
     }

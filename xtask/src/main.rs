@@ -4,8 +4,10 @@
 //!
 //! Modules: [`prereq`] (toolchain, QEMU, OVMF), [`build`] (kernel, boot
 //! bundle, disk images), [`qemu`] (command line, running, exit status),
-//! [`test`] (host unit tests, then the QEMU suites from `wasmos-tests`).
+//! [`test`] (host unit tests, then the QEMU suites from `wasmos-tests`),
+//! [`bench`] (the benchmark run and its report).
 
+mod bench;
 mod build;
 mod fuzz;
 mod prereq;
@@ -40,6 +42,28 @@ enum Command {
     /// Fuzz the bundle reader, the result channel, the Wasm loader and the
     /// system calls (cargo-fuzz; needs nightly).
     Fuzz(FuzzOpts),
+    /// Benchmark the Wasm path against native ring-3 tasks in QEMU, plus
+    /// Linux baselines; writes target/bench/<timestamp>/.
+    Bench(BenchOpts),
+    /// (Internal) the other process of the pipe ping-pong baseline.
+    #[command(name = "bench-pipe-child", hide = true)]
+    BenchPipeChild { cpu: usize },
+}
+
+#[derive(Args)]
+struct BenchOpts {
+    /// A short run (about a tenth of the samples), for checks.
+    #[arg(long)]
+    quick: bool,
+    /// Number of cores.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    smp: u32,
+    /// QEMU accelerator. KVM needs a working /dev/kvm; the report says which produced it.
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+    accel: Accel,
+    /// Directory for the report (default target/bench/<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -192,12 +216,11 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             let config = build::BootConfig {
-                mode: opts.mode,
                 tests: opts.tests.clone(),
                 wasm,
                 args: opts.args.clone(),
-                soak_seconds: None,
                 hostfwd: http_port.map(|p| (p, qemu::GUEST_HTTP_PORT)),
+                ..build::BootConfig::mode(opts.mode)
             };
             let image = build::image(&root, &opts.build, &config)?;
             let machine = qemu::Machine {
@@ -207,10 +230,21 @@ fn run(cli: Cli) -> Result<()> {
                 mem: opts.mem.clone(),
                 accel: opts.accel,
                 http_port,
+                rdtscp: opts.mode == Mode::Bench,
             };
             qemu::run_interactive(&root, &machine, opts.timeout)
         }
         Command::Test(opts) => test::run(&root, &opts),
+        Command::Bench(opts) => {
+            prereq::toolchain()?;
+            prereq::qemu(false)?;
+            let out = opts.out.as_ref().map(std::path::absolute).transpose()?;
+            bench::run(&root, &bench::Opts { quick: opts.quick, smp: opts.smp, accel: opts.accel, out, quiet: false }).map(drop)
+        }
+        Command::BenchPipeChild { cpu } => {
+            wasmos_bench::host::pipe_child(cpu);
+            Ok(())
+        }
         Command::Soak(opts) => {
             prereq::toolchain()?;
             prereq::qemu(false)?;

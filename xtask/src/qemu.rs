@@ -25,6 +25,9 @@ pub struct Machine {
     /// A virtio-net card on QEMU's user-mode network, forwarding this host
     /// port (on 127.0.0.1) to the guest's web server port; `None`: no card.
     pub http_port: Option<u16>,
+    /// Offer RDTSCP to the guest (the bench mode's timing needs it;
+    /// QEMU's default `qemu64` model lacks it, TCG emulates it).
+    pub rdtscp: bool,
 }
 
 /// The port webapi listens on inside the machine.
@@ -37,8 +40,8 @@ impl Machine {
         cmd.args(["-M", "q35", "-display", "none", "-no-reboot"]);
         match self.accel {
             // Multi-threaded TCG: one host thread per virtual CPU.
-            Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi", "-cpu", "qemu64"]),
-            Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
+            Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi", "-cpu", self.cpu()]),
+            Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", self.cpu()]),
         };
         cmd.arg("-smp").arg(self.smp.to_string());
         cmd.arg("-m").arg(&self.mem);
@@ -60,6 +63,15 @@ impl Machine {
         }
         cmd.arg("-drive").arg(format!("format=raw,file={}", self.image.display()));
         cmd
+    }
+
+    /// The `-cpu` model.
+    pub fn cpu(&self) -> &'static str {
+        match (self.accel, self.rdtscp) {
+            (Accel::Kvm, _) => "host",
+            (Accel::Tcg, true) => "qemu64,+rdtscp",
+            (Accel::Tcg, false) => "qemu64",
+        }
     }
 
     pub fn describe(&self) -> String {

@@ -21,16 +21,11 @@ const HTTP_CLIENTS: usize = 2;
 /// Runs a soak of `seconds` on `smp` cores and returns its checks.
 pub fn run(root: &Path, seconds: u64, smp: u32) -> Result<Vec<Check>> {
     let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
-    let config = BootConfig {
-        mode: Mode::Soak,
-        tests: None,
-        wasm: Vec::new(),
-        args: Vec::new(),
-        soak_seconds: Some(seconds),
-        hostfwd: Some((port, qemu::GUEST_HTTP_PORT)),
-    };
+    let config =
+        BootConfig { soak_seconds: Some(seconds), hostfwd: Some((port, qemu::GUEST_HTTP_PORT)), ..BootConfig::mode(Mode::Soak) };
     let image = build::image_named(root, "soak", Profile::Release, false, &config)?;
-    let machine = Machine { image, uefi: false, smp, mem: "512M".into(), accel: Accel::Tcg, http_port: Some(port) };
+    let machine =
+        Machine { image, uefi: false, smp, mem: "512M".into(), accel: Accel::Tcg, http_port: Some(port), rdtscp: false };
     let clients = wasmos_tests::http::Clients::start(std::net::SocketAddr::from(([127, 0, 0, 1], port)), HTTP_CLIENTS);
     println!("==> soak for {seconds} s ({})", machine.describe());
     let dir = build::out_dir(root).join("soak");

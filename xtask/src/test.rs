@@ -1,5 +1,7 @@
-//! `cargo xtask test`: host unit tests, then every QEMU suite, each test
-//! printed by name as it finishes, and one last line `N passed, M failed`.
+//! `cargo xtask test`: host unit tests, then every QEMU suite, the hosted
+//! suite, a short soak, a quick benchmark run (its report's form only) and
+//! short fuzzing, each test printed by name as it finishes, and one last
+//! line `N passed, M failed`.
 
 use std::path::Path;
 use std::process::Command;
@@ -47,7 +49,8 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     let run_soak = filter.is_none_or(|f| "soak".contains(f));
     let run_net = filter.is_none_or(|f| "net".contains(f));
     let run_fuzz = filter.is_none_or(|f| "fuzz".contains(f));
-    if selected.is_empty() && !run_hosted && !run_soak && !run_fuzz && !run_net {
+    let run_bench = filter.is_none_or(|f| "bench".contains(f));
+    if selected.is_empty() && !run_hosted && !run_soak && !run_fuzz && !run_net && !run_bench {
         bail!("no suite matches {:?}", opts.suite);
     }
     let started = Instant::now();
@@ -82,6 +85,18 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
             // A short soak; `cargo xtask soak --minutes N` runs longer.
             step(&mut tally, "soak::setup", |t| {
                 for check in crate::soak::run(root, 90, 8)? {
+                    t.record(&check.name, &check.result);
+                }
+                Ok(())
+            });
+        }
+        if run_bench && kernel_built {
+            // Benchmarks are not tests: this only checks that a quick run
+            // works and writes a well-formed report (every workload on both
+            // paths, min <= median <= p99, iterations > 0, the plots).
+            println!("==> bench --quick (report checks only; figures are not judged)");
+            step(&mut tally, "bench::setup", |t| {
+                for check in crate::bench::quick_check(root)? {
                     t.record(&check.name, &check.result);
                 }
                 Ok(())
@@ -212,8 +227,8 @@ fn run_suite(root: &Path, suite: &Suite, profile: Profile, tally: &mut Tally) ->
         "fault-demo" => Mode::FaultDemo,
         _ => Mode::Test,
     };
-    let image = build::image_named(root, suite.name, profile, uefi, &BootConfig { mode, tests: None, wasm: Vec::new(), args: Vec::new(), soak_seconds: None, hostfwd: None })?;
-    let machine = Machine { image, uefi, smp: suite.smp, mem: "512M".into(), accel: Accel::Tcg, http_port: None };
+    let image = build::image_named(root, suite.name, profile, uefi, &BootConfig::mode(mode))?;
+    let machine = Machine { image, uefi, smp: suite.smp, mem: "512M".into(), accel: Accel::Tcg, http_port: None, rdtscp: false };
     println!("==> suite {} ({})", suite.name, machine.describe());
     let dir = build::out_dir(root).join(suite.name);
     let started = Instant::now();
@@ -353,7 +368,7 @@ fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
     let port = free_port()?;
     let config = BootConfig { hostfwd: Some((port, qemu::GUEST_HTTP_PORT)), ..BootConfig::run() };
     let image = build::image_named(root, "net-qemu", profile, false, &config)?;
-    let machine = Machine { image, uefi: false, smp: 8, mem: "512M".into(), accel: Accel::Tcg, http_port: Some(port) };
+    let machine = Machine { image, uefi: false, smp: 8, mem: "512M".into(), accel: Accel::Tcg, http_port: Some(port), rdtscp: false };
     let dir = build::out_dir(root).join("net-qemu");
     let mut vm = qemu::Running::start(&machine, &dir)?;
     let up = vm.wait_for("webapi: listening on port", Duration::from_secs(180));

@@ -128,10 +128,13 @@ pub enum Mode {
     FaultDemo,
     /// Run a mixed workload for `soak_seconds` and report leaks.
     Soak,
+    /// Run the benchmarks (Wasm path and native ring-3 path) and report
+    /// them on the result channel (`bench/src/protocol.rs`).
+    Bench,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [Mode::Run, Mode::Test, Mode::FaultDemo, Mode::Soak];
+    pub const ALL: [Mode; 5] = [Mode::Run, Mode::Test, Mode::FaultDemo, Mode::Soak, Mode::Bench];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -139,6 +142,7 @@ impl Mode {
             Mode::Test => "test",
             Mode::FaultDemo => "fault-demo",
             Mode::Soak => "soak",
+            Mode::Bench => "bench",
         }
     }
 

@@ -38,7 +38,6 @@ pub struct Ctx {
 impl Ctx {
     /// The context on the BSP (core 0), which runs the tests.
     pub fn new(sys: &Arc<System>, bundle: Option<Bundle<'static>>) -> Ctx {
-        crate::tasks::wait_for_cores(sys.cores());
         Ctx { sys: sys.clone(), sched: CoreScheduler::new(sys.clone(), 0), bundle }
     }
 }

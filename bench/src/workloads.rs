@@ -1,0 +1,158 @@
+//! The workloads, their names and their sizes: shared by the kernel's
+//! bench mode (which runs them) and the host side (which generates the
+//! Wasm programs and describes the figures), so the two cannot disagree.
+//!
+//! Names are `/`-separated: `null_syscall`, `clock_read`,
+//! `ipc_rt/same_core`, `ipc_rt/cross_idle/0-<k>`, `ipc_rt/cross_busy/0-<k>`,
+//! `ctx_switch`, `spawn`, `throughput/producers/<p>`, `throughput/pairs/<n>`;
+//! host baselines start with `host/` or `hosted/`.
+
+use alloc::format;
+use alloc::string::String;
+
+pub const NULL_SYSCALL: &str = "null_syscall";
+pub const CLOCK_READ: &str = "clock_read";
+pub const RT_SAME_CORE: &str = "ipc_rt/same_core";
+pub const CTX_SWITCH: &str = "ctx_switch";
+pub const SPAWN: &str = "spawn";
+
+/// Round trip from core 0 to a server on core `k`; `busy`: both cores
+/// poll their rings instead of halting (no IPI needed).
+pub fn rt_cross(busy: bool, k: usize) -> String {
+    format!("ipc_rt/cross_{}/0-{k}", if busy { "busy" } else { "idle" })
+}
+
+/// `p` producer cores sending one-way messages to one consumer on core 0.
+pub fn producers(p: usize) -> String {
+    format!("throughput/producers/{p}")
+}
+
+/// `n` independent producer/consumer pairs, one per core.
+pub fn pairs(n: usize) -> String {
+    format!("throughput/pairs/{n}")
+}
+
+/// How much of everything one run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// Samples of the same-core round trip.
+    pub rt_same: u32,
+    /// Samples of each cross-core round trip (every target, both modes).
+    pub rt_cross: u32,
+    /// Samples of the null system call, each timing `null_batch` calls.
+    pub null_samples: u32,
+    pub null_batch: u32,
+    pub clock: u32,
+    pub ctx_switch: u32,
+    pub spawn: u32,
+    /// Messages each producer sends.
+    pub msgs_per_producer: u32,
+    /// Messages per throughput sample.
+    pub tput_batch: u32,
+    /// Producer counts and pair counts measured (those <= the cores).
+    pub core_steps: &'static [usize],
+    /// Times each workload runs, alternating the paths (Wasm, native,
+    /// Wasm, native, ...), so that a noisy moment on the host hits both
+    /// paths alike; the samples of all rounds are pooled.
+    pub rounds: u32,
+}
+
+impl Sizes {
+    pub fn new(quick: bool) -> Sizes {
+        if quick {
+            Sizes {
+                rt_same: 2_000,
+                rt_cross: 300,
+                null_samples: 300,
+                null_batch: 100,
+                clock: 1_000,
+                ctx_switch: 1_000,
+                spawn: 30,
+                msgs_per_producer: 2_000,
+                tput_batch: 50,
+                core_steps: &[1, 2, 4, 8],
+                rounds: 1,
+            }
+        } else {
+            Sizes {
+                rt_same: 40_000,
+                rt_cross: 10_000,
+                null_samples: 10_000,
+                null_batch: 100,
+                clock: 40_000,
+                ctx_switch: 40_000,
+                spawn: 2_000,
+                msgs_per_producer: 50_000,
+                tput_batch: 100,
+                core_steps: &[1, 2, 3, 4, 5, 6, 7, 8],
+                rounds: 3,
+            }
+        }
+    }
+}
+
+/// Samples dropped at the start of each run (warm-up: caches, TLB, the
+/// module cache, lazily grown queues): a tenth, at least one when there
+/// are several.
+pub fn warmup(samples: usize) -> usize {
+    if samples < 2 { 0 } else { (samples / 10).max(1) }
+}
+
+/// What a workload measures, for the report (by name; parameters in the
+/// name are not repeated).
+pub fn describe(name: &str) -> &'static str {
+    let first = name.split('/').next().unwrap_or("");
+    match name {
+        NULL_SYSCALL => "null system call: Wasm `core_id` host call / native SYSCALL+SYSRET doing nothing",
+        CLOCK_READ => "cost of taking one timing sample (Wasm: two `time_now_ns` calls; native: lfence/rdtsc + rdtscp/lfence)",
+        RT_SAME_CORE => "IPC round trip (call -> recv/reply -> reply delivered), caller and callee on core 0",
+        CTX_SWITCH => "one context switch: two tasks on core 0 yielding to each other (a sample = 2 switches)",
+        SPAWN => "spawn a task that exits at once, and wait for its exit (Wasm: cached module; native: new page table + 3 pages)",
+        _ if name.starts_with("ipc_rt/cross_idle") => "IPC round trip from core 0 to a server on core k, both cores halt when idle (IPI wake-up)",
+        _ if name.starts_with("ipc_rt/cross_busy") => "IPC round trip from core 0 to a server on core k, both cores poll their rings (no IPI)",
+        _ if name.starts_with("throughput/producers") => {
+            "one-way messages: n producer cores into one consumer on core 0 (latency = per message at the consumer, in batches)"
+        }
+        _ if name.starts_with("throughput/pairs") => "one-way messages: n independent producer/consumer pairs, one per core (msgs/s over the wall time of all pairs)",
+        _ if first == "host" || first == "hosted" => host_description(name),
+        _ => "",
+    }
+}
+
+fn host_description(name: &str) -> &'static str {
+    match name {
+        "host/getpid" => "Linux getpid system call (libc::syscall, not cached)",
+        "host/pipe/same_core" => "Linux pipe ping-pong between two processes pinned to one CPU",
+        "host/pipe/cross_core" => "Linux pipe ping-pong between two processes on two CPUs",
+        "host/futex/same_core" => "Linux condvar (futex) ping-pong between two threads pinned to one CPU",
+        "host/futex/cross_core" => "Linux condvar (futex) ping-pong between two threads on two CPUs",
+        "hosted/ipc_rt/same_core" => "the hosted runtime (same sched code on Linux threads): Wasm IPC round trip, one core",
+        "hosted/ipc_rt/cross_core" => "the hosted runtime: Wasm IPC round trip between two core threads",
+        "hosted/null_syscall" => "the hosted runtime: Wasm `core_id` host call",
+        _ => "host baseline",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_sizes() {
+        assert_eq!(rt_cross(false, 3), "ipc_rt/cross_idle/0-3");
+        assert_eq!(rt_cross(true, 1), "ipc_rt/cross_busy/0-1");
+        assert_eq!(producers(8), "throughput/producers/8");
+        assert!(!describe(&pairs(2)).is_empty());
+        assert!(!describe("host/pipe/same_core").is_empty());
+        let (q, f) = (Sizes::new(true), Sizes::new(false));
+        assert!(q.rt_same < f.rt_same && q.spawn < f.spawn);
+        // The Wasm programs keep at most 57344 u64 samples.
+        for s in [q, f] {
+            assert!(s.rt_same.max(s.clock).max(s.ctx_switch).max(s.null_samples) <= 57_344);
+            assert!(s.msgs_per_producer * 8 / s.tput_batch < 57_344);
+        }
+        assert_eq!(warmup(1), 0);
+        assert_eq!(warmup(5), 1);
+        assert_eq!(warmup(1000), 100);
+    }
+}

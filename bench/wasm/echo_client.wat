@@ -1,0 +1,21 @@
+;; argv: count. Times `count` calls (4-byte payload) to "echo", checks
+;; each reply, then stops the server. Exit 1 = a call failed, 2 = a wrong reply.
+(data (i32.const 0) "echo")
+(func (export "_start") (local $h i32) (local $i i32) (local $n i32) (local $t i64)
+  (call $args_load)
+  (local.set $n (call $arg_num (i32.const 1)))
+  (local.set $h (call $lookup_wait (i32.const 0) (i32.const 4)))
+  (loop $l
+    (i32.store (i32.const 2048) (local.get $i))
+    (local.set $t (call $now))
+    (if (i32.ne (call $call (local.get $h) (i32.const 2048) (i32.const 4) (i32.const 3072) (i32.const 64)) (i32.const 4))
+      (then (call $exit (i32.const 1))))
+    (call $record (local.get $i) (i64.sub (call $now) (local.get $t)))
+    (if (i32.ne (i32.load (i32.const 3072)) (i32.add (local.get $i) (i32.const 1)))
+      (then (call $exit (i32.const 2))))
+    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+    (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+  (i32.store (i32.const 2048) (i32.const -1))
+  (drop (call $call (local.get $h) (i32.const 2048) (i32.const 4) (i32.const 3072) (i32.const 64)))
+  (call $dump (local.get $n))
+  (call $exit (i32.const 0)))
