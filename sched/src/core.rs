@@ -116,7 +116,7 @@ impl CoreState {
                             let data = task.data_mut();
                             data.children = data.children.saturating_sub(1);
                         }
-                        task.data_mut().inbox.push_back(item)
+                        task.data_mut().push_incoming(item)
                     }
                 }
                 sys.stats[self.core].delivered.fetch_add(1, Ordering::Relaxed);
@@ -194,6 +194,7 @@ impl CoreState {
             wait: None,
             reply_tokens: BTreeMap::new(),
             served: BTreeMap::new(),
+            pending: BTreeMap::new(),
             serve_clock: 0,
             after_handoff: false,
             next_token: 1,

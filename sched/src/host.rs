@@ -99,7 +99,7 @@ fn send(caller: &mut Ctx, to: TaskId, item: Incoming) -> Result<i32, Status> {
         let data = caller.data_mut();
         match item {
             Incoming::Notification { bits } => data.notifications |= bits,
-            item => data.inbox.push_back(item),
+            item => data.push_incoming(item),
         }
         return Ok(0);
     }
