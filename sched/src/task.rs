@@ -67,6 +67,15 @@ impl core::fmt::Display for Blocked {
 
 impl wasmi::errors::HostError for Blocked {}
 
+/// A sender with items in a task's inbox (fair receive).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sender {
+    id: TaskId,
+    queued: u32,
+    /// When it was last served; 0 = not since it last had nothing queued.
+    served: u64,
+}
+
 /// Per-task state reachable from its own system calls (`Caller::data`).
 pub struct TaskData {
     pub(crate) id: TaskId,
@@ -90,11 +99,11 @@ pub struct TaskData {
     pub(crate) next_token: u32,
     /// Sequence number of this task's outstanding `ipc_call`.
     pub(crate) next_call: u64,
-    /// Fair receive: when each sender with items queued was last served
-    /// (a counter, not a time), and how many items each sender has
-    /// queued. See `pick`.
-    pub(crate) served: BTreeMap<TaskId, u64>,
-    pub(crate) pending: BTreeMap<TaskId, u32>,
+    /// Fair receive: the senders with items queued, how many each, and
+    /// when each was last served (a counter, not a time). See `pick`. A
+    /// small vector: a few senders at a time is the normal case, and it
+    /// keeps its capacity, so receiving allocates nothing.
+    pub(crate) senders: Vec<Sender>,
     pub(crate) serve_clock: u64,
     /// Yielded in `ipc_reply` to a caller on its core: goes back in line
     /// right behind it rather than at the back.
@@ -236,22 +245,25 @@ fn pick(data: &TaskData, from: Option<TaskId>) -> Option<usize> {
     if from.is_some() {
         return data.inbox.iter().position(|m| m.sender().is_none() || m.sender() == from);
     }
-    if first.sender().is_none() || data.pending.len() <= 1 {
+    if first.sender().is_none() || data.senders.len() <= 1 {
         return Some(0);
     }
     // Items with no sender (grants, exits) cannot wait behind anyone.
-    if data.pending.values().map(|&n| n as usize).sum::<usize>() < data.inbox.len() {
+    if data.senders.iter().map(|s| s.queued as usize).sum::<usize>() < data.inbox.len() {
         return data.inbox.iter().position(|m| m.sender().is_none());
     }
-    let next = *data.pending.keys().min_by_key(|s| data.served.get(s).copied().unwrap_or(0))?;
+    let next = data.senders.iter().min_by_key(|s| s.served)?.id;
     data.inbox.iter().position(|m| m.sender() == Some(next))
 }
 
 impl TaskData {
     /// Queues an item in the inbox (keeping the per-sender counts).
     pub(crate) fn push_incoming(&mut self, item: Incoming) {
-        if let Some(sender) = item.sender() {
-            *self.pending.entry(sender).or_insert(0) += 1;
+        if let Some(id) = item.sender() {
+            match self.senders.iter_mut().find(|s| s.id == id) {
+                Some(s) => s.queued += 1,
+                None => self.senders.push(Sender { id, queued: 1, served: 0 }),
+            }
         }
         self.inbox.push_back(item);
     }
@@ -260,17 +272,13 @@ impl TaskData {
 /// Records that `sender` was just served, and forgets senders that have
 /// nothing queued any more.
 fn served(data: &mut TaskData, sender: Option<TaskId>) {
-    let Some(sender) = sender else { return };
-    let left = data.pending.get_mut(&sender).map(|n| {
-        *n -= 1;
-        *n
-    });
-    if left.unwrap_or(0) > 0 {
-        data.serve_clock += 1;
-        data.served.insert(sender, data.serve_clock);
-    } else {
-        data.pending.remove(&sender);
-        data.served.remove(&sender);
+    let Some(i) = sender.and_then(|id| data.senders.iter().position(|s| s.id == id)) else { return };
+    data.serve_clock += 1;
+    let s = &mut data.senders[i];
+    s.queued -= 1;
+    s.served = data.serve_clock;
+    if s.queued == 0 {
+        data.senders.swap_remove(i);
     }
 }
 
