@@ -26,7 +26,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use wasmos_ipc::abi::Status;
 use wasmos_ipc::ids::TaskId;
-use wasmos_ipc::message::Payload;
+use wasmos_ipc::message::{Message, Payload};
 
 use crate::core::CoreState;
 use crate::system::{Envelope, System};
@@ -75,6 +75,8 @@ pub struct Request {
 /// What a native service may do while it runs.
 pub struct NativeCtx<'a> {
     pub(crate) state: &'a mut CoreState,
+    /// The service's own task id (the sender of what it sends).
+    pub(crate) id: TaskId,
 }
 
 impl NativeCtx<'_> {
@@ -97,6 +99,25 @@ impl NativeCtx<'_> {
     pub fn reply(&mut self, to: ReplyTo, result: Result<&[u8], Status>) {
         let result = result.and_then(Payload::copy_from);
         self.state.route(Envelope::Reply { to: to.to, call: to.call, result });
+    }
+
+    /// Sends a one-way message to `to` (a task or another service), with
+    /// the same bounds as `ipc_send`: `WOULD_BLOCK` when `to` has
+    /// `INBOX_CAPACITY` items queued or the ring to its core is full,
+    /// `DEAD_TARGET` when it is gone, `TOO_LARGE` over `MAX_PAYLOAD`.
+    pub fn send(&mut self, to: TaskId, bytes: &[u8]) -> Result<(), Status> {
+        let payload = Payload::copy_from(bytes)?;
+        let sys = self.state.sys.clone();
+        let core = sys.reserve(to)?;
+        let envelope = Envelope::Deliver { to, item: Incoming::Message { from: self.id, msg: Message::new(0, payload) } };
+        if core == self.state.core {
+            self.state.deliver_local(envelope);
+            return Ok(());
+        }
+        sys.post(core, envelope).map_err(|_| {
+            sys.unreserve(to);
+            Status::WouldBlock
+        })
     }
 
     /// Whether `task` is still alive (a service drops what a dead client
@@ -159,7 +180,7 @@ pub(crate) fn run(state: &mut CoreState, id: TaskId) {
         let Some(service) = slot.service.take() else { return };
         (service, core::mem::take(&mut slot.inbox), slot.queued.clone())
     };
-    let mut ctx = NativeCtx { state };
+    let mut ctx = NativeCtx { state, id };
     for item in inbox {
         let request = match item {
             Incoming::Message { from, msg } => {

@@ -363,6 +363,26 @@ impl System {
         core: usize,
         service: alloc::boxed::Box<dyn crate::native::NativeService>,
     ) -> Result<TaskId, Status> {
+        self.start_native_as(Some(name), core, service)
+    }
+
+    /// Starts a native service with no name: only those it is handed to
+    /// (by id, from Rust: another service) can reach it; no task can
+    /// (a device driver that only the stack above it may talk to).
+    pub fn start_native_unnamed(
+        &self,
+        core: usize,
+        service: alloc::boxed::Box<dyn crate::native::NativeService>,
+    ) -> Result<TaskId, Status> {
+        self.start_native_as(None, core, service)
+    }
+
+    fn start_native_as(
+        &self,
+        name: Option<&str>,
+        core: usize,
+        service: alloc::boxed::Box<dyn crate::native::NativeService>,
+    ) -> Result<TaskId, Status> {
         if core >= self.cores() {
             return Err(Status::InvalidArgument);
         }
@@ -370,15 +390,19 @@ impl System {
         let queued = Arc::new(AtomicU32::new(0));
         {
             let mut services = self.services.lock();
-            if services.contains_key(name) {
+            if name.is_some_and(|n| services.contains_key(n)) {
                 return Err(Status::AlreadyExists);
             }
             self.directory.lock().insert(id, Entry { core, queued: queued.clone() });
-            services.insert(String::from(name), Cap { target: id, badge: 0, rights: wasmos_ipc::caps::Rights::ALL });
+            if let Some(name) = name {
+                services.insert(String::from(name), Cap { target: id, badge: 0, rights: wasmos_ipc::caps::Rights::ALL });
+            }
         }
         let start = crate::native::NativeStart { id, queued, service };
         if self.post(core, Envelope::StartNative(Box::new(start))).is_err() {
-            self.services.lock().remove(name);
+            if let Some(name) = name {
+                self.services.lock().remove(name);
+            }
             self.directory.lock().remove(&id);
             return Err(Status::WouldBlock);
         }

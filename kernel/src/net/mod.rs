@@ -1,19 +1,27 @@
-//! Networking: find the virtio-net card on the PCI bus and start the `tcp`
-//! service (smoltcp over it, `wasmos-net`) on core 0.
+//! Networking: find the virtio-net card on the PCI bus and start two
+//! servers on core 0, which talk by IPC like any others:
 //!
-//! The card is polled, not interrupt-driven: the service asks to be polled
-//! every millisecond while a task waits for the network, and core 0's
-//! scheduler runs it between task slices, or on the next timer tick
-//! (10 ms) when the core is idle. Why: delivering the card's interrupt
-//! needs an I/O APIC driver (legacy INTx) or MSI-X routing, neither of
-//! which exists yet; polling at the tick bounds the added latency at
-//! 10 ms, fine for the web server, and leaves the IPC benchmarks
-//! undisturbed (no interrupts from a card nobody uses).
+//! - the **driver** ([`NetDriver`]): owns the card; every frame it receives
+//!   becomes a message to the stack, every message from the stack a frame
+//!   it sends. It has no name in the name service, so no task can reach
+//!   it: only the stack, which is handed its id.
+//! - the **`tcp` service**: smoltcp (`wasmos-net`'s `Stack`), with the
+//!   socket protocol that tasks use.
+//!
+//! The card is polled, not interrupt-driven: the driver asks to be polled
+//! every millisecond, and core 0's scheduler runs it between task slices,
+//! or on the next timer tick (10 ms) when the core is idle. Why:
+//! delivering the card's interrupt needs an I/O APIC driver (legacy INTx)
+//! or MSI-X routing, neither of which exists yet; polling at the tick
+//! bounds the added latency at 10 ms, fine for the web server.
 
 mod pci;
 mod virtio;
 
 use alloc::boxed::Box;
+
+use wasmos_ipc::ids::TaskId;
+use wasmos_sched::{NativeCtx, NativeService, Request};
 
 use virtio_drivers::transport::pci::bus::{Command, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
@@ -63,10 +71,53 @@ pub fn start(sys: &System) -> Option<NetInfo> {
     };
     let mac = device.mac();
     let ip = Ipv4Config::QEMU_USER;
-    let stack = Stack::new(device, mac, ip, sys.now_ns());
+    let driver = match sys.start_native_unnamed(NET_CORE, Box::new(NetDriver { device, stack: None, dropped: 0 })) {
+        Ok(id) => id,
+        Err(e) => {
+            log::error!("net: cannot start the driver service: {}", e.name());
+            return None;
+        }
+    };
+    let stack = Stack::new(driver, mac, ip, sys.now_ns());
     if let Err(e) = sys.start_native(wasmos_ipc::net::SERVICE, NET_CORE, Box::new(TcpService::new(stack))) {
         log::error!("net: cannot start the tcp service: {}", e.name());
         return None;
     }
     Some(NetInfo { mac, ip, pci: df })
+}
+
+/// How often the driver looks at the card.
+const POLL_NS: u64 = 1_000_000;
+
+/// The virtio-net driver server: frames between the card and the stack.
+struct NetDriver {
+    device: virtio::NetDevice,
+    /// Where received frames go: whoever attached (the `tcp` service).
+    stack: Option<TaskId>,
+    /// Frames lost because a queue was full (the card's or the stack's).
+    dropped: u64,
+}
+
+impl NativeService for NetDriver {
+    fn receive(&mut self, ctx: &mut NativeCtx<'_>, request: Request) {
+        if let Some(reply) = request.reply {
+            // Frames are one-way messages; there is nothing to call.
+            return ctx.reply(reply, Err(wasmos_ipc::abi::Status::InvalidArgument));
+        }
+        // The first message (empty) attaches the stack; only it may send.
+        let stack = *self.stack.get_or_insert(request.from);
+        if request.from == stack && !request.payload.is_empty() && !self.device.transmit(request.payload.as_slice()) {
+            self.dropped += 1;
+        }
+    }
+
+    fn poll(&mut self, ctx: &mut NativeCtx<'_>) -> Option<u64> {
+        while let Some(frame) = self.device.receive() {
+            match self.stack {
+                Some(stack) if ctx.send(stack, &frame).is_ok() => {}
+                _ => self.dropped += 1,
+            }
+        }
+        Some(ctx.now_ns() + POLL_NS)
+    }
 }

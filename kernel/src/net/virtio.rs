@@ -1,6 +1,6 @@
 //! The virtio-net driver: virtio-drivers' `VirtIONet` over PCI, the
-//! memory services it needs from the kernel ([`KernelHal`]), and the
-//! smoltcp device on top ([`NetDevice`]).
+//! memory services it needs from the kernel ([`KernelHal`]), and the card
+//! as frames in and out ([`NetDevice`]).
 //!
 //! DMA: buffers the driver shares with the device may be heap memory,
 //! which is virtually but not physically contiguous, so every shared
@@ -12,8 +12,6 @@
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
-use smoltcp::time::Instant;
 use virtio_drivers::device::net::VirtIONet;
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
@@ -97,14 +95,14 @@ unsafe impl Hal for KernelHal {
 
 pub type Driver = VirtIONet<KernelHal, PciTransport, QUEUE_SIZE>;
 
-/// The network card as smoltcp sees it.
+/// The network card: frames in, frames out.
 pub struct NetDevice {
     driver: Driver,
 }
 
 // SAFETY: the driver holds raw pointers to its registers and queues, which
 // makes it !Send. It is created on the BSP and then moved once, to the core
-// that runs the `tcp` service, and used only there.
+// that runs the driver service, and used only there.
 unsafe impl Send for NetDevice {}
 
 impl NetDevice {
@@ -118,51 +116,32 @@ impl NetDevice {
     pub fn mac(&self) -> [u8; 6] {
         self.driver.mac_address()
     }
-}
 
-pub struct RxToken(Vec<u8>);
-pub struct TxToken<'a>(&'a mut Driver);
-
-impl phy::RxToken for RxToken {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl phy::TxToken for TxToken<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = self.0.new_tx_buffer(len);
-        let result = f(buf.packet_mut());
-        if let Err(e) = self.0.send(buf) {
-            log::warn!("virtio-net: frame dropped on send: {e:?}");
-        }
-        result
-    }
-}
-
-impl phy::Device for NetDevice {
-    type RxToken<'a> = RxToken;
-    type TxToken<'a> = TxToken<'a>;
-
-    fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
+    /// A received frame, if one is waiting; its buffer goes straight back
+    /// to the device.
+    pub fn receive(&mut self) -> Option<Vec<u8>> {
         let rx = self.driver.receive().ok()?;
-        // Copy the frame out so the buffer goes straight back to the device.
         let frame = rx.packet().to_vec();
         if let Err(e) = self.driver.recycle_rx_buffer(rx) {
             log::warn!("virtio-net: receive buffer lost: {e:?}");
         }
-        Some((RxToken(frame), TxToken(&mut self.driver)))
+        Some(frame)
     }
 
-    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
-        self.driver.can_send().then_some(TxToken(&mut self.driver))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = 1514;
-        caps.max_burst_size = Some(QUEUE_SIZE / 2);
-        caps
+    /// Sends one frame; `false` if the card's queue is full (the frame is
+    /// dropped, as a full ring drops it).
+    pub fn transmit(&mut self, frame: &[u8]) -> bool {
+        if !self.driver.can_send() {
+            return false;
+        }
+        let mut buf = self.driver.new_tx_buffer(frame.len());
+        buf.packet_mut().copy_from_slice(frame);
+        match self.driver.send(buf) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("virtio-net: frame dropped on send: {e:?}");
+                false
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The protocol state machine: sockets and their owners, `POLL` waiters,
 //! and the mapping of each request onto a [`Backend`].
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -33,6 +33,16 @@ pub trait Backend: Send {
     /// Device and protocol work (timers, frames). `waiting` says whether a
     /// task waits in `POLL`. Returns when to be called again at the latest.
     fn poll(&mut self, now_ns: u64, waiting: bool) -> Option<u64>;
+
+    /// A one-way message for the backend: on bare metal, a frame from the
+    /// device driver. A backend without a device has no use for one.
+    fn message(&mut self, _from: TaskId, _bytes: &[u8]) {}
+
+    /// Frames for the device driver, and its id: the service sends them
+    /// after every poll. `None` for a backend without a device.
+    fn frames_out(&mut self) -> Option<(TaskId, &mut VecDeque<Vec<u8>>)> {
+        None
+    }
 }
 
 /// Sockets one task may hold at once.
@@ -66,11 +76,14 @@ pub struct TcpService<B: Backend> {
     next_id: u32,
     waiters: Vec<Waiter>,
     next_gc: u64,
+    /// Frames the driver would not take (its queue full): lost, as on a
+    /// network card whose ring is full; TCP sends them again.
+    frames_dropped: u64,
 }
 
 impl<B: Backend> TcpService<B> {
     pub fn new(backend: B) -> TcpService<B> {
-        TcpService { backend, sockets: BTreeMap::new(), next_id: 1, waiters: Vec::new(), next_gc: 0 }
+        TcpService { backend, sockets: BTreeMap::new(), next_id: 1, waiters: Vec::new(), next_gc: 0, frames_dropped: 0 }
     }
 
     /// Sockets open now (for tests and stats).
@@ -203,9 +216,10 @@ fn reply_bytes(result: Result<u32, NetError>, data: &[u8]) -> Vec<u8> {
 
 impl<B: Backend> NativeService for TcpService<B> {
     fn receive(&mut self, ctx: &mut NativeCtx<'_>, request: Request) {
-        // Only calls mean anything here: a one-way message has no way to
-        // carry an answer, so it is dropped.
-        let Some(reply) = request.reply else { return };
+        // A one-way message is for the backend (a frame from the driver).
+        let Some(reply) = request.reply else {
+            return self.backend.message(request.from, request.payload.as_slice());
+        };
         let owner = request.from;
         let req = match NetRequest::decode(request.payload.as_slice()) {
             Ok(req) => req,
@@ -229,6 +243,13 @@ impl<B: Backend> NativeService for TcpService<B> {
     fn poll(&mut self, ctx: &mut NativeCtx<'_>) -> Option<u64> {
         let now = ctx.now_ns();
         let device = self.backend.poll(now, !self.waiters.is_empty());
+        if let Some((driver, frames)) = self.backend.frames_out() {
+            while let Some(frame) = frames.pop_front() {
+                if ctx.send(driver, &frame).is_err() {
+                    self.frames_dropped += 1;
+                }
+            }
+        }
         if now >= self.next_gc {
             self.collect_dead(ctx);
             self.next_gc = now + GC_INTERVAL_NS;

@@ -1,5 +1,12 @@
-//! The smoltcp backend: a TCP/IP stack over any Ethernet device
-//! (`smoltcp::phy::Device`); the kernel gives it its virtio-net driver.
+//! The smoltcp backend: a TCP/IP stack whose Ethernet frames travel by
+//! IPC to and from a device driver server (on bare metal, the kernel's
+//! virtio-net service): each frame is one message, so the stack knows
+//! nothing of the card, and could run anywhere a task can.
+//!
+//! The link: the stack's first message to the driver is empty ("attach":
+//! send received frames to me); after that every message either way is
+//! one frame. A frame the other side cannot queue is dropped, as a card
+//! with a full ring drops it; TCP sends it again.
 //!
 //! smoltcp has no listening socket that accepts many connections: one TCP
 //! socket is one connection. A [`Listener`] is therefore a small backlog of
@@ -13,10 +20,13 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::Device;
+use alloc::collections::VecDeque;
+
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
+use wasmos_ipc::ids::TaskId;
 use wasmos_ipc::net::{events, NetError};
 
 use crate::service::Backend;
@@ -49,9 +59,60 @@ impl Ipv4Config {
         Ipv4Config { address: Ipv4Address::new(10, 0, 2, 15), prefix_len: 24, gateway: Some(Ipv4Address::new(10, 0, 2, 2)) };
 }
 
-/// smoltcp on device `D`.
-pub struct Stack<D: Device> {
-    device: D,
+/// Received frames waiting for the stack, at most (more are dropped).
+const RX_QUEUE: usize = 256;
+/// Frames the stack may have queued for the driver at once.
+const TX_QUEUE: usize = 64;
+
+/// smoltcp's view of the link to the driver: two frame queues.
+pub struct FrameLink {
+    driver: TaskId,
+    rx: VecDeque<Vec<u8>>,
+    tx: VecDeque<Vec<u8>>,
+}
+
+pub struct RxToken(Vec<u8>);
+pub struct TxToken<'a>(&'a mut VecDeque<Vec<u8>>);
+
+impl phy::RxToken for RxToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0; len];
+        let result = f(&mut frame);
+        self.0.push_back(frame);
+        result
+    }
+}
+
+impl Device for FrameLink {
+    type RxToken<'a> = RxToken;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
+        let frame = self.rx.pop_front()?;
+        Some((RxToken(frame), TxToken(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
+        (self.tx.len() < TX_QUEUE).then_some(TxToken(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = 1514;
+        caps
+    }
+}
+
+/// smoltcp over a [`FrameLink`] to a driver.
+pub struct Stack {
+    device: FrameLink,
     iface: Interface,
     sockets: SocketSet<'static>,
     /// Connections closed by their task, until the stack is done with them.
@@ -72,8 +133,12 @@ fn instant(now_ns: u64) -> Instant {
     Instant::from_micros((now_ns / 1000) as i64)
 }
 
-impl<D: Device + Send> Stack<D> {
-    pub fn new(mut device: D, mac: [u8; 6], ip: Ipv4Config, now_ns: u64) -> Stack<D> {
+impl Stack {
+    /// A stack with address `mac`/`ip` whose frames go to and come from
+    /// the driver service `driver`.
+    pub fn new(driver: TaskId, mac: [u8; 6], ip: Ipv4Config, now_ns: u64) -> Stack {
+        // The empty first frame attaches us to the driver.
+        let mut device = FrameLink { driver, rx: VecDeque::new(), tx: VecDeque::from([Vec::new()]) };
         let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         let mut iface = Interface::new(config, &mut device, instant(now_ns));
         iface.update_ip_addrs(|addrs| {
@@ -114,7 +179,7 @@ fn accepted(state: State) -> bool {
     !matches!(state, State::Listen | State::SynReceived | State::Closed)
 }
 
-impl<D: Device + Send> Backend for Stack<D> {
+impl Backend for Stack {
     type Listener = Listener;
     type Conn = SocketHandle;
 
@@ -230,10 +295,21 @@ impl<D: Device + Send> Backend for Stack<D> {
             }
             true
         });
+        // Frames arrive as messages, which schedule a poll; timers
+        // (retransmission, closing connections) need one of their own.
+        let _ = waiting;
         let stack = self.iface.poll_at(now, &self.sockets).map(ns);
-        // Frames arrive without telling us (the device is polled): look
-        // again soon while a task waits for them.
-        let recheck = (waiting || !self.closing.is_empty()).then_some(now_ns + 1_000_000);
-        stack.into_iter().chain(recheck).min()
+        let closing = (!self.closing.is_empty()).then_some(now_ns + 100_000_000);
+        stack.into_iter().chain(closing).min()
+    }
+
+    fn message(&mut self, from: TaskId, bytes: &[u8]) {
+        if from == self.device.driver && !bytes.is_empty() && self.device.rx.len() < RX_QUEUE {
+            self.device.rx.push_back(bytes.to_vec());
+        }
+    }
+
+    fn frames_out(&mut self) -> Option<(TaskId, &mut VecDeque<Vec<u8>>)> {
+        Some((self.device.driver, &mut self.device.tx))
     }
 }
