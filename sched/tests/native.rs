@@ -166,3 +166,39 @@ fn errors_and_names() {
     let client = sys.spawn(&client, "client", 0).unwrap();
     assert_eq!(run(&sys, &platform, &[client], 10)[0].map(|e| e.code), Some(Status::InvalidArgument.code()));
 }
+
+/// A native service can send one-way messages too (the network driver
+/// sends frames this way): on a call it sends the caller a message, then
+/// replies; the caller receives the message after its call returns.
+#[test]
+fn a_native_service_sends_messages() {
+    struct Notifier;
+    impl NativeService for Notifier {
+        fn receive(&mut self, ctx: &mut NativeCtx<'_>, request: Request) {
+            let reply = request.reply.expect("a call");
+            ctx.send(reply.caller(), b"note").unwrap();
+            assert_eq!(ctx.send(wasmos_ipc::ids::TaskId(u64::MAX), b"x"), Err(Status::DeadTarget));
+            ctx.reply(reply, Ok(b"done"));
+        }
+        fn poll(&mut self, _ctx: &mut NativeCtx<'_>) -> Option<u64> {
+            None
+        }
+    }
+    for core in [0, 1] {
+        let (sys, platform) = system(2, Config::default());
+        sys.start_native("notifier", core, Box::new(Notifier)).unwrap();
+        let client = wasm(
+            r#"(data (i32.const 0) "notifier")
+              (func (export "_start") (local $h i32)
+                (local.set $h (call $lookup_wait (i32.const 0) (i32.const 8)))
+                (if (i32.ne (call $call (local.get $h) (i32.const 0) (i32.const 1) (i32.const 3072) (i32.const 64)) (i32.const 4)) (then (call $exit (i32.const 1))))
+                (if (i32.ne (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const 1000000000)) (i32.const 4)) (then (call $exit (i32.const 2))))
+                ;; "note" little-endian, and a Message (kind 1)
+                (if (i32.ne (i32.load (i32.const 1024)) (i32.const 0x65746f6e)) (then (call $exit (i32.const 3))))
+                (if (i32.ne (i32.load (i32.const 512)) (i32.const 1)) (then (call $exit (i32.const 4))))
+                (call $exit (i32.const 0)))"#,
+        );
+        let client = sys.spawn(&client, "client", 0).unwrap();
+        assert_eq!(run(&sys, &platform, &[client], 10)[0].map(|e| e.code), Some(0), "service on core {core}");
+    }
+}
