@@ -12,6 +12,7 @@ use alloc::rc::{Rc, Weak};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
+use core::ops::Bound::{Excluded, Unbounded};
 use core::sync::atomic::Ordering;
 
 use wasmi::{Linker, ResumableCall, Store, TrapCode};
@@ -406,9 +407,11 @@ impl CoreScheduler {
                     st.ready.push_back(id);
                 }
             }
-            let natives: Vec<TaskId> = st.natives.keys().copied().collect();
-            for id in natives {
+            // By key, not by a list of them: no allocation on this path.
+            let mut next = st.natives.keys().next().copied();
+            while let Some(id) = next {
                 native::run(&mut st, id);
+                next = st.natives.range((Excluded(id), Unbounded)).next().map(|(&k, _)| k);
             }
             match st.ready.pop_front() {
                 Some(id) => st.tasks.remove(&id).map(|t| (id, t)),
