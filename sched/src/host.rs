@@ -228,8 +228,11 @@ fn ipc_reply(mut caller: Ctx, token: i32, ptr: i32, len: i32) -> Result<i32, Err
             return Err(Status::DeadTarget);
         }
         let state = caller.data().state.clone();
-        state.borrow_mut().route(Envelope::Reply { to, call, result: Ok(payload) });
-        Ok(sys.core_of(to) == Some(caller.data().core))
+        let mut st = state.borrow_mut();
+        st.route(Envelope::Reply { to, call, result: Ok(payload) });
+        // On this core the caller is in the core's own table (it waits for
+        // this reply): no second look at the shared directory.
+        Ok(st.tasks.contains_key(&to))
     })();
     match r {
         // The caller is on this core and now first in line: let it run
