@@ -136,9 +136,9 @@ fn host_unit_tests(root: &Path, tally: &mut Tally) -> Result<()> {
     println!("==> host unit tests (cargo test)");
     cargo_test(root, &[], &[], tally)?;
     // The servers workspace's host-testable crates: webapi's HTTP handling,
-    // the socket service with both backends.
+    // the socket service with both backends, the SDK's typed messages.
     let target = root.join("target/servers");
-    let args = ["-p", "webapi", "-p", "wasmos-net", "--features", "wasmos-net/std,wasmos-net/smoltcp", "--target-dir"];
+    let args = ["-p", "webapi", "-p", "wasmos-net", "-p", "wasmos-sdk", "--features", "wasmos-net/std,wasmos-net/smoltcp", "--target-dir"];
     let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
     args.push(target.as_os_str());
     cargo_test(&root.join("servers"), &args, &[], tally)?;

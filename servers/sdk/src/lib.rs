@@ -28,6 +28,7 @@ use core::fmt::{self, Write};
 pub mod env;
 pub mod net;
 pub mod sysinfo;
+pub mod wire;
 
 /// The raw system calls. Prefer the wrappers below.
 pub mod sys {

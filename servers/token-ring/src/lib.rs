@@ -7,7 +7,7 @@
 #![no_std]
 
 use core::fmt::Write;
-use wasmos_sdk::{self as os, LineBuffer, println};
+use wasmos_sdk::{self as os, LineBuffer, println, wire};
 
 const LAPS: u32 = 1000;
 const STOP: u32 = u32::MAX;
@@ -27,15 +27,13 @@ pub extern "C" fn _start() {
     let next = os::lookup_wait(name((me + 1) % cores, &mut theirs));
     let started = os::now_ns();
     if me == 0 {
-        os::send(next, &0u32.to_le_bytes()).expect("send");
+        wire::send(next, &0u32).expect("send");
     }
-    let mut buf = [0u8; 4];
     loop {
-        os::recv(None, &mut buf, None).expect("recv");
-        let mut token = u32::from_le_bytes(buf);
+        let (_, mut token) = wire::recv::<u32>(None, None).expect("recv");
         if token == STOP {
             if me != 0 {
-                let _ = os::send(next, &buf);
+                let _ = wire::send(next, &STOP);
             }
             return;
         }
@@ -49,7 +47,7 @@ pub extern "C" fn _start() {
             }
         }
         // Sending into a full ring is back-pressure: retry.
-        while os::send(next, &token.to_le_bytes()) == Err(os::Status::WouldBlock) {
+        while wire::send(next, &token) == Err(os::Status::WouldBlock) {
             os::sleep_ns(10_000);
         }
     }
