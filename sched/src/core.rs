@@ -86,6 +86,24 @@ impl CoreState {
         }
     }
 
+    /// Delivers a one-way item to `to` on `core` (from `System::reserve`,
+    /// or `core_of` for an uncounted notification): into its inbox on
+    /// this core, else into that core's ring. A full ring is `WOULD_BLOCK`
+    /// and gives a counted item's reservation back.
+    pub fn send_one_way(&mut self, core: usize, to: TaskId, item: Incoming) -> Result<(), Status> {
+        let counted = !matches!(item, Incoming::Notification { .. });
+        if core == self.core {
+            self.deliver_local(Envelope::Deliver { to, item });
+            return Ok(());
+        }
+        self.sys.post(core, Envelope::Deliver { to, item }).map_err(|_| {
+            if counted {
+                self.sys.unreserve(to);
+            }
+            Status::WouldBlock
+        })
+    }
+
     pub fn deliver_local(&mut self, envelope: Envelope) {
         let sys = self.sys.clone();
         let target = match &envelope {

@@ -103,17 +103,9 @@ fn send(caller: &mut Ctx, to: TaskId, item: Incoming) -> Result<i32, Status> {
         }
         return Ok(0);
     }
-    if core == caller.data().core {
-        let state = caller.data().state.clone();
-        state.borrow_mut().deliver_local(Envelope::Deliver { to, item });
-        return Ok(0);
-    }
-    sys.post(core, Envelope::Deliver { to, item }).map(|_| 0).map_err(|_| {
-        if counted {
-            sys.unreserve(to);
-        }
-        Status::WouldBlock
-    })
+    let state = caller.data().state.clone();
+    let mut st = state.borrow_mut();
+    st.send_one_way(core, to, item).map(|()| 0)
 }
 
 /// Queues a call for `to`. Unlike [`send`], a full queue is not an error:

@@ -107,17 +107,8 @@ impl NativeCtx<'_> {
     /// `DEAD_TARGET` when it is gone, `TOO_LARGE` over `MAX_PAYLOAD`.
     pub fn send(&mut self, to: TaskId, bytes: &[u8]) -> Result<(), Status> {
         let payload = Payload::copy_from(bytes)?;
-        let sys = self.state.sys.clone();
-        let core = sys.reserve(to)?;
-        let envelope = Envelope::Deliver { to, item: Incoming::Message { from: self.id, msg: Message::new(0, payload) } };
-        if core == self.state.core {
-            self.state.deliver_local(envelope);
-            return Ok(());
-        }
-        sys.post(core, envelope).map_err(|_| {
-            sys.unreserve(to);
-            Status::WouldBlock
-        })
+        let core = self.state.sys.reserve(to)?;
+        self.state.send_one_way(core, to, Incoming::Message { from: self.id, msg: Message::new(0, payload) })
     }
 
     /// Whether `task` is still alive (a service drops what a dead client
