@@ -210,10 +210,7 @@ fn run(cli: Cli) -> Result<()> {
             let wasm = opts.wasm.iter().map(std::path::absolute).collect::<std::io::Result<Vec<_>>>()?;
             let http_port = (!opts.no_net).then_some(opts.http_port);
             if let Some(port) = http_port {
-                // QEMU's own message for a taken port is cryptic; say it plainly.
-                if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-                    anyhow::bail!("port {port} on 127.0.0.1 is in use: pick another with --http-port N (or --no-net)");
-                }
+                qemu::ensure_port_free(port, "pick another with --http-port N (or --no-net)")?;
             }
             let config = build::BootConfig {
                 tests: opts.tests.clone(),
@@ -286,9 +283,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut programs = opts.programs.clone();
             let defaults = programs.is_empty();
             if defaults {
-                if std::net::TcpListener::bind(("127.0.0.1", opts.http_port)).is_err() {
-                    anyhow::bail!("port {} on 127.0.0.1 is in use: pick another with --http-port N", opts.http_port);
-                }
+                qemu::ensure_port_free(opts.http_port, "pick another with --http-port N")?;
                 programs.push(build::program_path(&root, "webapi.wasm").display().to_string());
                 programs.push(format!("{}@all", build::program_path(&root, "token_ring.wasm").display()));
                 eprintln!("xtask: webapi on http://127.0.0.1:{}/ (Ctrl-C stops)", opts.http_port);

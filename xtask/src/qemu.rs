@@ -30,6 +30,20 @@ pub struct Machine {
     pub rdtscp: bool,
 }
 
+/// A port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// Fails with a plain message if `port` on 127.0.0.1 is taken (QEMU's own
+/// message for it is cryptic); `hint` says how to pick another.
+pub fn ensure_port_free(port: u16, hint: &str) -> Result<()> {
+    if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+        anyhow::bail!("port {port} on 127.0.0.1 is in use: {hint}");
+    }
+    Ok(())
+}
+
 /// The port webapi listens on inside the machine.
 pub const GUEST_HTTP_PORT: u16 = 8080;
 

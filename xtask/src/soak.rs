@@ -20,7 +20,7 @@ const HTTP_CLIENTS: usize = 2;
 
 /// Runs a soak of `seconds` on `smp` cores and returns its checks.
 pub fn run(root: &Path, seconds: u64, smp: u32) -> Result<Vec<Check>> {
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
+    let port = qemu::free_port()?;
     let config =
         BootConfig { soak_seconds: Some(seconds), hostfwd: Some((port, qemu::GUEST_HTTP_PORT)), ..BootConfig::mode(Mode::Soak) };
     let image = build::image_named(root, "soak", Profile::Release, false, &config)?;

@@ -354,18 +354,13 @@ fn hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-/// A port on 127.0.0.1 that nothing listens on right now.
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-}
-
 /// webapi from the host with a real HTTP client: in QEMU (8 cores, smoltcp
 /// on virtio-net, reached through QEMU's port forwarding) and under
 /// wasmos-hosted (host sockets); and that both ran the very same bytes.
 fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
     println!("==> suite net-qemu (webapi in QEMU, BIOS, -smp 8, virtio-net)");
     let started = Instant::now();
-    let port = free_port()?;
+    let port = qemu::free_port()?;
     let config = BootConfig { hostfwd: Some((port, qemu::GUEST_HTTP_PORT)), ..BootConfig::run() };
     let image = build::image_named(root, "net-qemu", profile, false, &config)?;
     let machine = Machine { image, uefi: false, smp: 8, mem: "512M".into(), accel: Accel::Tcg, http_port: Some(port), rdtscp: false };
@@ -394,7 +389,7 @@ fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
     println!("==> suite net-hosted (the same webapi.wasm under wasmos-hosted, host sockets)");
     let binary = build::hosted(root)?;
     let webapi = build::program_path(root, "webapi.wasm");
-    let port = free_port()?;
+    let port = qemu::free_port()?;
     let mut child = Command::new(&binary)
         .args(["--cores", "4"])
         .arg(&webapi)
