@@ -7,8 +7,9 @@
 //! - [`caps`]: per-task capability (handle) tables.
 //! - [`message`]: messages in flight (owned payload, inline when small).
 //! - [`ring`]: the per-core lock-free MPSC inbox and its sleep/wake protocol.
-//! - [`net`], [`sysinfo`]: the wire protocols of the services every
-//!   platform provides (the TCP socket service, system counters).
+//! - [`net`], [`sysinfo`], [`block`], [`fs`]: the wire protocols of the
+//!   services every platform provides (the TCP socket service, system
+//!   counters, block devices, the file server).
 //!
 //! Nothing here knows about wasmi, interrupts or threads: the scheduler
 //! (`wasmos-sched`) and the platforms build on it.
@@ -19,6 +20,8 @@
 extern crate alloc;
 
 pub mod abi;
+pub mod block;
+pub mod fs;
 pub mod net;
 pub mod sysinfo;
 #[cfg(feature = "runtime")]
