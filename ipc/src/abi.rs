@@ -226,7 +226,9 @@ pub struct RecvInfo {
     /// a `Message` sent with `ipc_send_cap`: the receiver's new handle for
     /// the capability that came with it (0 = none).
     pub reply_token: u32,
-    /// Notification bits, or exit code and reason for `ChildExit`.
+    /// Notification bits, or exit code and reason for `ChildExit`; for
+    /// `Message` and `Call`, the sender's task id (never reused, so a
+    /// server may key per-client state on it; the file protocol does).
     pub bits: u64,
 }
 

@@ -337,20 +337,33 @@ impl System {
     /// is named after `argv[0]`.
     pub fn spawn_args(&self, bytes: &[u8], argv: &[&str], core_hint: i32) -> Result<TaskId, Status> {
         let args: Vec<String> = argv.iter().map(|a| String::from(*a)).collect();
-        self.spawn_request(bytes, args, core_hint, false)
+        self.spawn_request(bytes, args, core_hint, false, Vec::new())
+    }
+
+    /// Like [`System::spawn_args`], handing the task send capabilities to
+    /// `caps` (tasks or native services), which it finds at handles
+    /// `1..=caps.len()`: how the kernel gives a server the only way to an
+    /// unnamed device service (the file server its block device).
+    pub fn spawn_with_caps(&self, bytes: &[u8], argv: &[&str], core_hint: i32, caps: &[TaskId]) -> Result<TaskId, Status> {
+        let args: Vec<String> = argv.iter().map(|a| String::from(*a)).collect();
+        let caps = caps.iter().map(|&target| Cap { target, badge: 0, rights: wasmos_ipc::caps::Rights::SEND }).collect();
+        self.spawn_request(bytes, args, core_hint, false, caps)
     }
 
     fn spawn_with(&self, bytes: &[u8], name: &str, core_hint: i32, init: bool) -> Result<TaskId, Status> {
-        self.spawn_request(bytes, alloc::vec![String::from(name)], core_hint, init)
+        self.spawn_request(bytes, alloc::vec![String::from(name)], core_hint, init, Vec::new())
     }
 
-    fn spawn_request(&self, bytes: &[u8], args: Vec<String>, core_hint: i32, init: bool) -> Result<TaskId, Status> {
+    fn spawn_request(&self, bytes: &[u8], args: Vec<String>, core_hint: i32, init: bool, caps: Vec<Cap>) -> Result<TaskId, Status> {
+        if caps.len() > self.config.max_handles {
+            return Err(Status::QuotaExceeded);
+        }
         let module = self.compile(bytes)?;
         let core = self.choose_core(core_hint)?;
         let id = self.ids.next();
         let name = args.first().cloned().unwrap_or_else(|| "task".into());
         let queued = Arc::new(AtomicU32::new(0));
-        self.start(core, SpawnRequest { id, queued, name, module, caps: Vec::new(), parent: None, init, args })?;
+        self.start(core, SpawnRequest { id, queued, name, module, caps, parent: None, init, args })?;
         Ok(id)
     }
 

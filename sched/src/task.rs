@@ -316,12 +316,14 @@ fn take_incoming(data: &mut TaskData, from: Option<TaskId>, cap: u32) -> Take {
         data.queued.fetch_sub(1, Ordering::Relaxed);
     }
     let (info, payload) = match item {
-        Incoming::Message { msg, .. } => (msg.info(Kind::Message, new_handle), msg.payload),
+        // Messages and calls carry the sender's task id in `bits`: a server
+        // keys per-client state on it (ids are never reused).
+        Incoming::Message { from, msg } => (RecvInfo { bits: from.0, ..msg.info(Kind::Message, new_handle) }, msg.payload),
         Incoming::Call { from, msg, call } => {
             let token = data.next_token.max(1);
             data.next_token = token.wrapping_add(1);
             data.reply_tokens.insert(token, (from, call));
-            (msg.info(Kind::Call, token), msg.payload)
+            (RecvInfo { bits: from.0, ..msg.info(Kind::Call, token) }, msg.payload)
         }
         Incoming::Grant { badge, .. } => {
             (RecvInfo { kind: Kind::Grant as u32, badge, reply_token: new_handle, ..info }, Payload::EMPTY)
