@@ -20,6 +20,7 @@
 extern crate alloc;
 
 mod bench;
+mod blk;
 mod boot_config;
 mod console;
 mod cpu;
@@ -32,6 +33,7 @@ mod panic;
 mod qemu;
 mod smp;
 mod tasks;
+mod virtio;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::info::MemoryRegionKind;
@@ -194,7 +196,27 @@ fn start_services(sys: &wasmos_sched::System, config: &boot_config::BootConfig) 
         }
         None => kprintln!("  network  : none (no virtio-net card)"),
     }
+    start_storage(sys, config);
     kprintln!("");
+}
+
+/// The block service on the virtio-blk disk, if the machine has one, and
+/// the file server (`fs`) on it.
+fn start_storage(sys: &wasmos_sched::System, config: &boot_config::BootConfig) {
+    let Some(disk) = blk::start(sys) else {
+        kprintln!("  disk     : none (no virtio-blk disk; no fs service)");
+        return;
+    };
+    let mib = disk.sectors * wasmos_ipc::block::SECTOR as u64 >> 20;
+    let ro = if disk.read_only { ", read-only" } else { "" };
+    let fs = match config.bundle.and_then(|b| b.get(blk::FS_WASM)) {
+        None => alloc::string::String::from("no fs.wasm in the bundle"),
+        Some(wasm) => match blk::start_file_server(sys, wasm, disk.service, &[]) {
+            Ok(_) => alloc::format!("file server fs on core {}", blk::BLK_CORE),
+            Err(e) => alloc::format!("file server not started: {}", e.name()),
+        },
+    };
+    kprintln!("  disk     : virtio-blk {mib} MiB{ro} at PCI {}, {fs}", disk.pci);
 }
 
 /// Touches an unmapped address on purpose so that the exception report can

@@ -15,7 +15,6 @@
 //! or MSI-X routing, neither of which exists yet; polling at the tick
 //! bounds the added latency at 10 ms, fine for the web server.
 
-mod pci;
 mod virtio;
 
 use alloc::boxed::Box;
@@ -23,8 +22,7 @@ use alloc::boxed::Box;
 use wasmos_ipc::ids::TaskId;
 use wasmos_sched::{NativeCtx, NativeService, Request};
 
-use virtio_drivers::transport::pci::bus::{Command, DeviceFunction, PciRoot};
-use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
+use virtio_drivers::transport::pci::bus::DeviceFunction;
 use virtio_drivers::transport::DeviceType;
 use wasmos_net::stack::{Ipv4Config, Stack};
 use wasmos_net::TcpService;
@@ -43,24 +41,9 @@ pub struct NetInfo {
 /// Looks for a virtio-net card on PCI bus 0 and, if there is one, starts
 /// the `tcp` service on it. `None` (logged) when there is no card.
 pub fn start(sys: &System) -> Option<NetInfo> {
-    let mut root = PciRoot::new(pci::PortCam);
-    let found = root
-        .enumerate_bus(0)
-        .find(|(_, info)| virtio_device_type(info) == Some(DeviceType::Network))
-        .map(|(df, _)| df);
-    let Some(df) = found else {
+    let Some((transport, df)) = crate::virtio::find(DeviceType::Network, "net: virtio-net") else {
         log::info!("net: no virtio-net card; no tcp service");
         return None;
-    };
-    // Let the card answer memory accesses and master the bus (DMA).
-    let (_, command) = root.get_status_command(df);
-    root.set_command(df, command | Command::MEMORY_SPACE | Command::BUS_MASTER | Command::IO_SPACE);
-    let transport = match PciTransport::new::<virtio::KernelHal, _>(&mut root, df) {
-        Ok(t) => t,
-        Err(e) => {
-            log::error!("net: virtio-net at {df}: {e}");
-            return None;
-        }
     };
     let device = match virtio::NetDevice::new(transport) {
         Ok(d) => d,
