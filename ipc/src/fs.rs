@@ -207,6 +207,7 @@ pub mod errno {
     pub const NOSPC: u16 = 51;
     pub const NOTDIR: u16 = 54;
     pub const NOTEMPTY: u16 = 55;
+    pub const NOTSUP: u16 = 58;
     pub const ROFS: u16 = 69;
     pub const NOTCAPABLE: u16 = 76;
 }
@@ -257,10 +258,13 @@ pub enum FsError {
     NoDisk = -18,
     /// The disk is read-only. (EROFS)
     ReadOnly = -19,
+    /// The on-disk format cannot do it: moving a directory to another
+    /// parent (FAT's `..` entry would have to be rewritten). (ENOTSUP)
+    Unsupported = -20,
 }
 
 impl FsError {
-    pub const ALL: [FsError; 19] = [
+    pub const ALL: [FsError; 20] = [
         FsError::BadRequest,
         FsError::BadHandle,
         FsError::NotFound,
@@ -280,6 +284,7 @@ impl FsError {
         FsError::TooBig,
         FsError::NoDisk,
         FsError::ReadOnly,
+        FsError::Unsupported,
     ];
 
     pub fn code(self) -> i32 {
@@ -309,6 +314,7 @@ impl FsError {
             FsError::TooBig => errno::FBIG,
             FsError::NoDisk => errno::NODEV,
             FsError::ReadOnly => errno::ROFS,
+            FsError::Unsupported => errno::NOTSUP,
         }
     }
 
@@ -333,6 +339,7 @@ impl FsError {
             FsError::TooBig => "TOO_BIG",
             FsError::NoDisk => "NO_DISK",
             FsError::ReadOnly => "READ_ONLY",
+            FsError::Unsupported => "UNSUPPORTED",
         }
     }
 }

@@ -15,8 +15,8 @@
 //! }
 //! ```
 //!
-//! The SDK provides the panic handler: a panic prints its message and ends
-//! the task with exit code -1.
+//! The SDK provides the panic handler (feature `panic-handler`, on by
+//! default): a panic prints its message and ends the task with exit code -1.
 
 #![no_std]
 
@@ -270,7 +270,9 @@ pub fn close(h: Handle) -> Result<(), Status> {
     check(unsafe { sys::handle_close(h.0) }).map(drop)
 }
 
-#[cfg(target_arch = "wasm32")]
+// A program built with std (the file server: fatfs needs `std::io`) has
+// std's panic handler and turns this one off (`default-features = false`).
+#[cfg(all(target_arch = "wasm32", feature = "panic-handler"))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     println!("panic: {}", info.message());
