@@ -51,7 +51,7 @@ pub fn run(root: &Path, opts: &Opts) -> Result<PathBuf> {
 
     let config = BootConfig { bench_quick: opts.quick, ..BootConfig::mode(Mode::Bench) };
     let image = build::image_named(root, "bench", Profile::Release, false, &config)?;
-    let machine = Machine { image, uefi: false, smp: opts.smp, mem: "512M".into(), accel: opts.accel, http_port: None, rdtscp: true };
+    let machine = Machine { image, uefi: false, smp: opts.smp, mem: "512M".into(), accel: opts.accel, http_port: None, rdtscp: true, disk: None };
     println!("==> bench{} in QEMU ({}, -cpu {})", if opts.quick { " --quick" } else { "" }, machine.describe(), machine.cpu());
     let timeout = Duration::from_secs(if opts.quick { 900 } else { 3600 });
     let mut shown = 0;

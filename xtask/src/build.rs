@@ -146,8 +146,13 @@ fn kernel_with(root: &Path, profile: Profile, quiet: bool) -> Result<PathBuf> {
 }
 
 /// The programs `servers/` builds: (bundle name, file under the target dir).
-const PROGRAMS: &[(&str, &str)] =
-    &[("init.wasm", "wasmos_init.wasm"), ("token_ring.wasm", "token_ring.wasm"), ("webapi.wasm", "webapi.wasm")];
+const PROGRAMS: &[(&str, &str)] = &[
+    ("init.wasm", "wasmos_init.wasm"),
+    ("token_ring.wasm", "token_ring.wasm"),
+    ("webapi.wasm", "webapi.wasm"),
+    ("fs.wasm", "wasmos_fs.wasm"),
+    ("test/fs_check.wasm", "fs_check.wasm"),
+];
 
 /// `cargo build --quiet --release <args> --target-dir target/<target_dir>`
 /// in `dir` (a workspace of its own); returns the target directory.
@@ -169,8 +174,12 @@ fn release_build(root: &Path, dir: &str, args: &[&str], target_dir: &str) -> Res
 
 /// Builds the Wasm programs in `servers/` and returns them as bundle entries.
 pub fn servers(root: &Path) -> Result<Vec<Entry>> {
-    let target_dir =
-        release_build(root, "servers", &["--target", "wasm32-unknown-unknown", "-p", "wasmos-init", "-p", "token-ring", "-p", "webapi"], "servers")?;
+    let wasm = ["--target", "wasm32-unknown-unknown"];
+    let programs = ["-p", "wasmos-init", "-p", "token-ring", "-p", "webapi", "-p", "fs-check"];
+    let target_dir = release_build(root, "servers", &[&wasm[..], &programs].concat(), "servers")?;
+    // On its own: the file server links std, whose panic handler would
+    // clash with the SDK's if cargo unified the SDK's features across both.
+    release_build(root, "servers", &[&wasm[..], &["-p", "wasmos-fs"]].concat(), "servers")?;
     PROGRAMS
         .iter()
         .map(|(entry, file)| {

@@ -5,10 +5,12 @@
 //! Modules: [`prereq`] (toolchain, QEMU, OVMF), [`build`] (kernel, boot
 //! bundle, disk images), [`qemu`] (command line, running, exit status),
 //! [`test`] (host unit tests, then the QEMU suites from `wasmos-tests`),
-//! [`bench`] (the benchmark run and its report).
+//! [`bench`] (the benchmark run and its report), [`disk`] (disk images and
+//! the storage suites).
 
 mod bench;
 mod build;
+mod disk;
 mod fuzz;
 mod prereq;
 mod qemu;
@@ -45,6 +47,8 @@ enum Command {
     /// Benchmark the Wasm path against native ring-3 tasks in QEMU, plus
     /// Linux baselines; writes target/bench/<timestamp>/.
     Bench(BenchOpts),
+    /// Make a disk image, or put host files on it and take them off.
+    Disk(disk::DiskOpts),
     /// (Internal) the other process of the pipe ping-pong baseline.
     #[command(name = "bench-pipe-child", hide = true)]
     BenchPipeChild { cpu: usize },
@@ -168,6 +172,10 @@ struct RunOpts {
     /// No network card (and so no `tcp` service).
     #[arg(long)]
     no_net: bool,
+    /// The disk image attached as a virtio-blk disk (FAT; the file server
+    /// `fs` serves it). Default: target/xtask/disk.img, made on first use.
+    #[arg(long, value_name = "FILE")]
+    disk: Option<PathBuf>,
     /// Arguments for the `--wasm` programs (after `--`; no spaces inside one).
     #[arg(last = true)]
     args: Vec<String>,
@@ -228,6 +236,7 @@ fn run(cli: Cli) -> Result<()> {
                 accel: opts.accel,
                 http_port,
                 rdtscp: opts.mode == Mode::Bench,
+                disk: Some(disk::for_run(&root, opts.disk.as_deref())?),
             };
             qemu::run_interactive(&root, &machine, opts.timeout)
         }
@@ -238,6 +247,7 @@ fn run(cli: Cli) -> Result<()> {
             let out = opts.out.as_ref().map(std::path::absolute).transpose()?;
             bench::run(&root, &bench::Opts { quick: opts.quick, smp: opts.smp, accel: opts.accel, out, quiet: false }).map(drop)
         }
+        Command::Disk(opts) => disk::command(&root, &opts),
         Command::BenchPipeChild { cpu } => {
             wasmos_bench::host::pipe_child(cpu);
             Ok(())

@@ -28,6 +28,8 @@ pub struct Machine {
     /// Offer RDTSCP to the guest (the bench mode's timing needs it;
     /// QEMU's default `qemu64` model lacks it, TCG emulates it).
     pub rdtscp: bool,
+    /// A raw disk image attached as a virtio-blk disk.
+    pub disk: Option<PathBuf>,
 }
 
 /// A port on 127.0.0.1 that nothing listens on right now.
@@ -76,6 +78,10 @@ impl Machine {
             None => drop(cmd.args(["-nic", "none"])),
         }
         cmd.arg("-drive").arg(format!("format=raw,file={}", self.image.display()));
+        if let Some(disk) = &self.disk {
+            cmd.arg("-drive").arg(format!("format=raw,if=none,id=disk0,file={}", disk.display()));
+            cmd.args(["-device", "virtio-blk-pci,drive=disk0"]);
+        }
         cmd
     }
 

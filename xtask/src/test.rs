@@ -50,7 +50,8 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     let run_net = filter.is_none_or(|f| "net".contains(f));
     let run_fuzz = filter.is_none_or(|f| "fuzz".contains(f));
     let run_bench = filter.is_none_or(|f| "bench".contains(f));
-    if selected.is_empty() && !run_hosted && !run_soak && !run_fuzz && !run_net && !run_bench {
+    let run_storage = filter.is_none_or(|f| "storage-qemu-hosted".contains(f));
+    if selected.is_empty() && !run_hosted && !run_soak && !run_fuzz && !run_net && !run_bench && !run_storage {
         bail!("no suite matches {:?}", opts.suite);
     }
     let started = Instant::now();
@@ -66,7 +67,7 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
         }
         let profile = if opts.debug { Profile::Debug } else { Profile::Release };
         let mut kernel_built = true;
-        if !selected.is_empty() || run_net || run_soak {
+        if !selected.is_empty() || run_net || run_soak || run_storage {
             println!("==> kernel build ({})", if opts.debug { "debug" } else { "release" });
             kernel_built = step(&mut tally, "kernel::build", |_| build::kernel(root, profile).map(drop));
         }
@@ -77,6 +78,12 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
         }
         if run_hosted {
             step(&mut tally, "hosted::setup", |t| hosted_suite(root, t));
+        }
+        if run_storage && kernel_built && filter.is_none_or(|f| !f.contains("hosted")) {
+            step(&mut tally, "storage-qemu::setup", |t| crate::disk::qemu_suite(root, profile, &mut |n, r| t.record(n, &r)));
+        }
+        if run_storage && filter.is_none_or(|f| !f.contains("qemu")) {
+            step(&mut tally, "storage-hosted::setup", |t| crate::disk::hosted_suite(root, &mut |n, r| t.record(n, &r)));
         }
         if run_net && kernel_built {
             step(&mut tally, "net::setup", |t| net_suites(root, profile, t));
@@ -138,7 +145,21 @@ fn host_unit_tests(root: &Path, tally: &mut Tally) -> Result<()> {
     // The servers workspace's host-testable crates: webapi's HTTP handling,
     // the socket service with both backends, the SDK's typed messages.
     let target = root.join("target/servers");
-    let args = ["-p", "webapi", "-p", "wasmos-net", "-p", "wasmos-sdk", "--features", "wasmos-net/std,wasmos-net/smoltcp", "--target-dir"];
+    let args = [
+        "-p",
+        "webapi",
+        "-p",
+        "wasmos-net",
+        "-p",
+        "wasmos-sdk",
+        "-p",
+        "wasmos-block",
+        "-p",
+        "wasmos-fs",
+        "--features",
+        "wasmos-net/std,wasmos-net/smoltcp,wasmos-block/std",
+        "--target-dir",
+    ];
     let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
     args.push(target.as_os_str());
     cargo_test(&root.join("servers"), &args, &[], tally)?;
@@ -228,7 +249,7 @@ fn run_suite(root: &Path, suite: &Suite, profile: Profile, tally: &mut Tally) ->
         _ => Mode::Test,
     };
     let image = build::image_named(root, suite.name, profile, uefi, &BootConfig::mode(mode))?;
-    let machine = Machine { image, uefi, smp: suite.smp, mem: "512M".into(), accel: Accel::Tcg, http_port: None, rdtscp: false };
+    let machine = Machine { image, uefi, smp: suite.smp, mem: "512M".into(), accel: Accel::Tcg, http_port: None, rdtscp: false, disk: None };
     println!("==> suite {} ({})", suite.name, machine.describe());
     let dir = build::out_dir(root).join(suite.name);
     let started = Instant::now();
@@ -363,7 +384,7 @@ fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
     let port = qemu::free_port()?;
     let config = BootConfig { hostfwd: Some((port, qemu::GUEST_HTTP_PORT)), ..BootConfig::run() };
     let image = build::image_named(root, "net-qemu", profile, false, &config)?;
-    let machine = Machine { image, uefi: false, smp: 8, mem: "512M".into(), accel: Accel::Tcg, http_port: Some(port), rdtscp: false };
+    let machine = Machine { image, uefi: false, smp: 8, mem: "512M".into(), accel: Accel::Tcg, http_port: Some(port), rdtscp: false, disk: None };
     let dir = build::out_dir(root).join("net-qemu");
     let mut vm = qemu::Running::start(&machine, &dir)?;
     let up = vm.wait_for("webapi: listening on port", Duration::from_secs(180));

@@ -10,6 +10,7 @@
 mod memory;
 pub mod soak;
 mod smp;
+mod storage;
 mod wasm;
 
 use alloc::string::String;
@@ -52,7 +53,13 @@ macro_rules! ensure {
     };
 }
 
-const ALL: &[&[Test]] = &[memory::TESTS, smp::TESTS, wasm::TESTS];
+const ALL: &[&[Test]] = &[memory::TESTS, smp::TESTS, wasm::TESTS, storage::TESTS];
+
+/// Tests that need what only their own suite sets up (the storage tests
+/// need a prepared disk): they run only when the filter names them.
+fn only_when_named(name: &str) -> bool {
+    name.starts_with("storage::")
+}
 
 pub struct Outcome {
     pub passed: usize,
@@ -63,8 +70,8 @@ pub struct Outcome {
 /// parts (all tests when there is no filter).
 pub fn run(filter: Option<&str>, ctx: &mut Ctx) -> Outcome {
     let selected = |name: &str| match filter {
-        None => true,
-        Some(f) => f.split(',').map(str::trim).any(|part| name.contains(part)),
+        None => !only_when_named(name),
+        Some(f) => f.split(',').map(str::trim).any(|part| name.contains(part) && (part.starts_with("storage") || !only_when_named(name))),
     };
     let mut outcome = Outcome { passed: 0, failed: 0 };
     for test in ALL.iter().flat_map(|group| group.iter()).filter(|t| selected(t.name)) {

@@ -16,8 +16,9 @@
 //! import, so this program links std (and std's panic handler: a panic
 //! traps the task, which its clients see as `DEAD_TARGET`).
 //!
-//! Arguments: `--crash-after-writes N` (tests only) makes the server trap
-//! half-way through its (N+1)-th `WRITE`, as a server killed mid-write.
+//! Arguments: `--crash-on-write-to NAME` (tests only: the starter decides,
+//! no client can) makes the server trap half-way through the first `WRITE`
+//! to a file named NAME, as a server killed mid-write would stop.
 
 pub mod cache;
 pub mod disk;
@@ -98,16 +99,16 @@ mod program {
         }
     }
 
-    fn arg_u64(name: &str) -> Option<u64> {
+    fn arg(name: &str) -> Option<String> {
         let mut store = [0u8; os::env::MAX_BYTES];
         let mut args = [""; os::env::MAX_ARGS];
         let n = os::env::args(&mut store, &mut args);
-        os::env::flag(&args[..n], name).and_then(|v| v.parse().ok())
+        os::env::flag(&args[..n], name).map(str::to_owned)
     }
 
     pub fn main() {
         std::panic::set_hook(Box::new(|info| println!("fs: panic: {info}")));
-        let crash = arg_u64("crash-after-writes");
+        let crash = arg("crash-on-write-to");
         let device = match BlockClient::connect(Handle(1)) {
             Ok(d) => d,
             Err(e) => {
@@ -121,9 +122,9 @@ mod program {
             Ok(()) => println!("fs: mounted a {:?} volume ({mib} MiB); serving \"{SERVICE}\"", server.fat_type().expect("mounted")),
             Err(why) => println!("fs: the disk ({mib} MiB) holds no FAT volume ({why}); serving NO_DISK"),
         }
-        if let Some(n) = crash {
-            println!("fs: test fault armed: trap during write {}", n + 1);
-            server.crash_after_writes(n);
+        if let Some(name) = crash {
+            println!("fs: test fault armed: trap during the first write to {name}");
+            server.crash_on_write_to(&name);
         }
         serve(Some(server))
     }

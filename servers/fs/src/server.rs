@@ -53,9 +53,9 @@ impl Client {
     }
 }
 
-/// A test-only fault (see [`Server::crash_after_writes`]).
+/// A test-only fault (see [`Server::crash_on_write_to`]).
 pub struct CrashPlan {
-    pub after_writes: u64,
+    pub name: String,
 }
 
 /// The file server's state.
@@ -64,7 +64,6 @@ pub struct Server<B: Blocks> {
     volume: Option<Volume<B>>,
     clients: BTreeMap<u64, Client>,
     handles: usize,
-    writes: u64,
     crash: Option<CrashPlan>,
     /// Changes since the last sync.
     unsynced: bool,
@@ -161,18 +160,17 @@ impl<B: Blocks> Server<B> {
             volume,
             clients: BTreeMap::new(),
             handles: 0,
-            writes: 0,
             crash: None,
             unsynced: false,
         };
         (server, status)
     }
 
-    /// Test-only fault: after `n` `WRITE` requests, the next one traps
+    /// Test-only fault: the first `WRITE` to a file named `name` traps
     /// half-way (after half its bytes went into the cache), as a server
-    /// killed mid-write would stop.
-    pub fn crash_after_writes(&mut self, n: u64) {
-        self.crash = Some(CrashPlan { after_writes: n });
+    /// killed mid-write would stop. Armed only by the server's starter.
+    pub fn crash_on_write_to(&mut self, name: &str) {
+        self.crash = Some(CrashPlan { name: name.to_owned() });
     }
 
     /// Whether there are changes a sync would write.
@@ -448,7 +446,7 @@ impl<B: Blocks> Server<B> {
         if end > MAX_FILE_SIZE {
             return Err(FsError::TooBig);
         }
-        let crash_now = self.crash.as_ref().is_some_and(|c| self.writes >= c.after_writes);
+        let crash_now = self.crash.as_ref().is_some_and(|c| open.path.last() == Some(&c.name));
         self.unsynced = true;
         let mut file = self.file(&open.path)?;
         if at > size {
@@ -465,7 +463,6 @@ impl<B: Blocks> Server<B> {
         }
         file.write_all(req.data).map_err(error)?;
         drop(file);
-        self.writes += 1;
         if req.a == AT_POSITION || open.flags & open::APPEND != 0 {
             self.set_pos(client, req.handle, end);
         }

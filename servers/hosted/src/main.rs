@@ -6,11 +6,13 @@
 //! clock is `Instant`; the console is stdout; randomness /dev/urandom.
 //! The programs are the very `.wasm` files the kernel boots. The services
 //! the kernel provides natively are here too, over the host's facilities:
-//! `sysinfo`, and `tcp` over the host's sockets (`wasmos-net`'s `host`
-//! backend), so `webapi.wasm` serves HTTP on Linux as it does in QEMU.
+//! `sysinfo`, `tcp` over the host's sockets (`wasmos-net`'s `host`
+//! backend), so `webapi.wasm` serves HTTP on Linux as it does in QEMU, and
+//! with `--disk FILE` the block service over that file and the file server
+//! `fs` (the same `fs.wasm` as in QEMU) on it.
 //!
 //! ```text
-//! wasmos-hosted [--cores N] [--timeout SECS] prog.wasm[@core|@all] ...
+//! wasmos-hosted [--cores N] [--timeout SECS] [--disk FILE] prog.wasm[@core|@all] ...
 //! ```
 //! Exits when every started task has ended, with the first non-zero exit
 //! code among them (like a shell running one program: `wasmos-hosted
@@ -48,6 +50,17 @@ struct Cli {
     /// servers to the network).
     #[arg(long, default_value = "127.0.0.1")]
     listen: std::net::Ipv4Addr,
+    /// A FAT disk image: served by the block service (a file on the host)
+    /// and the file server `fs` on it, as a virtio-blk disk is in QEMU.
+    #[arg(long, value_name = "FILE")]
+    disk: Option<PathBuf>,
+    /// The file server program for `--disk` (default: `wasmos_fs.wasm`
+    /// where `cargo xtask` builds it, beside this binary's target folder).
+    #[arg(long, value_name = "FILE")]
+    fs_server: Option<PathBuf>,
+    /// An argument for the file server (repeatable; tests use it).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    fs_arg: Vec<String>,
     /// Programs to start: `file.wasm` (any core), `file.wasm@3`, `file.wasm@all`.
     #[arg(required = true)]
     programs: Vec<String>,
@@ -106,6 +119,26 @@ impl Platform for Linux {
     }
 }
 
+/// The block service over `disk` and the file server with the one
+/// capability to it (its handle 1), as the kernel starts them.
+fn start_storage(sys: &System, disk: &Path, server: Option<&Path>, args: &[String]) -> Result<()> {
+    let image = wasmos_block::FileDisk::open(disk, false).with_context(|| format!("cannot open disk {}", disk.display()))?;
+    let blk = sys
+        .start_native_unnamed(0, Box::new(wasmos_block::BlockService::new(image)))
+        .map_err(|e| anyhow::anyhow!("cannot start the block service: {}", e.name()))?;
+    let default = std::env::current_exe()?
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("wasm32-unknown-unknown/release/wasmos_fs.wasm"))
+        .context("no default file server path")?;
+    let server = server.map(Path::to_path_buf).unwrap_or(default);
+    let wasm = std::fs::read(&server).with_context(|| format!("cannot read the file server {} (--fs-server)", server.display()))?;
+    let mut argv = vec!["fs"];
+    argv.extend(args.iter().map(String::as_str));
+    sys.spawn_with_caps(&wasm, &argv, 0, &[blk]).map_err(|e| anyhow::anyhow!("{}: {}", server.display(), e.name()))?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => ExitCode::from(code),
@@ -133,6 +166,10 @@ fn run(cli: Cli) -> Result<u8> {
     sys.start_native(wasmos_ipc::sysinfo::SERVICE, 0, Box::new(SysInfo)).map_err(status)?;
     let tcp = TcpService::new(HostNet::new(cli.listen));
     sys.start_native(wasmos_ipc::net::SERVICE, 0, Box::new(tcp)).map_err(status)?;
+
+    if let Some(disk) = &cli.disk {
+        start_storage(&sys, disk, cli.fs_server.as_deref(), &cli.fs_arg)?;
+    }
 
     let mut started: Vec<(String, TaskId)> = Vec::new();
     for item in &cli.programs {

@@ -21,11 +21,14 @@
 #![no_std]
 
 pub use wasmos_ipc::abi;
+/// The block protocol (for the file server and its tests).
+pub use wasmos_ipc::block;
 pub use wasmos_ipc::abi::{Kind, RecvInfo, Status};
 
 use core::fmt::{self, Write};
 
 pub mod env;
+pub mod fs;
 pub mod net;
 pub mod sysinfo;
 pub mod wire;
