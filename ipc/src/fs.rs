@@ -548,7 +548,8 @@ impl<'a> Request<'a> {
 pub fn decode_reply(bytes: &[u8]) -> Result<(Result<u32, FsError>, &[u8]), FsError> {
     let head = bytes.get(..4).ok_or(FsError::BadRequest)?;
     let result = i32::from_le_bytes(head.try_into().expect("4 bytes"));
-    let result = if result >= 0 { Ok(result as u32) } else { Err(FsError::from_code(result).unwrap_or(FsError::BadRequest)) };
+    let result =
+        if result >= 0 { Ok(result as u32) } else { Err(FsError::from_code(result).unwrap_or(FsError::BadRequest)) };
     Ok((result, &bytes[4..]))
 }
 
@@ -590,7 +591,10 @@ mod tests {
         let bad_flags = encoded(Request { op: Op::Open, handle: 0, a: 1 << 40, b: 0, data: b"f" });
         assert_eq!(Request::decode(&bad_flags), Err(FsError::BadRequest));
         let long = [b'a'; MAX_PATH + 1];
-        assert_eq!(Request::decode(&encoded(Request { op: Op::Open, handle: 0, a: 0, b: 0, data: &long })), Err(FsError::NameTooLong));
+        assert_eq!(
+            Request::decode(&encoded(Request { op: Op::Open, handle: 0, a: 0, b: 0, data: &long })),
+            Err(FsError::NameTooLong)
+        );
         let split_past = encoded(Request { op: Op::Rename, handle: 0, a: 0, b: 9, data: b"ab" });
         assert_eq!(Request::decode(&split_past), Err(FsError::BadRequest));
         let not_utf8 = encoded(Request { op: Op::Mkdir, handle: 0, a: 0, b: 0, data: &[0xff, 0xfe] });

@@ -344,9 +344,16 @@ impl System {
     /// `caps` (tasks or native services), which it finds at handles
     /// `1..=caps.len()`: how the kernel gives a server the only way to an
     /// unnamed device service (the file server its block device).
-    pub fn spawn_with_caps(&self, bytes: &[u8], argv: &[&str], core_hint: i32, caps: &[TaskId]) -> Result<TaskId, Status> {
+    pub fn spawn_with_caps(
+        &self,
+        bytes: &[u8],
+        argv: &[&str],
+        core_hint: i32,
+        caps: &[TaskId],
+    ) -> Result<TaskId, Status> {
         let args: Vec<String> = argv.iter().map(|a| String::from(*a)).collect();
-        let caps = caps.iter().map(|&target| Cap { target, badge: 0, rights: wasmos_ipc::caps::Rights::SEND }).collect();
+        let send = wasmos_ipc::caps::Rights::SEND;
+        let caps = caps.iter().map(|&target| Cap { target, badge: 0, rights: send }).collect();
         self.spawn_request(bytes, args, core_hint, false, caps)
     }
 
@@ -354,7 +361,14 @@ impl System {
         self.spawn_request(bytes, alloc::vec![String::from(name)], core_hint, init, Vec::new())
     }
 
-    fn spawn_request(&self, bytes: &[u8], args: Vec<String>, core_hint: i32, init: bool, caps: Vec<Cap>) -> Result<TaskId, Status> {
+    fn spawn_request(
+        &self,
+        bytes: &[u8],
+        args: Vec<String>,
+        core_hint: i32,
+        init: bool,
+        caps: Vec<Cap>,
+    ) -> Result<TaskId, Status> {
         if caps.len() > self.config.max_handles {
             return Err(Status::QuotaExceeded);
         }

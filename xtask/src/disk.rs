@@ -63,7 +63,10 @@ pub fn for_run(root: &Path, disk: Option<&Path>) -> Result<PathBuf> {
             let path = default_path(root);
             if !path.exists() {
                 create(&path, DEFAULT_MIB)?;
-                eprintln!("xtask: made a {DEFAULT_MIB} MiB FAT32 disk at {} (cargo xtask disk put FILE adds files)", path.display());
+                eprintln!(
+                    "xtask: made a {DEFAULT_MIB} MiB FAT32 disk at {} (cargo xtask disk put FILE adds files)",
+                    path.display()
+                );
             }
             Ok(path)
         }
@@ -89,8 +92,13 @@ pub fn create(path: &Path, mib: u64) -> Result<()> {
 }
 
 fn mount(path: &Path) -> Result<fatfs::FileSystem<std::fs::File>> {
-    let file = OpenOptions::new().read(true).write(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    fatfs::FileSystem::new(file, fatfs::FsOptions::new()).with_context(|| format!("{} holds no FAT volume", path.display()))
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    fatfs::FileSystem::new(file, fatfs::FsOptions::new())
+        .with_context(|| format!("{} holds no FAT volume", path.display()))
 }
 
 /// Writes `bytes` to `dest` on the image (making parent directories).
@@ -116,13 +124,18 @@ pub fn put_bytes(image: &Path, dest: &str, bytes: &[u8]) -> Result<()> {
 pub fn get_bytes(image: &Path, src: &str) -> Result<Vec<u8>> {
     let fs = mount(image)?;
     let mut out = Vec::new();
-    fs.root_dir().open_file(src.trim_matches('/')).with_context(|| format!("no file {src} on the disk"))?.read_to_end(&mut out)?;
+    fs.root_dir()
+        .open_file(src.trim_matches('/'))
+        .with_context(|| format!("no file {src} on the disk"))?
+        .read_to_end(&mut out)?;
     Ok(out)
 }
 
 /// `fsck.fat -n` (read-only check): `Ok` if it finds nothing wrong.
 pub fn fsck(image: &Path) -> Result<(), String> {
-    let out = Command::new("fsck.fat").arg("-n").arg(image).output();
+    // /usr/sbin is not on every user's PATH.
+    let tool = if Path::new("/usr/sbin/fsck.fat").exists() { "/usr/sbin/fsck.fat" } else { "fsck.fat" };
+    let out = Command::new(tool).arg("-n").arg(image).output();
     match out {
         Err(e) => Err(format!("cannot run fsck.fat ({e}): apt-get install dosfstools")),
         Ok(o) if o.status.success() => Ok(()),
@@ -190,7 +203,11 @@ fn test_disk(path: &Path) -> Result<()> {
 /// The storage suite in QEMU: two boots of one disk prepared on the host
 /// (the in-kernel `storage::` tests drive `fs.wasm` and `fs_check.wasm`),
 /// with the host checking the disk in between and after.
-pub fn qemu_suite(root: &Path, profile: crate::build::Profile, tally: &mut impl FnMut(&str, Result<Option<u64>, String>)) -> Result<()> {
+pub fn qemu_suite(
+    root: &Path,
+    profile: crate::build::Profile,
+    tally: &mut impl FnMut(&str, Result<Option<u64>, String>),
+) -> Result<()> {
     use crate::build::BootConfig;
     use crate::qemu::{self, Machine};
     use wasmos_tests::protocol::Report;
@@ -205,12 +222,27 @@ pub fn qemu_suite(root: &Path, profile: crate::build::Profile, tally: &mut impl 
         let name = format!("storage-{boot}");
         let config = BootConfig { tests: Some(format!("storage::{boot}_boot")), ..BootConfig::mode(crate::Mode::Test) };
         let image = crate::build::image_named(root, &name, profile, false, &config)?;
-        let machine =
-            Machine { image, uefi: false, smp: 2, mem: "512M".into(), accel: crate::Accel::Tcg, http_port: None, rdtscp: false, disk: Some(image_path.clone()) };
+        let machine = Machine {
+            image,
+            uefi: false,
+            smp: 2,
+            mem: "512M".into(),
+            accel: crate::Accel::Tcg,
+            http_port: None,
+            rdtscp: false,
+            disk: Some(image_path.clone()),
+        };
         let (exit, files) = qemu::run_captured(&machine, &dir.join(boot), Duration::from_secs(240), |_| {})?;
         let report = Report::parse(&String::from_utf8_lossy(&std::fs::read(&files.results).unwrap_or_default()));
         let log = String::from_utf8_lossy(&std::fs::read(&files.log).unwrap_or_default()).into_owned();
-        let suite = Suite { name: "storage-qemu", firmware: Firmware::Bios, smp: 2, mode: "test", expect: Expect::KernelTests, timeout_secs: 240 };
+        let suite = Suite {
+            name: "storage-qemu",
+            firmware: Firmware::Bios,
+            smp: 2,
+            mode: "test",
+            expect: Expect::KernelTests,
+            timeout_secs: 240,
+        };
         let checks = suites::evaluate(&suite, &report, &log, exit);
         if checks.iter().any(|c| !c.passed()) {
             println!("  kernel log: {}", files.log.display());
@@ -263,13 +295,20 @@ pub fn hosted_suite(root: &Path, tally: &mut impl FnMut(&str, Result<Option<u64>
         if out.status.success() && stdout.contains(&want) {
             Ok(None)
         } else {
-            Err(format!("exit {}: {}", out.status, stdout.lines().filter(|l| l.contains("fs")).collect::<Vec<_>>().join(" | ")))
+            Err(format!(
+                "exit {}: {}",
+                out.status,
+                stdout.lines().filter(|l| l.contains("fs")).collect::<Vec<_>>().join(" | ")
+            ))
         }
     };
     tally("storage-hosted::first_run", run(&["first"], &[]));
     tally("storage-hosted::fsck_after_first_run", fsck(&image).map(|()| None));
     let guest = get_bytes(&image, "guest.txt").map_err(|e| format!("{e:#}"));
-    tally("storage-hosted::guest_file_read_on_the_host", guest.and_then(|b| if b == GUEST_TEXT { Ok(None) } else { Err("wrong guest.txt".into()) }));
+    tally(
+        "storage-hosted::guest_file_read_on_the_host",
+        guest.and_then(|b| if b == GUEST_TEXT { Ok(None) } else { Err("wrong guest.txt".into()) }),
+    );
     tally("storage-hosted::second_run_sees_the_first", run(&["second"], &[]));
     tally("storage-hosted::fsck_after_second_run", fsck(&image).map(|()| None));
     println!("  suite storage-hosted: {:.1} s", started.elapsed().as_secs_f64());

@@ -80,7 +80,9 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
             step(&mut tally, "hosted::setup", |t| hosted_suite(root, t));
         }
         if run_storage && kernel_built && filter.is_none_or(|f| !f.contains("hosted")) {
-            step(&mut tally, "storage-qemu::setup", |t| crate::disk::qemu_suite(root, profile, &mut |n, r| t.record(n, &r)));
+            step(&mut tally, "storage-qemu::setup", |t| {
+                crate::disk::qemu_suite(root, profile, &mut |n, r| t.record(n, &r))
+            });
         }
         if run_storage && filter.is_none_or(|f| !f.contains("qemu")) {
             step(&mut tally, "storage-hosted::setup", |t| crate::disk::hosted_suite(root, &mut |n, r| t.record(n, &r)));
@@ -249,7 +251,8 @@ fn run_suite(root: &Path, suite: &Suite, profile: Profile, tally: &mut Tally) ->
         _ => Mode::Test,
     };
     let image = build::image_named(root, suite.name, profile, uefi, &BootConfig::mode(mode))?;
-    let machine = Machine { image, uefi, smp: suite.smp, mem: "512M".into(), accel: Accel::Tcg, http_port: None, rdtscp: false, disk: None };
+    let machine =
+        Machine { image, uefi, smp: suite.smp, mem: "512M".into(), accel: Accel::Tcg, http_port: None, rdtscp: false, disk: None };
     println!("==> suite {} ({})", suite.name, machine.describe());
     let dir = build::out_dir(root).join(suite.name);
     let started = Instant::now();
@@ -384,7 +387,8 @@ fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
     let port = qemu::free_port()?;
     let config = BootConfig { hostfwd: Some((port, qemu::GUEST_HTTP_PORT)), ..BootConfig::run() };
     let image = build::image_named(root, "net-qemu", profile, false, &config)?;
-    let machine = Machine { image, uefi: false, smp: 8, mem: "512M".into(), accel: Accel::Tcg, http_port: Some(port), rdtscp: false, disk: None };
+    let http_port = Some(port);
+    let machine = Machine { image, uefi: false, smp: 8, mem: "512M".into(), accel: Accel::Tcg, http_port, rdtscp: false, disk: None };
     let dir = build::out_dir(root).join("net-qemu");
     let mut vm = qemu::Running::start(&machine, &dir)?;
     let up = vm.wait_for("webapi: listening on port", Duration::from_secs(180));

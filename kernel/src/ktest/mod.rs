@@ -71,7 +71,10 @@ pub struct Outcome {
 pub fn run(filter: Option<&str>, ctx: &mut Ctx) -> Outcome {
     let selected = |name: &str| match filter {
         None => !only_when_named(name),
-        Some(f) => f.split(',').map(str::trim).any(|part| name.contains(part) && (part.starts_with("storage") || !only_when_named(name))),
+        Some(f) => f
+            .split(',')
+            .map(str::trim)
+            .any(|part| name.contains(part) && (part.starts_with("storage") || !only_when_named(name))),
     };
     let mut outcome = Outcome { passed: 0, failed: 0 };
     for test in ALL.iter().flat_map(|group| group.iter()).filter(|t| selected(t.name)) {

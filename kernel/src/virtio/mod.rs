@@ -13,9 +13,9 @@ pub mod pci;
 
 use core::ptr::NonNull;
 
+use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::bus::{Command, DeviceFunction, PciRoot};
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
-use virtio_drivers::transport::DeviceType;
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 use x86_64::PhysAddr as X86PhysAddr;
 use x86_64::structures::paging::PhysFrame;
@@ -88,7 +88,11 @@ unsafe impl Hal for KernelHal {
             // SAFETY: `buffer` is valid for reads of `len` bytes (the
             // driver's contract); the bounce frames are ours.
             unsafe {
-                core::ptr::copy_nonoverlapping(buffer.as_ptr() as *const u8, memory::phys_to_virt(paddr).as_mut_ptr(), len)
+                core::ptr::copy_nonoverlapping(
+                    buffer.as_ptr() as *const u8,
+                    memory::phys_to_virt(paddr).as_mut_ptr(),
+                    len,
+                )
             };
         }
         paddr
@@ -100,7 +104,11 @@ unsafe impl Hal for KernelHal {
             // SAFETY: `buffer` is valid for writes of `len` bytes; the
             // device is done with the bounce frames.
             unsafe {
-                core::ptr::copy_nonoverlapping(memory::phys_to_virt(paddr).as_ptr::<u8>(), buffer.as_ptr() as *mut u8, len)
+                core::ptr::copy_nonoverlapping(
+                    memory::phys_to_virt(paddr).as_ptr::<u8>(),
+                    buffer.as_ptr() as *mut u8,
+                    len,
+                )
             };
         }
         free_frames(paddr, pages_for(len));

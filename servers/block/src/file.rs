@@ -22,7 +22,10 @@ impl FileDisk {
         let file = OpenOptions::new().read(true).write(!read_only).open(path)?;
         let len = file.metadata()?.len();
         if len % SECTOR as u64 != 0 || len == 0 {
-            return Err(std::io::Error::other(format!("{}: {len} bytes is not a whole number of sectors", path.display())));
+            return Err(std::io::Error::other(format!(
+                "{}: {len} bytes is not a whole number of sectors",
+                path.display()
+            )));
         }
         Ok(FileDisk { file, sectors: len / SECTOR as u64, read_only })
     }

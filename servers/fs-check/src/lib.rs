@@ -5,7 +5,7 @@
 //! | phase | what it checks |
 //! |---|---|
 //! | `block` | the block protocol on the raw disk (handle 1): geometry, a sector round trip, every refusal |
-//! | `first` | a file the host put on the disk; write/read/rename/delete round trips; hostile requests; a full disk; then `guest.txt` for the host and the next boot |
+//! | `first` | `host.txt` from the host; round trips; hostile requests; a full disk; `guest.txt` for the host |
 //! | `owner` / `thief` | one client's handle is useless to another (two tasks) |
 //! | `crash` | a write the server dies in the middle of (`--crash-on-write-to partial.bin`) |
 //! | `after-crash`, `second` | what the last sync left is all there (after the server's death; after a reboot) |
@@ -91,7 +91,11 @@ fn block_phase() {
     let refused = |req: Request<'_>, want: BlockError, step: i32| {
         let mut reply = [0u8; MAX_PAYLOAD];
         let n = call(req, &mut reply);
-        let got = if req.op == block::Op::Read { block::decode_read_reply(&reply[..n], req.count).err() } else { block::decode_result(&reply[..n]).err() };
+        let got = if req.op == block::Op::Read {
+            block::decode_read_reply(&reply[..n], req.count).err()
+        } else {
+            block::decode_result(&reply[..n]).err()
+        };
         check!(step, got == Some(want), "{:?} gave {got:?}, not {want:?}", req.op);
     };
     refused(Request { op: block::Op::Read, count: 1, lba: sectors, data: &[] }, BlockError::OutOfRange, 7);
@@ -144,7 +148,11 @@ fn first_phase(fs: &Fs, buf: &mut [u8]) {
     check!(37, clamped.is_ok_and(|(n, _)| n as usize == HOST_TEXT.len()), "huge length not clamped: {clamped:?}");
     check!(38, fs_err(fs.write(hf, 0, b"x")) == Some(FsError::NotPermitted), "write on a read-only handle");
     let _ = fs.close(hf);
-    check!(39, fs_err(fs.open(core::str::from_utf8(&[b'n'; 300]).unwrap_or(""), open::READ)) == Some(FsError::NameTooLong), "long name");
+    check!(
+        39,
+        fs_err(fs.open(core::str::from_utf8(&[b'n'; 300]).unwrap_or(""), open::READ)) == Some(FsError::NameTooLong),
+        "long name"
+    );
     let raw = os::call(os::lookup(fs::SERVICE).unwrap_or(Handle(0)), &[1, 2, 3], &mut back);
     let answer = raw.ok().and_then(|n| fs::decode_reply(&back[..n]).ok().map(|(r, _)| r));
     check!(40, answer == Some(Err(FsError::BadRequest)), "garbage request: {answer:?}");
@@ -205,7 +213,11 @@ pub extern "C" fn _start() {
             let fs = Fs::connect_wait();
             let owner = os::lookup_wait("fs-owner");
             let mut out = [0u8; 64];
-            check!(55, fs_err(fs.read(0x0101, 0, &mut out)) == Some(FsError::BadHandle), "read with the owner's handle");
+            check!(
+                55,
+                fs_err(fs.read(0x0101, 0, &mut out)) == Some(FsError::BadHandle),
+                "read with the owner's handle"
+            );
             check!(56, fs_err(fs.close(0x0101)) == Some(FsError::BadHandle), "close of the owner's handle");
             check!(57, os::send(owner, b"done").is_ok(), "telling the owner");
         }

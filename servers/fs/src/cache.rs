@@ -143,7 +143,8 @@ impl<B: Blocks> Cache<B> {
     /// Writes every dirty page but those in `last` (in disk order), then a
     /// block `FLUSH`.
     pub fn write_back_except(&mut self, last: &[u64]) -> Result<(), FsError> {
-        let dirty: Vec<u64> = self.pages.iter().filter(|(k, p)| p.dirty && !last.contains(k)).map(|(&k, _)| k).collect();
+        let dirty: Vec<u64> =
+            self.pages.iter().filter(|(k, p)| p.dirty && !last.contains(k)).map(|(&k, _)| k).collect();
         for n in dirty {
             self.write_page(n)?;
         }

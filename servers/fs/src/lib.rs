@@ -119,7 +119,10 @@ mod program {
         let mib = device.info.sectors * SECTOR as u64 >> 20;
         let (mut server, mounted) = Server::new(device);
         match mounted {
-            Ok(()) => println!("fs: mounted a {:?} volume ({mib} MiB); serving \"{SERVICE}\"", server.fat_type().expect("mounted")),
+            Ok(()) => {
+                let fat = server.fat_type().expect("mounted");
+                println!("fs: mounted a {fat:?} volume ({mib} MiB); serving \"{SERVICE}\"")
+            }
             Err(why) => println!("fs: the disk ({mib} MiB) holds no FAT volume ({why}); serving NO_DISK"),
         }
         if let Some(name) = crash {

@@ -155,14 +155,7 @@ impl<B: Blocks> Server<B> {
             Ok(v) => (Some(v), Ok(())),
             Err(e) => (None, Err(e.to_string())),
         };
-        let server = Server {
-            cache,
-            volume,
-            clients: BTreeMap::new(),
-            handles: 0,
-            crash: None,
-            unsynced: false,
-        };
+        let server = Server { cache, volume, clients: BTreeMap::new(), handles: 0, crash: None, unsynced: false };
         (server, status)
     }
 
@@ -247,14 +240,23 @@ impl<B: Blocks> Server<B> {
         let Some((name, parent)) = path.split_last() else {
             return Ok(Some(Found { kind: Kind::Dir, size: 0, modified_ns: 0, created_ns: 0 }));
         };
-        let dir = if parent.is_empty() { volume.root_dir() } else { volume.root_dir().open_dir(&join(parent)).map_err(error)? };
+        let dir = if parent.is_empty() {
+            volume.root_dir()
+        } else {
+            volume.root_dir().open_dir(&join(parent)).map_err(error)?
+        };
         for entry in dir.iter() {
             let entry = entry.map_err(error)?;
             let long = entry.file_name();
             if long.eq_ignore_ascii_case(name) || long.to_lowercase() == name.to_lowercase() {
                 let kind = if entry.is_dir() { Kind::Dir } else { Kind::File };
                 let size = if entry.is_dir() { 0 } else { entry.len() };
-                return Ok(Some(Found { kind, size, modified_ns: to_ns(entry.modified()), created_ns: to_ns(entry.created()) }));
+                return Ok(Some(Found {
+                    kind,
+                    size,
+                    modified_ns: to_ns(entry.modified()),
+                    created_ns: to_ns(entry.created()),
+                }));
             }
         }
         Ok(None)
@@ -495,7 +497,11 @@ impl<B: Blocks> Server<B> {
             return Err(FsError::NotDir);
         }
         let volume = self.volume()?;
-        let dir = if open.path.is_empty() { volume.root_dir() } else { volume.root_dir().open_dir(&join(&open.path)).map_err(error)? };
+        let dir = if open.path.is_empty() {
+            volume.root_dir()
+        } else {
+            volume.root_dir().open_dir(&join(&open.path)).map_err(error)?
+        };
         let mut out = vec![0u8; MAX_READ];
         let (mut used, mut count) = (0, 0u32);
         let mut index = 0u64;

@@ -122,7 +122,8 @@ impl Platform for Linux {
 /// The block service over `disk` and the file server with the one
 /// capability to it (its handle 1), as the kernel starts them.
 fn start_storage(sys: &System, disk: &Path, server: Option<&Path>, args: &[String]) -> Result<()> {
-    let image = wasmos_block::FileDisk::open(disk, false).with_context(|| format!("cannot open disk {}", disk.display()))?;
+    let image =
+        wasmos_block::FileDisk::open(disk, false).with_context(|| format!("cannot open disk {}", disk.display()))?;
     let blk = sys
         .start_native_unnamed(0, Box::new(wasmos_block::BlockService::new(image)))
         .map_err(|e| anyhow::anyhow!("cannot start the block service: {}", e.name()))?;
@@ -132,7 +133,8 @@ fn start_storage(sys: &System, disk: &Path, server: Option<&Path>, args: &[Strin
         .map(|t| t.join("wasm32-unknown-unknown/release/wasmos_fs.wasm"))
         .context("no default file server path")?;
     let server = server.map(Path::to_path_buf).unwrap_or(default);
-    let wasm = std::fs::read(&server).with_context(|| format!("cannot read the file server {} (--fs-server)", server.display()))?;
+    let wasm = std::fs::read(&server)
+        .with_context(|| format!("cannot read the file server {} (--fs-server)", server.display()))?;
     let mut argv = vec!["fs"];
     argv.extend(args.iter().map(String::as_str));
     sys.spawn_with_caps(&wasm, &argv, 0, &[blk]).map_err(|e| anyhow::anyhow!("{}: {}", server.display(), e.name()))?;

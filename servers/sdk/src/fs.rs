@@ -10,9 +10,11 @@
 //! fs.sync()?;                                // durable from here on
 //! ```
 
-pub use wasmos_ipc::fs::{AT_POSITION, DirEntry, FsError, Kind, MAX_READ, MAX_WRITE, REMOVE_DIR, ROOT, Stat, Statfs, open};
-pub use wasmos_ipc::fs::{Op, SERVICE, decode_reply};
+pub use wasmos_ipc::fs::{
+    AT_POSITION, DirEntry, FsError, Kind, MAX_READ, MAX_WRITE, REMOVE_DIR, ROOT, Stat, Statfs, open,
+};
 use wasmos_ipc::fs::{HEADER, Request};
+pub use wasmos_ipc::fs::{Op, SERVICE, decode_reply};
 
 use crate::{Handle, Status};
 
@@ -55,7 +57,15 @@ impl Fs {
 
     /// One raw request: the result word and the reply data copied into
     /// `out` (its length returned).
-    pub fn request(&self, op: Op, handle: u32, a: u64, b: u32, data: &[u8], out: &mut [u8]) -> Result<(u32, usize), Error> {
+    pub fn request(
+        &self,
+        op: Op,
+        handle: u32,
+        a: u64,
+        b: u32,
+        data: &[u8],
+        out: &mut [u8],
+    ) -> Result<(u32, usize), Error> {
         let mut msg = [0u8; MAX];
         if HEADER + data.len() > MAX {
             return Err(Error::Ipc(Status::TooLarge));
