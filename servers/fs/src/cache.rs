@@ -41,6 +41,23 @@ struct Page {
     used: u64,
 }
 
+/// The pieces of a byte range `offset..offset + len`, page by page:
+/// (page, offset in the page, offset in the range, length).
+fn spans(offset: u64, len: usize) -> impl Iterator<Item = (u64, usize, usize, usize)> {
+    let mut done = 0;
+    core::iter::from_fn(move || {
+        if done >= len {
+            return None;
+        }
+        let at = offset + done as u64;
+        let (n, within) = (at / PAGE as u64, (at % PAGE as u64) as usize);
+        let take = (PAGE - within).min(len - done);
+        let span = (n, within, done, take);
+        done += take;
+        Some(span)
+    })
+}
+
 pub struct Cache<B: Blocks> {
     dev: B,
     pages: BTreeMap<u64, Page>,
@@ -97,32 +114,22 @@ impl<B: Blocks> Cache<B> {
 
     /// Reads `buf.len()` bytes at byte `offset` (which must lie on the disk).
     pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), FsError> {
-        let mut done = 0;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let (n, within) = (at / PAGE as u64, (at % PAGE as u64) as usize);
-            let take = (PAGE - within).min(buf.len() - done);
+        for (n, within, done, take) in spans(offset, buf.len()) {
             let page = self.page(n)?;
             buf[done..done + take].copy_from_slice(&page.data[within..within + take]);
-            done += take;
         }
         Ok(())
     }
 
     /// Writes `data` at byte `offset` into the cache (not the disk).
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), FsError> {
-        let mut done = 0;
-        while done < data.len() {
-            let at = offset + done as u64;
-            let (n, within) = (at / PAGE as u64, (at % PAGE as u64) as usize);
-            let take = (PAGE - within).min(data.len() - done);
+        for (n, within, done, take) in spans(offset, data.len()) {
             let page = self.page(n)?;
             page.data[within..within + take].copy_from_slice(&data[done..done + take]);
             if !page.dirty {
                 page.dirty = true;
                 self.dirty += 1;
             }
-            done += take;
         }
         Ok(())
     }
