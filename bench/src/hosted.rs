@@ -74,8 +74,27 @@ pub fn null_syscall(samples: u32, reps: u32) -> Result<Summary, String> {
     finish(run(&[("null", argv, 0)], "bench.null")?)
 }
 
+/// The `crc32` compute workload: `samples` passes over `len` bytes, each
+/// checked by the program against `expected`.
+pub fn crc32(samples: u32, len: u32, expected: u32) -> Result<Summary, String> {
+    let argv = vec!["bench.crc32".to_string(), samples.to_string(), len.to_string(), expected.to_string()];
+    finish(run(&[("crc32", argv, 0)], "bench.crc32")?)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn crc32_program_computes_the_reference_crc() {
+        let len = crate::workloads::CRC_BYTES;
+        let want = crate::workloads::crc32_reference(len as usize);
+        let s = super::crc32(5, len, want).unwrap();
+        assert!(s.min > 0 && s.iterations == 4, "{s:?}");
+        // A wrong expectation makes the program exit 1, not 0.
+        assert!(super::crc32(2, len, want ^ 1).is_err());
+        // And a shorter buffer has its own CRC.
+        assert!(super::crc32(2, 100, crate::workloads::crc32_reference(100)).is_ok());
+    }
+
     #[test]
     fn hosted_round_trips_and_null_calls() {
         let same = super::round_trip(0, 50).unwrap();

@@ -13,7 +13,7 @@ macro_rules! programs {
     };
 }
 
-programs!("clock", "null", "echo_server", "echo_client", "yield", "producer", "consumer", "nop");
+programs!("clock", "null", "crc32", "echo_server", "echo_client", "yield", "producer", "consumer", "nop");
 
 /// The assembled program `name`.
 pub fn get(name: &str) -> Vec<u8> {

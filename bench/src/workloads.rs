@@ -15,6 +15,42 @@ pub const CLOCK_READ: &str = "clock_read";
 pub const RT_SAME_CORE: &str = "ipc_rt/same_core";
 pub const CTX_SWITCH: &str = "ctx_switch";
 pub const SPAWN: &str = "spawn";
+pub const CRC32: &str = "crc32";
+
+/// Bytes of the buffer the `crc32` workload checksums per sample.
+pub const CRC_BYTES: u32 = 4096;
+
+/// The `crc32` workload's buffer: the top byte of each step of the LCG
+/// `x = x * 1664525 + 1013904223` (mod 2^32), from x = 1. The Wasm and
+/// native programs generate the same bytes themselves.
+pub fn crc_buffer(len: usize) -> alloc::vec::Vec<u8> {
+    let mut x: u32 = 1;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// CRC-32 (IEEE 802.3: reflected, polynomial 0xEDB88320, initial and
+/// final XOR 0xFFFFFFFF), computed bit by bit: the reference the
+/// table-driven Wasm and native programs are checked against.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = u32::MAX;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+/// The CRC the `crc32` workload must compute over its `len`-byte buffer.
+pub fn crc32_reference(len: usize) -> u32 {
+    crc32(&crc_buffer(len))
+}
 
 /// Round trip from core 0 to a server on core `k`; `busy`: both cores
 /// poll their rings instead of halting (no IPI needed).
@@ -45,6 +81,8 @@ pub struct Sizes {
     pub clock: u32,
     pub ctx_switch: u32,
     pub spawn: u32,
+    /// Samples of `crc32`, each one pass over [`CRC_BYTES`] bytes.
+    pub crc: u32,
     /// Messages each producer sends.
     pub msgs_per_producer: u32,
     /// Messages per throughput sample.
@@ -68,6 +106,7 @@ impl Sizes {
                 clock: 1_000,
                 ctx_switch: 1_000,
                 spawn: 30,
+                crc: 30,
                 msgs_per_producer: 2_000,
                 tput_batch: 50,
                 core_steps: &[1, 2, 4, 8],
@@ -82,6 +121,7 @@ impl Sizes {
                 clock: 40_000,
                 ctx_switch: 40_000,
                 spawn: 2_000,
+                crc: 300,
                 msgs_per_producer: 50_000,
                 tput_batch: 100,
                 core_steps: &[1, 2, 3, 4, 5, 6, 7, 8],
@@ -107,6 +147,7 @@ pub fn describe(name: &str) -> &'static str {
         CLOCK_READ => "cost of taking one timing sample (Wasm: two `time_now_ns` calls; native: lfence/rdtsc + rdtscp/lfence)",
         RT_SAME_CORE => "IPC round trip (call -> recv/reply -> reply delivered), caller and callee on core 0",
         CTX_SWITCH => "one context switch: two tasks on core 0 yielding to each other (a sample = 2 switches)",
+        CRC32 => "compute alone: CRC-32 (table-driven, a byte at a time) over a fixed 4 KiB buffer, the same algorithm in Wasm and in ring-3 machine code; per byte",
         SPAWN => "spawn a task that exits at once, and wait for its exit (Wasm: cached module; native: new page table + 3 pages)",
         _ if name.starts_with("ipc_rt/cross_idle") => "IPC round trip from core 0 to a server on core k, both cores halt when idle (IPI wake-up)",
         _ if name.starts_with("ipc_rt/cross_busy") => "IPC round trip from core 0 to a server on core k, both cores poll their rings (no IPI)",
@@ -138,6 +179,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn crc32_reference_is_the_ieee_crc() {
+        // The standard check value of CRC-32/ISO-HDLC.
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(&[]), 0);
+        let buf = crc_buffer(4);
+        // x1 = 1 * 1664525 + 1013904223 = 0x3C88_596C: its top byte first.
+        assert_eq!(buf[0], 0x3C);
+        assert_eq!(crc32_reference(CRC_BYTES as usize), crc32(&crc_buffer(CRC_BYTES as usize)));
+    }
+
+    #[test]
     fn names_and_sizes() {
         assert_eq!(rt_cross(false, 3), "ipc_rt/cross_idle/0-3");
         assert_eq!(rt_cross(true, 1), "ipc_rt/cross_busy/0-1");
@@ -151,6 +203,7 @@ mod tests {
             assert!(s.rt_same.max(s.clock).max(s.ctx_switch).max(s.null_samples) <= 57_344);
             assert!(s.msgs_per_producer * 8 / s.tput_batch < 57_344);
         }
+        assert!(q.crc.max(f.crc) <= 57_344 && CRC_BYTES <= 45_048, "the Wasm program's buffer and samples must fit");
         assert_eq!(warmup(1), 0);
         assert_eq!(warmup(5), 1);
         assert_eq!(warmup(1000), 100);

@@ -100,9 +100,9 @@ pub fn run(ctx: &mut Ctx, quick: bool) -> bool {
     log::info!("bench: TSC {} MHz (median of 5 x 50 ms against the PIT; boot said {} MHz)", hz / 1_000_000, boot_hz / 1_000_000);
     let rdtscp = has_rdtscp();
     let steps = sizes.core_steps.iter().filter(|&&n| n <= cores).count() as u32;
-    // clock, null, same-core, 2 x cross per other core, ctx, spawn,
-    // producers and pairs per step; each on two paths.
-    let planned = 2 * (5 + 2 * (cores as u32 - 1) + 2 * steps);
+    // clock, null, crc32, same-core, 2 x cross per other core, ctx,
+    // spawn, producers and pairs per step; each on two paths.
+    let planned = 2 * (6 + 2 * (cores as u32 - 1) + 2 * steps);
     result!("{}", Start { tsc_hz: clock::tsc_hz(), cpus: cores as u32, quick, rdtscp, planned, rounds: sizes.rounds });
     if !rdtscp {
         log::warn!("no RDTSCP: timing with lfence; rdtsc instead");
@@ -130,6 +130,7 @@ impl Bench<'_> {
         let s = self.sizes;
         self.both(workloads::CLOCK_READ, |b, p| b.clock(p))?;
         self.both(workloads::NULL_SYSCALL, |b, p| b.null_syscall(p))?;
+        self.both(workloads::CRC32, |b, p| b.crc32(p))?;
         self.both(workloads::RT_SAME_CORE, |b, p| b.round_trip(p, 0, false, s.rt_same))?;
         for busy in [false, true] {
             for k in 1..self.cores {
@@ -202,6 +203,32 @@ impl Bench<'_> {
             _ => self.wasm_single("null", &[n, batch / 10], 0)?,
         };
         r.batch = batch as u64;
+        Ok(r)
+    }
+
+    /// Interpreter speed on its own: CRC-32 over a fixed buffer, timed
+    /// per pass, reported per byte. Both programs build the table and the
+    /// buffer themselves and are checked against the reference CRC (the
+    /// Wasm program exits 1 on a mismatch; the native one exits with its
+    /// CRC).
+    fn crc32(&mut self, path: Path) -> Result<Report, String> {
+        let (n, len) = (self.sizes.crc, workloads::CRC_BYTES);
+        let want = workloads::crc32_reference(len as usize);
+        let mut r = match path {
+            Path::Native => {
+                // Samples, then the table (1 KiB), then the buffer.
+                let pages = (n as u64 * 8 + 1024 + len as u64).div_ceil(crate::memory::PAGE_SIZE);
+                let task = native::task(0, Program::Crc32, len as u64, n as u64, pages).map_err(|e| format!("{e:?}"))?;
+                native::start(task, 0);
+                let tasks = self.native_wait(&[0])?;
+                if tasks[0].exit_code != want as u64 {
+                    return Err(format!("native CRC {:#x}, expected {want:#x}", tasks[0].exit_code));
+                }
+                Report::cycles(tasks[0].samples(n as usize))
+            }
+            _ => self.wasm_single("crc32", &[n, len, want], 0)?,
+        };
+        r.batch = len as u64;
         Ok(r)
     }
 

@@ -15,6 +15,15 @@
 //! SS from STAR[63:48] + 8 and CS from STAR[63:48] + 16, so user data
 //! must come right before user code. An interrupt that arrives while a
 //! core runs ring-3 code switches to the TSS's RSP0 stack.
+//!
+//! SSE: the kernel is compiled for `kernel/x86_64-wasmos-kernel.json`,
+//! a hard-float target with SSE2 (see ARCHITECTURE.md, "The kernel
+//! target"), so any Rust code may use XMM registers. [`enable_sse`] makes
+//! that legal and runs on every core before its first Rust code: on the
+//! BSP first thing in `kmain`, on the APs in the trampoline's own
+//! assembly (`wasmos_smp::trampoline`), and again, harmlessly, in
+//! [`init_this_core`]. Who saves the XMM state where: `interrupts.rs`
+//! (every interrupt and exception) and `native/entry.rs` (ring 3).
 
 use alloc::boxed::Box;
 use x86_64::VirtAddr;
@@ -71,6 +80,57 @@ pub fn load_tables(double_fault_stack: VirtAddr, nmi_stack: VirtAddr, ring3_inte
     Selectors { kernel_code, kernel_data, user_data, user_code }
 }
 
+const CR0_MP: u64 = 1 << 1;
+const CR0_EM: u64 = 1 << 2;
+const CR0_TS: u64 = 1 << 3;
+const CR4_OSFXSR: u64 = 1 << 9;
+const CR4_OSXMMEXCPT: u64 = 1 << 10;
+/// MXCSR at reset: every SIMD floating-point exception masked, round to
+/// nearest, no flush-to-zero: what Wasm's float semantics expect.
+const MXCSR_DEFAULT: u32 = 0x1F80;
+
+/// Turns SSE on for this core: CR0.EM clear (no x87 emulation trap),
+/// CR0.MP set (WAIT honours TS), CR0.TS clear (no lazy-switch trap: the
+/// kernel saves state eagerly where it must), CR4.OSFXSR (FXSAVE/FXRSTOR
+/// and SSE instructions allowed), CR4.OSXMMEXCPT (an unmasked SIMD
+/// exception is #XM, not #UD); then a clean x87 state and the default
+/// MXCSR. Always inlined and written in assembly only, so that the code
+/// calling it has no SSE instruction before it (`kmain`).
+#[inline(always)]
+pub fn enable_sse() {
+    // SAFETY: only CR0.EM/MP/TS and CR4.OSFXSR/OSXMMEXCPT change, which
+    // enables instructions and touches no memory but the stack slot MXCSR
+    // is loaded from; paging, protection and caching bits are kept.
+    unsafe {
+        core::arch::asm!(
+            "mov {t}, cr0",
+            "and {t}, {clear0}",
+            "or {t}, {set0}",
+            "mov cr0, {t}",
+            "mov {t}, cr4",
+            "or {t}, {set4}",
+            "mov cr4, {t}",
+            "fninit",
+            "push {mxcsr}",
+            "ldmxcsr [rsp]",
+            "add rsp, 8",
+            t = out(reg) _,
+            clear0 = const !(CR0_EM | CR0_TS) as i64,
+            set0 = const CR0_MP,
+            set4 = const CR4_OSFXSR | CR4_OSXMMEXCPT,
+            mxcsr = const MXCSR_DEFAULT as u64,
+        );
+    }
+}
+
+/// Whether SSE is on for this core as [`enable_sse`] leaves it.
+pub fn sse_enabled() -> bool {
+    let (cr0, cr4): (u64, u64);
+    // SAFETY: reading CR0 and CR4 has no side effect.
+    unsafe { core::arch::asm!("mov {}, cr0", "mov {}, cr4", out(reg) cr0, out(reg) cr4, options(nomem, nostack, preserves_flags)) };
+    cr0 & (CR0_EM | CR0_TS) == 0 && cr0 & CR0_MP != 0 && cr4 & (CR4_OSFXSR | CR4_OSXMMEXCPT) == CR4_OSFXSR | CR4_OSXMMEXCPT
+}
+
 /// Index of the executing core (0 = bootstrap processor). Safe to call at
 /// any time: before per-CPU data is set up (GS base still 0) it answers 0,
 /// which is right because only the BSP runs that early.
@@ -94,6 +154,7 @@ pub fn halt_forever() -> ! {
 /// the shared IDT. Runs once per core: on the BSP right after memory is up,
 /// on each AP first thing after the trampoline.
 pub fn init_this_core(cpu_index: usize) {
+    enable_sse();
     let (double_fault, nmi, ring3) = crate::memory::with(|m| {
         let df = m.alloc_stack(crate::smp::IST_STACK_PAGES);
         let nmi = m.alloc_stack(crate::smp::IST_STACK_PAGES);

@@ -83,7 +83,25 @@ wasmos_isr_stubs:
 ///
 /// The CPU aligns RSP to 16 bytes before pushing its 5-word frame; with
 /// the 2 words of the stub and the 15 registers saved here the total is
-/// 22 words, so RSP is 16-byte aligned at the `call` as the ABI requires.
+/// 22 words, so RSP is 16-byte aligned for FXSAVE's 512-byte area below
+/// them and at the `call` as the ABI requires.
+///
+/// The FPU/SSE state (x87, MMX, XMM0-15, MXCSR) is saved with `fxsave64`
+/// before the dispatcher runs and restored with `fxrstor64` after it.
+/// Why save rather than compile the handlers without SSE: the kernel is
+/// built for a hard-float target, so the interrupted code, kernel code
+/// as much as a ring-3 task, may have live values in XMM registers
+/// (wasmi's handlers keep the Wasm float accumulators there), and an
+/// interrupt may arrive between any two instructions. Rust has no stable
+/// way to forbid SSE in one function and everything it calls (the
+/// dispatcher calls into `wasmos_smp`, `log` and the formatting code,
+/// all of which may use XMM registers for copies), so "handlers do not
+/// touch SSE" could not be guaranteed, only hoped for. Saving is cheap
+/// next to an interrupt's own cost, and handlers never switch tasks (the
+/// timer only counts; preemption of Wasm tasks is by fuel), so the state
+/// goes back to exactly the code it was taken from. No XSAVE: the kernel
+/// enables no AVX state (CR4.OSXSAVE stays clear), so FXSAVE covers
+/// every register the CPU lets anyone use.
 ///
 /// An interrupt from ring 3 (a native benchmark task, `native/`) arrives
 /// with the user's GS base loaded: `swapgs` puts the kernel's per-CPU GS
@@ -100,8 +118,12 @@ unsafe extern "C" fn interrupt_common() {
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
         "mov rdi, rsp",
+        "sub rsp, {fx}",
+        "fxsave64 [rsp]",
         "cld",
         "call {dispatch}",
+        "fxrstor64 [rsp]",
+        "add rsp, {fx}",
         "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
         "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
         "test byte ptr [rsp + 24], 3",
@@ -112,8 +134,12 @@ unsafe extern "C" fn interrupt_common() {
         "add rsp, 16",
         "iretq",
         dispatch = sym interrupt_dispatch,
+        fx = const FXSAVE_BYTES,
     )
 }
+
+/// Size of the FXSAVE area (16-byte aligned).
+const FXSAVE_BYTES: usize = 512;
 
 unsafe extern "C" {
     static wasmos_isr_stubs: u8;
@@ -324,7 +350,7 @@ fn fatal_exception(frame: &TrapFrame, address: u64) -> ! {
 /// from `rbp` (the kernel is built with frame pointers). Every read goes
 /// through the fault-catching probe, so a corrupt chain ends the walk
 /// instead of faulting again. Resolve with
-/// `addr2line -e target/x86_64-unknown-none/<profile>/wasmos-kernel`
+/// `addr2line -e target/x86_64-wasmos-kernel/<profile>/wasmos-kernel`
 /// after subtracting the kernel's load offset (0x10000000000 under QEMU).
 fn print_backtrace(mut rbp: u64) {
     crate::console::emergency_log(format_args!("  backtrace:"));

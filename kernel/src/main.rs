@@ -69,7 +69,19 @@ impl Firmware {
     }
 }
 
+/// The bootloader's entry: turns SSE on before anything else runs. The
+/// kernel is compiled with SSE (a hard-float target), so any Rust code
+/// may use XMM registers; until CR4.OSFXSR is set they raise #UD. This
+/// function has no locals and `enable_sse` is inline assembly, so no
+/// compiler-generated SSE instruction comes first (checked in the
+/// disassembly: ARCHITECTURE.md, "The kernel target").
 fn kmain(boot_info: &'static mut BootInfo) -> ! {
+    cpu::enable_sse();
+    kmain_with_sse(boot_info)
+}
+
+#[inline(never)]
+fn kmain_with_sse(boot_info: &'static mut BootInfo) -> ! {
     console::init();
     let firmware = if boot_info
         .memory_regions
@@ -83,6 +95,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
     let boot_info: &'static BootInfo = boot_info;
     let mem = memory::init(boot_info);
     cpu::init_this_core(0);
+    smp::record_bsp_stack(BSP_STACK_BYTES);
     let config = boot_config::BootConfig::from_boot_info(boot_info);
     if matches!(config.mode, Mode::Test | Mode::Soak | Mode::Bench) {
         // Announce the result channel as early as possible, so that even a

@@ -2,7 +2,7 @@
 //! memory it needs (APIC page, trampoline page, AP stacks), calibrates the
 //! clocks, brings every AP online and gives each core its idle loop.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use bootloader_api::BootInfo;
 use wasmos_smp::{clock, lapic, madt, percpu, pit, trampoline};
@@ -24,6 +24,38 @@ pub const IST_STACK_PAGES: u64 = 4;
 const AP_START_TIMEOUT_MS: u64 = 5_000;
 /// Calibration window on the PIT.
 const CALIBRATION_MS: u64 = 20;
+
+/// The lowest mapped address of each core's kernel stack (0: not known).
+/// Every one has an unmapped guard page right below it: the APs' stacks
+/// come from `Memory::alloc_stack`, the BSP's from the bootloader, which
+/// leaves a guard page below the kernel stack (bootloader 0.11); the
+/// BSP's bottom is found by [`record_bsp_stack`].
+static STACK_BOTTOM: [AtomicU64; wasmos_smp::MAX_CPUS] = [const { AtomicU64::new(0) }; wasmos_smp::MAX_CPUS];
+
+/// Where core `core`'s kernel stack ends (its lowest mapped address).
+pub fn stack_bottom(core: usize) -> Option<u64> {
+    STACK_BOTTOM.get(core).map(|b| b.load(Ordering::Acquire)).filter(|&b| b != 0)
+}
+
+/// Finds the bottom of the BSP's stack: the lowest page of the mapped run
+/// that holds the current stack pointer, at most `max_bytes` below it
+/// (reads go through the fault-catching probe, so the IDT must be
+/// loaded). Beyond `max_bytes` there is no guard page where the stack
+/// should end, and nothing is recorded.
+pub fn record_bsp_stack(max_bytes: u64) {
+    let rsp: u64;
+    // SAFETY: reads the stack pointer only.
+    unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    let mut bottom = rsp & !(memory::PAGE_SIZE - 1);
+    while rsp - bottom < max_bytes {
+        if crate::interrupts::probe_read_u64(bottom - memory::PAGE_SIZE).is_err() {
+            STACK_BOTTOM[0].store(bottom, Ordering::Release);
+            return;
+        }
+        bottom -= memory::PAGE_SIZE;
+    }
+    log::warn!("no guard page found within {max_bytes} bytes below the BSP's stack pointer");
+}
 
 /// What start-up found and achieved, for the banner and the test harness.
 pub struct SystemInfo {
@@ -134,6 +166,7 @@ fn start_application_processors(count: usize) {
     let page_phys = page.start_address().as_u64();
     for cpu_index in 1..count {
         let stack = memory::with(|m| m.alloc_stack(AP_STACK_PAGES)).expect("out of memory for AP stacks");
+        STACK_BOTTOM[cpu_index].store(stack.bottom.as_u64(), Ordering::Release);
         let boot = trampoline::ApBoot {
             page_phys,
             page_virt: memory::phys_to_virt(page_phys).as_mut_ptr(),

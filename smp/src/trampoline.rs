@@ -8,7 +8,9 @@
 //! 1. real mode: find our base from CS, load a tiny GDT, set CR0.PE;
 //! 2. 32-bit protected mode: CR4.PAE, CR3 = kernel PML4, EFER.LME and
 //!    EFER.NXE (the kernel's tables use the NX bit: without NXE those
-//!    entries are malformed), then CR0.PG|WP;
+//!    entries are malformed), then CR0.PG|WP; and SSE (CR4.OSFXSR and
+//!    OSXMMEXCPT, CR0.MP set, EM and TS clear), because the kernel is
+//!    compiled with SSE and the first Rust code below may use it;
 //! 3. 64-bit mode: load the stack, argument and entry point the BSP left
 //!    in the parameter block at the end of the page, and call the entry.
 //!
@@ -61,7 +63,7 @@ wasmos_ap_trampoline_start:
     movw %ax, %ss
     leal 0x1000(%ebx), %esp
     movl %cr4, %eax
-    orl $(1 << 5), %eax
+    orl $((1 << 5) | (1 << 9) | (1 << 10)), %eax
     movl %eax, %cr4
     movl (wasmos_ap_trampoline_params - wasmos_ap_trampoline_start)(%ebx), %eax
     movl %eax, %cr3
@@ -70,7 +72,8 @@ wasmos_ap_trampoline_start:
     orl $((1 << 8) | (1 << 11)), %eax
     wrmsr
     movl %cr0, %eax
-    orl $((1 << 31) | (1 << 16)), %eax
+    orl $((1 << 31) | (1 << 16) | (1 << 1)), %eax
+    andl $~((1 << 2) | (1 << 3)), %eax
     movl %eax, %cr0
     leal (5f - wasmos_ap_trampoline_start)(%ebx), %eax
     pushl $0x18

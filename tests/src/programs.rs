@@ -35,6 +35,7 @@ programs!(
     "cpu_hog",
     "flooder",
     "forger",
+    "host_calls",
 );
 
 /// Assembles `(module <prelude> <body>)`.

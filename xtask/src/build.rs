@@ -10,7 +10,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{BuildOpts, Mode};
 
-pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
+/// The kernel's target: `x86_64-unknown-none` with SSE2 and the hard-float
+/// ABI (ARCHITECTURE.md, "The kernel target"), a JSON spec in the
+/// repository. Custom targets have no prebuilt `core`/`alloc`, so they
+/// are built from the toolchain's `rust-src` (`-Zbuild-std`), which needs
+/// RUSTC_BOOTSTRAP=1 on the pinned stable toolchain, as the image
+/// builder's bootloader build does.
+pub const KERNEL_TARGET_SPEC: &str = "kernel/x86_64-wasmos-kernel.json";
+/// The target's name: its spec's file stem, which names the directory
+/// under `target/`.
+pub const KERNEL_TARGET: &str = "x86_64-wasmos-kernel";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
@@ -131,7 +140,11 @@ pub fn kernel(root: &Path, profile: Profile) -> Result<PathBuf> {
 
 fn kernel_with(root: &Path, profile: Profile, quiet: bool) -> Result<PathBuf> {
     let mut cmd = cargo();
-    cmd.args(["build", "--package", "wasmos-kernel", "--target", KERNEL_TARGET]);
+    cmd.args(["build", "--package", "wasmos-kernel", "--target", KERNEL_TARGET_SPEC]);
+    // `compiler-builtins-mem`: memcpy and friends, which the prebuilt
+    // `core` of x86_64-unknown-none carried.
+    cmd.args(["-Zbuild-std=core,alloc,compiler_builtins", "-Zbuild-std-features=compiler-builtins-mem", "-Zjson-target-spec"]);
+    cmd.env("RUSTC_BOOTSTRAP", "1");
     if quiet {
         cmd.arg("--quiet");
     }

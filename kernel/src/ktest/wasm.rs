@@ -18,6 +18,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "wasm::ping_pong_same_core", run: ping_pong_same_core },
     Test { name: "wasm::ping_pong_cross_core", run: ping_pong_cross_core },
     Test { name: "wasm::all_to_all_storm", run: all_to_all_storm },
+    Test { name: "wasm::ten_million_host_calls", run: ten_million_host_calls },
     Test { name: "wasm::fuel_preempts_infinite_loop", run: fuel_preempts_infinite_loop },
     Test { name: "wasm::faults_are_contained", run: faults_are_contained },
     Test { name: "wasm::caller_of_dead_server_told", run: caller_of_dead_server_told },
@@ -105,6 +106,33 @@ fn all_to_all_storm(ctx: &mut Ctx) -> TestResult {
         ensure!(*exit == exited(expected), "{} on core {}: {exit:?}, expected {expected}", if i % 2 == 0 { "sink" } else { "sender" }, i / 2);
     }
     crate::kprintln!("  storm: {} messages counted across {} cores", 200 * cores * cores, cores);
+    Ok(())
+}
+
+/// One Wasm loop making ten million host calls (`host_calls.wat`) on a
+/// kernel stack with a guard page right below it, checked first: the
+/// stack's lowest page reads, the page under it page-faults. An
+/// interpreter whose dispatch grew the native stack with every executed
+/// instruction (wasmi's tail-call handlers on a soft-float target end in
+/// `call`, not `jmp`) runs into that page long before the end and the
+/// machine stops with a double fault; the task must instead exit with
+/// the count of calls made. Also checks that SSE is on for the core the
+/// test runs on (the kernel is compiled with it).
+fn ten_million_host_calls(ctx: &mut Ctx) -> TestResult {
+    ensure!(crate::cpu::sse_enabled(), "SSE is not enabled on core {} (CR0/CR4)", crate::cpu::current_index());
+    let core = last_core(ctx);
+    let bottom = crate::smp::stack_bottom(core as usize).ok_or(format!("core {core}'s stack bottom is not known"))?;
+    ensure!(crate::interrupts::probe_read_u64(bottom).is_ok(), "the lowest page of core {core}'s stack ({bottom:#x}) is not mapped");
+    match crate::interrupts::probe_read_u64(bottom - 8) {
+        Ok(v) => return Err(format!("no guard page below core {core}'s stack: {:#x} reads {v:#x}", bottom - 8)),
+        Err(f) => ensure!(f.vector == 14 && f.error_code & 1 == 0, "reading the guard page: {f:?}, expected a not-present page fault"),
+    }
+    let start = crate::smp::now_ns();
+    let id = spawn(ctx, "host_calls", core)?;
+    let exits = wait(ctx, &[id], 300);
+    ensure!(exits == [exited(10_000_000)], "host_calls ended {exits:?}, expected 10000000 calls made (-1: a wrong core_id)");
+    let ms = (crate::smp::now_ns() - start) / 1_000_000;
+    crate::kprintln!("  10M host calls on core {core} in {ms} ms; its stack ends at {bottom:#x}, guard page below");
     Ok(())
 }
 

@@ -18,6 +18,25 @@
 //! So a context switch saves and restores exactly the callee-saved
 //! registers, the stack pointer, RIP and RFLAGS, and the result registers.
 //!
+//! FPU/SSE state. The kernel is compiled with SSE (a hard-float target),
+//! so the Rust code a system call runs may overwrite XMM registers. The
+//! system-call ABI treats the XMM registers as the SysV ABI treats them
+//! across a call: not preserved. On every way back to ring 3
+//! ([`resume_user`]) XMM0-15 are zeroed, so no value of the kernel's, of a
+//! Wasm task's or of another native task's reaches the task. Because
+//! native tasks are switched only inside system calls (never preempted),
+//! nothing else of their SSE state needs saving on a switch: whatever a
+//! task had in XMM registers it gave up at its system call. The x87/MMX
+//! state and MXCSR's control bits are not touched by the kernel at all
+//! (the target disables MMX, x87 is never generated, and Rust never
+//! writes MXCSR). Interrupts taken in ring 3 save and restore the whole
+//! FXSAVE state (`interrupts.rs`), so asynchronous entries preserve
+//! everything. The programs (`programs.rs`) use no SSE; a native task
+//! that kept SSE values across system calls would need an FXSAVE area in
+//! its `Task` and a save at entry, which the baseline does not pay for
+//! because it does not need it (as seL4 switches FPU state lazily, only
+//! for tasks that use it).
+//!
 //! Per-core words the stub needs before it has a stack sit in the per-CPU
 //! data, reached through GS after `swapgs` ([`wasmos_smp::percpu::PerCpu::kernel_words`]).
 
@@ -154,10 +173,16 @@ unsafe extern "C" fn syscall_entry() {
     )
 }
 
-/// Loads the task registers at `rax` and returns to ring 3.
+/// Loads the task registers at `rax` and returns to ring 3, with the XMM
+/// registers zeroed (see the module comment: the kernel's values must not
+/// leak to ring 3).
 #[unsafe(naked)]
 unsafe extern "C" fn resume_user() {
     naked_asm!(
+        "xorps xmm0, xmm0", "xorps xmm1, xmm1", "xorps xmm2, xmm2", "xorps xmm3, xmm3",
+        "xorps xmm4, xmm4", "xorps xmm5, xmm5", "xorps xmm6, xmm6", "xorps xmm7, xmm7",
+        "xorps xmm8, xmm8", "xorps xmm9, xmm9", "xorps xmm10, xmm10", "xorps xmm11, xmm11",
+        "xorps xmm12, xmm12", "xorps xmm13, xmm13", "xorps xmm14, xmm14", "xorps xmm15, xmm15",
         "mov rsp, rax",
         "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "pop rbp", "pop r11", "pop rcx",
         "mov rax, [rsp + 8]",
