@@ -51,7 +51,9 @@ pub fn all() -> Vec<Suite> {
         smp,
         mode: "test",
         expect: Expect::KernelTests,
-        timeout_secs: 240,
+        // wasm::ten_million_host_calls alone takes tens of seconds under
+        // TCG on a busy 2-CPU host.
+        timeout_secs: 420,
     };
     vec![
         kernel("bios-smp1", Firmware::Bios, 1),

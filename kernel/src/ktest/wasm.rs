@@ -130,7 +130,7 @@ fn ten_million_host_calls(ctx: &mut Ctx) -> TestResult {
     let start = crate::smp::now_ns();
     let id = spawn(ctx, "host_calls", core)?;
     let exits = wait(ctx, &[id], 300);
-    ensure!(exits == [exited(10_000_000)], "host_calls ended {exits:?}, expected 10000000 calls made (-1: a wrong core_id)");
+    ensure!(exits == [exited(10_000_000)], "host_calls ended {exits:?}, expected 10000000 calls made (-1: core_id answers did not add up)");
     let ms = (crate::smp::now_ns() - start) / 1_000_000;
     crate::kprintln!("  10M host calls on core {core} in {ms} ms; its stack ends at {bottom:#x}, guard page below");
     Ok(())
