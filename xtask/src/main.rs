@@ -13,6 +13,7 @@ mod build;
 mod disk;
 mod fuzz;
 mod prereq;
+mod profile;
 mod qemu;
 mod soak;
 mod test;
@@ -49,6 +50,12 @@ enum Command {
     Bench(BenchOpts),
     /// Make a disk image, or put host files on it and take them off.
     Disk(disk::DiskOpts),
+    /// Instruction counts per IPC operation on the hosted runtime (callgrind).
+    Profile {
+        /// Also show where each operation's instructions go, per function.
+        #[arg(long)]
+        breakdown: bool,
+    },
     /// (Internal) the other process of the pipe ping-pong baseline.
     #[command(name = "bench-pipe-child", hide = true)]
     BenchPipeChild { cpu: usize },
@@ -248,6 +255,7 @@ fn run(cli: Cli) -> Result<()> {
             bench::run(&root, &bench::Opts { quick: opts.quick, smp: opts.smp, accel: opts.accel, out, quiet: false }).map(drop)
         }
         Command::Disk(opts) => disk::command(&root, &opts),
+        Command::Profile { breakdown } => profile::run(&root, breakdown),
         Command::BenchPipeChild { cpu } => {
             wasmos_bench::host::pipe_child(cpu);
             Ok(())
