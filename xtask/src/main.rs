@@ -241,7 +241,12 @@ fn run(cli: Cli) -> Result<i32> {
             let out = opts.out.as_ref().map(|p| cwd.join(p));
             bench::run(&root, &bench::Opts { quick: opts.quick, smp: opts.smp, accel: opts.accel, out, quiet: false }).map(|_| 0)
         }
-        Command::Disk(opts) => disk::command(&root, &opts).map(|()| 0),
+        Command::Disk(opts) => {
+            // Its FILE and DEST paths are the user's, relative to where
+            // the command was given.
+            std::env::set_current_dir(&cwd)?;
+            disk::command(&root, &opts).map(|()| 0)
+        }
         Command::BenchPipeChild { cpu } => {
             wasmos_bench::host::pipe_child(cpu);
             Ok(0)
