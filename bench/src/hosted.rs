@@ -37,10 +37,10 @@ impl Platform for Capture {
 
 /// Runs bench programs `(program, argv, core)` on a two-core hosted
 /// system until all exit; returns the samples task `timed` recorded (ns).
-fn run(tasks: &[(&str, Vec<String>, i32)], timed: &str) -> Result<Vec<u64>, String> {
+fn run(tasks: &[(&str, Vec<String>, i32)], timed: &str, config: Config) -> Result<Vec<u64>, String> {
     let wakers = Arc::new(Wakers::new(2));
     let platform = Arc::new(Capture { wakers: wakers.clone(), console: Mutex::new(HashMap::new()) });
-    let sys = Arc::new(System::new(2, Config::default(), platform.clone()));
+    let sys = Arc::new(System::new(2, config, platform.clone()));
     let mut ids = Vec::new();
     for (program, argv, core) in tasks {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -59,27 +59,32 @@ fn finish(mut samples: Vec<u64>) -> Result<Summary, String> {
     summarize(&mut samples[w..]).ok_or_else(|| "no samples".to_string())
 }
 
-/// Call/reply round trip, client on core 0, server on `server_core`.
-pub fn round_trip(server_core: i32, n: u32) -> Result<Summary, String> {
+/// Call/reply round trip, client on core 0, server on `server_core`;
+/// `handoff` false: same-core calls go through the ready queue.
+pub fn round_trip(server_core: i32, n: u32, handoff: bool) -> Result<Summary, String> {
     let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let config = if handoff { Config::default() } else { Config { handoff_depth: 0, ..Config::default() } };
     finish(run(
         &[("echo_server", argv(&["bench.server"]), server_core), ("echo_client", argv(&["bench.client", &n.to_string()]), 0)],
         "bench.client",
+        config,
     )?)
 }
 
 /// The null system call (`core_id`), `reps` x 10 per sample.
 pub fn null_syscall(samples: u32, reps: u32) -> Result<Summary, String> {
     let argv = vec!["bench.null".to_string(), samples.to_string(), reps.to_string()];
-    finish(run(&[("null", argv, 0)], "bench.null")?)
+    finish(run(&[("null", argv, 0)], "bench.null", Config::default())?)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn hosted_round_trips_and_null_calls() {
-        let same = super::round_trip(0, 50).unwrap();
-        let cross = super::round_trip(1, 50).unwrap();
+        let same = super::round_trip(0, 50, true).unwrap();
+        let queued = super::round_trip(0, 50, false).unwrap();
+        let cross = super::round_trip(1, 50, true).unwrap();
+        assert!(queued.min > 0);
         assert!(same.min > 0 && same.median <= same.p99 && cross.median <= cross.p99);
         let null = super::null_syscall(20, 2).unwrap();
         assert!(null.min > 0);

@@ -269,7 +269,13 @@ impl Results {
                 problems.push(format!("{name}: measured on {p:?} only; both paths expected"));
             }
         }
-        for must in [crate::workloads::NULL_SYSCALL, crate::workloads::RT_SAME_CORE, crate::workloads::SPAWN, crate::workloads::CTX_SWITCH] {
+        for must in [
+            crate::workloads::NULL_SYSCALL,
+            crate::workloads::RT_SAME_CORE,
+            crate::workloads::RT_SAME_CORE_QUEUED,
+            crate::workloads::SPAWN,
+            crate::workloads::CTX_SWITCH,
+        ] {
             if !paths.contains_key(must) {
                 problems.push(format!("{must} missing"));
             }
@@ -460,6 +466,8 @@ mod tests {
             w("null_syscall", Path::Native, Unit::Cycles, summary(300, 400, 900)),
             w("ipc_rt/same_core", Path::Wasm, Unit::Ns, summary(900, 1000, 3000)),
             w("ipc_rt/same_core", Path::Native, Unit::Cycles, summary(3000, 4000, 9000)),
+            w("ipc_rt/same_core_queued", Path::Wasm, Unit::Ns, summary(1900, 2000, 4000)),
+            w("ipc_rt/same_core_queued", Path::Native, Unit::Cycles, summary(3000, 4000, 9000)),
             w("spawn", Path::Wasm, Unit::Cycles, summary(1, 2, 3)),
             w("spawn", Path::Native, Unit::Cycles, summary(1, 2, 3)),
             w("ctx_switch", Path::Wasm, Unit::Ns, summary(1, 2, 3)),

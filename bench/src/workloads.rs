@@ -3,7 +3,7 @@
 //! Wasm programs and describes the figures), so the two cannot disagree.
 //!
 //! Names are `/`-separated: `null_syscall`, `clock_read`,
-//! `ipc_rt/same_core`, `ipc_rt/cross_idle/0-<k>`, `ipc_rt/cross_busy/0-<k>`,
+//! `ipc_rt/same_core`, `ipc_rt/same_core_queued`, `ipc_rt/cross_idle/0-<k>`, `ipc_rt/cross_busy/0-<k>`,
 //! `ctx_switch`, `spawn`, `throughput/producers/<p>`, `throughput/pairs/<n>`;
 //! host baselines start with `host/` or `hosted/`.
 
@@ -13,6 +13,8 @@ use alloc::string::String;
 pub const NULL_SYSCALL: &str = "null_syscall";
 pub const CLOCK_READ: &str = "clock_read";
 pub const RT_SAME_CORE: &str = "ipc_rt/same_core";
+/// The same-core round trip with hand-offs turned off (the ready queue).
+pub const RT_SAME_CORE_QUEUED: &str = "ipc_rt/same_core_queued";
 pub const CTX_SWITCH: &str = "ctx_switch";
 pub const SPAWN: &str = "spawn";
 
@@ -105,7 +107,8 @@ pub fn describe(name: &str) -> &'static str {
     match name {
         NULL_SYSCALL => "null system call: Wasm `core_id` host call / native SYSCALL+SYSRET doing nothing",
         CLOCK_READ => "cost of taking one timing sample (Wasm: two `time_now_ns` calls; native: lfence/rdtsc + rdtscp/lfence)",
-        RT_SAME_CORE => "IPC round trip (call -> recv/reply -> reply delivered), caller and callee on core 0",
+        RT_SAME_CORE => "IPC round trip (call -> recv/reply -> reply delivered), caller and callee on core 0 (Wasm: direct hand-off)",
+        RT_SAME_CORE_QUEUED => "the same-core round trip with Wasm hand-offs turned off: both sides suspend and go through the ready queue (native: as ipc_rt/same_core)",
         CTX_SWITCH => "one context switch: two tasks on core 0 yielding to each other (a sample = 2 switches)",
         SPAWN => "spawn a task that exits at once, and wait for its exit (Wasm: cached module; native: new page table + 3 pages)",
         _ if name.starts_with("ipc_rt/cross_idle") => "IPC round trip from core 0 to a server on core k, both cores halt when idle (IPI wake-up)",
@@ -127,6 +130,7 @@ fn host_description(name: &str) -> &'static str {
         "host/futex/same_core" => "Linux condvar (futex) ping-pong between two threads pinned to one CPU",
         "host/futex/cross_core" => "Linux condvar (futex) ping-pong between two threads on two CPUs",
         "hosted/ipc_rt/same_core" => "the hosted runtime (same sched code on Linux threads): Wasm IPC round trip, one core",
+        "hosted/ipc_rt/same_core_queued" => "the hosted runtime: Wasm IPC round trip, one core, hand-offs turned off",
         "hosted/ipc_rt/cross_core" => "the hosted runtime: Wasm IPC round trip between two core threads",
         "hosted/null_syscall" => "the hosted runtime: Wasm `core_id` host call",
         _ => "host baseline",

@@ -3,7 +3,8 @@
 //! - [`abi`]: the system-call ABI Wasm programs see (import module
 //!   `wasmos`): function names, status codes, message and info layouts.
 //!   This is the one place the ABI is written down; `docs/ABI.md` mirrors it.
-//! - [`ids`]: task ids that detect staleness (generation counters).
+//! - [`ids`]: task ids; [`directory`]: the lock-free table of live tasks
+//!   (home core, liveness, queued-message count) that ids index.
 //! - [`caps`]: per-task capability (handle) tables.
 //! - [`message`]: messages in flight (owned payload, inline when small).
 //! - [`ring`]: the per-core lock-free MPSC inbox and its sleep/wake protocol.
@@ -26,6 +27,8 @@ pub mod net;
 pub mod sysinfo;
 #[cfg(feature = "runtime")]
 pub mod caps;
+#[cfg(feature = "runtime")]
+pub mod directory;
 #[cfg(feature = "runtime")]
 pub mod ids;
 #[cfg(feature = "runtime")]

@@ -100,9 +100,9 @@ pub fn run(ctx: &mut Ctx, quick: bool) -> bool {
     log::info!("bench: TSC {} MHz (median of 5 x 50 ms against the PIT; boot said {} MHz)", hz / 1_000_000, boot_hz / 1_000_000);
     let rdtscp = has_rdtscp();
     let steps = sizes.core_steps.iter().filter(|&&n| n <= cores).count() as u32;
-    // clock, null, same-core, 2 x cross per other core, ctx, spawn,
-    // producers and pairs per step; each on two paths.
-    let planned = 2 * (5 + 2 * (cores as u32 - 1) + 2 * steps);
+    // clock, null, same-core (hand-off and queued), 2 x cross per other
+    // core, ctx, spawn, producers and pairs per step; each on two paths.
+    let planned = 2 * (6 + 2 * (cores as u32 - 1) + 2 * steps);
     result!("{}", Start { tsc_hz: clock::tsc_hz(), cpus: cores as u32, quick, rdtscp, planned, rounds: sizes.rounds });
     if !rdtscp {
         log::warn!("no RDTSCP: timing with lfence; rdtsc instead");
@@ -131,6 +131,11 @@ impl Bench<'_> {
         self.both(workloads::CLOCK_READ, |b, p| b.clock(p))?;
         self.both(workloads::NULL_SYSCALL, |b, p| b.null_syscall(p))?;
         self.both(workloads::RT_SAME_CORE, |b, p| b.round_trip(p, 0, false, s.rt_same))?;
+        let depth = self.ctx.sys.handoff_depth();
+        self.ctx.sys.set_handoff_depth(0);
+        let queued = self.both(workloads::RT_SAME_CORE_QUEUED, |b, p| b.round_trip(p, 0, false, s.rt_same));
+        self.ctx.sys.set_handoff_depth(depth);
+        queued?;
         for busy in [false, true] {
             for k in 1..self.cores {
                 self.both(&workloads::rt_cross(busy, k), |b, p| b.round_trip(p, k, busy, s.rt_cross))?;

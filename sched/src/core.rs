@@ -22,7 +22,7 @@ use wasmos_ipc::ids::TaskId;
 
 use crate::native::{self, NativeSlot};
 use crate::system::{Envelope, SpawnRequest, System, TaskExit};
-use crate::task::{self, Blocked, Exec, Incoming, Task, TaskData, Wait};
+use crate::task::{self, Blocked, Exec, Incoming, Task, TaskData, TaskTable, Wait};
 
 /// What [`CoreScheduler::poll`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,13 +40,15 @@ pub(crate) struct CoreState {
     pub core: usize,
     /// Boxed: a task (its wasmi store) is almost 2 KiB, and it moves out
     /// of the map for every slice it runs.
-    pub tasks: BTreeMap<TaskId, Box<Task>>,
+    pub tasks: TaskTable,
     pub ready: VecDeque<TaskId>,
     pub sleepers: BTreeSet<(u64, TaskId)>,
-    /// The task running right now (taken out of `tasks`).
-    pub running: Option<TaskId>,
+    /// The tasks running right now, taken out of `tasks`: the one the
+    /// scheduler started, then any it handed the core to directly in
+    /// `ipc_call` (see `host::handoff`), innermost last.
+    pub running: Vec<TaskId>,
     /// Deliveries to the running task, applied when it is back in `tasks`.
-    pub deferred: Vec<Envelope>,
+    pub deferred: VecDeque<Envelope>,
     /// Envelopes that found another core's ring full and must not be lost:
     /// replies, exit reports, and `ipc_call` requests (the caller stays
     /// suspended meanwhile). Retried in order on every poll.
@@ -110,8 +112,8 @@ impl CoreState {
             Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } => Some(*to),
             Envelope::Spawn(_) | Envelope::StartNative(_) => None,
         };
-        if target.is_some() && target == self.running {
-            self.deferred.push(envelope);
+        if target.is_some_and(|t| self.running.contains(&t)) {
+            self.deferred.push_back(envelope);
             return;
         }
         match envelope {
@@ -128,16 +130,7 @@ impl CoreState {
                 let Some(task) = self.tasks.get_mut(&to) else {
                     return self.undeliverable(Envelope::Deliver { to, item });
                 };
-                match item {
-                    Incoming::Notification { bits } => task.data_mut().notifications |= bits,
-                    item => {
-                        if let Incoming::ChildExit { .. } = item {
-                            let data = task.data_mut();
-                            data.children = data.children.saturating_sub(1);
-                        }
-                        task.data_mut().push_incoming(item)
-                    }
-                }
+                task.data_mut().accept(item);
                 sys.stats[self.core].delivered.fetch_add(1, Ordering::Relaxed);
                 self.wake_receiver(to);
             }
@@ -147,18 +140,83 @@ impl CoreState {
                 if waiting != call {
                     return;
                 }
-                task.resume_with = match result {
-                    Ok(payload) if payload.len() > cap as usize => Status::TooLarge.code(),
-                    Ok(payload) => match task::write_bytes(&mut task.store, buf, payload.as_slice()) {
-                        Ok(()) => payload.len() as i32,
-                        Err(e) => e.code(),
-                    },
-                    Err(status) => status.code(),
-                };
+                task.resume_with = task::write_reply(&mut task.store, buf, cap, result);
                 task.data_mut().wait = None;
                 sys.stats[self.core].delivered.fetch_add(1, Ordering::Relaxed);
                 self.ready.push_front(to);
             }
+        }
+    }
+
+    /// Puts a task back after it ran (a slice, or a hand-off): waiting
+    /// (with its timer), ready again, or reaped; then delivers what was
+    /// held back for it while it ran.
+    pub fn settle(&mut self, id: TaskId, mut task: Box<Task>, outcome: Result<(), TaskExit>) {
+        match outcome {
+            Ok(()) => {
+                if let Some(wait) = task.data().wait {
+                    if let Some(deadline) = wait.deadline() {
+                        self.sleepers.insert((deadline, id));
+                    }
+                } else if core::mem::take(&mut task.data_mut().after_handoff) {
+                    // Behind the caller it just answered (first in line).
+                    let at = self.ready.len().min(1);
+                    self.ready.insert(at, id);
+                } else {
+                    self.ready.push_back(id);
+                }
+                self.tasks.insert(id, task);
+            }
+            Err(exit) => self.reap(task, exit, true),
+        }
+        // In place, so the queue keeps its capacity; what is for a task
+        // still running (an outer hand-off) goes round to the back again.
+        for _ in 0..self.deferred.len() {
+            let envelope = self.deferred.pop_front().expect("length checked");
+            self.deliver_local(envelope);
+        }
+        // Something may have arrived for it while it ran.
+        if matches!(self.tasks.get(&id).and_then(|t| t.data().wait), Some(Wait::Recv { .. })) {
+            self.wake_receiver(id);
+        }
+    }
+
+    /// Whether no task but the running ones wants this core now: nothing
+    /// ready, no retries waiting, no native service or timer due. Only
+    /// then may a running task wait for its answer inside its system call
+    /// (`host::spin`) instead of suspending.
+    pub fn only_running(&self, now: u64) -> bool {
+        self.running.len() == 1
+            && self.ready.is_empty()
+            && self.outbox.is_empty()
+            && self.sleepers.first().is_none_or(|&(deadline, _)| deadline > now)
+            && !self.natives.values().any(|n| n.due(now))
+    }
+
+    /// Drains this core's ring from inside a running task's system call:
+    /// what is for the task itself goes into its own inbox (`data`), the
+    /// rest is delivered as the scheduler would.
+    pub fn drain_ring_for(&mut self, data: &mut TaskData) {
+        let sys = self.sys.clone();
+        for _ in 0..DRAIN_BATCH {
+            let Some(envelope) = sys.rings[self.core].pop() else { break };
+            match envelope {
+                Envelope::Deliver { to, item } if to == data.id => {
+                    data.accept(item);
+                    sys.stats[self.core].delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                envelope => self.deliver_local(envelope),
+            }
+        }
+    }
+
+    /// Takes the answer to `caller`'s call `call` if it arrived while
+    /// `caller` was running (held back in `deferred`).
+    pub fn take_reply(&mut self, caller: TaskId, call: u64) -> Option<Result<wasmos_ipc::message::Payload, Status>> {
+        let at = self.deferred.iter().position(|e| matches!(e, Envelope::Reply { to, call: c, .. } if *to == caller && *c == call))?;
+        match self.deferred.remove(at)? {
+            Envelope::Reply { result, .. } => Some(result),
+            _ => unreachable!("matched a reply"),
         }
     }
 
@@ -180,7 +238,7 @@ impl CoreState {
     /// Creates a task from a spawn request, on this core.
     fn instantiate(&mut self, request: SpawnRequest) {
         let sys = self.sys.clone();
-        let SpawnRequest { id, queued, name, module, caps, parent, init, args } = request;
+        let SpawnRequest { id, name, module, caps, parent, init, args } = request;
         let uses_wasi = module.imports().any(|i| i.module() == crate::wasi::MODULE);
         if uses_wasi {
             for import in module.imports().filter(|i| i.module() == crate::wasi::MODULE) {
@@ -208,10 +266,9 @@ impl CoreState {
             children: 0,
             handles: HandleTable::new(sys.config.max_handles),
             inbox: VecDeque::new(),
-            queued,
             notifications: 0,
             wait: None,
-            reply_tokens: BTreeMap::new(),
+            reply_tokens: Vec::new(),
             senders: Vec::new(),
             serve_clock: 0,
             after_handoff: false,
@@ -250,7 +307,7 @@ impl CoreState {
         let sys = self.sys.clone();
         let data = task.data_mut();
         let id = data.id;
-        sys.directory.lock().remove(&id);
+        sys.directory.remove(id);
         sys.reaped.fetch_add(1, Ordering::Relaxed);
         sys.services.lock().retain(|_, cap| cap.target != id);
         if let Some(deadline) = data.wait.and_then(|w| w.deadline()) {
@@ -262,7 +319,7 @@ impl CoreState {
                 notices.push(Envelope::Reply { to: from, call, result: Err(Status::DeadTarget) });
             }
         }
-        for (_, (caller, call)) in core::mem::take(&mut data.reply_tokens) {
+        for (_, caller, call) in data.reply_tokens.drain(..) {
             notices.push(Envelope::Reply { to: caller, call, result: Err(Status::DeadTarget) });
         }
         match data.parent {
@@ -335,14 +392,12 @@ pub struct CoreScheduler {
 /// its remaining tasks, or their memory would leak.
 impl Drop for CoreScheduler {
     fn drop(&mut self) {
-        let tasks = core::mem::take(&mut self.state.borrow_mut().tasks);
+        let tasks = self.state.borrow_mut().tasks.take_all();
         let natives = core::mem::take(&mut self.state.borrow_mut().natives);
         self.sys.reaped.fetch_add(tasks.len() as u64, Ordering::Relaxed);
-        let mut directory = self.sys.directory.lock();
-        for id in tasks.keys().chain(natives.keys()) {
-            directory.remove(id);
+        for id in tasks.iter().map(|t| t.data().id).chain(natives.keys().copied()) {
+            self.sys.directory.remove(id);
         }
-        drop(directory);
         drop(tasks);
     }
 }
@@ -359,11 +414,11 @@ impl CoreScheduler {
         let state = Rc::new_cyclic(|me| {
             RefCell::new(CoreState {
                 core,
-                tasks: BTreeMap::new(),
+                tasks: TaskTable::default(),
                 ready: VecDeque::new(),
                 sleepers: BTreeSet::new(),
-                running: None,
-                deferred: Vec::new(),
+                running: Vec::new(),
+                deferred: VecDeque::new(),
                 outbox: VecDeque::new(),
                 natives: BTreeMap::new(),
                 linker,
@@ -381,7 +436,7 @@ impl CoreScheduler {
     /// Tasks on this core.
     pub fn task_count(&self) -> usize {
         let st = self.state.borrow();
-        st.tasks.len() + st.running.is_some() as usize
+        st.tasks.len() + st.running.len()
     }
 
     /// Whether anything is runnable or waiting to be sent.
@@ -446,35 +501,12 @@ impl CoreScheduler {
             }
         };
         let Some((id, mut task)) = next else { return Poll::Busy };
-        self.state.borrow_mut().running = Some(id);
+        self.state.borrow_mut().running.push(id);
         sys.stats[self.core()].switches.fetch_add(1, Ordering::Relaxed);
         let outcome = run_slice(&sys, &mut task);
         let mut st = self.state.borrow_mut();
-        st.running = None;
-        match outcome {
-            Ok(()) => {
-                if let Some(wait) = task.data().wait {
-                    if let Some(deadline) = wait.deadline() {
-                        st.sleepers.insert((deadline, id));
-                    }
-                } else if core::mem::take(&mut task.data_mut().after_handoff) {
-                    // Behind the caller it just answered (first in line).
-                    let at = st.ready.len().min(1);
-                    st.ready.insert(at, id);
-                } else {
-                    st.ready.push_back(id);
-                }
-                st.tasks.insert(id, task);
-            }
-            Err(exit) => st.reap(task, exit, true),
-        }
-        for envelope in core::mem::take(&mut st.deferred) {
-            st.deliver_local(envelope);
-        }
-        // Something may have arrived for it while it ran.
-        if matches!(st.tasks.get(&id).and_then(|t| t.data().wait), Some(Wait::Recv { .. })) {
-            st.wake_receiver(id);
-        }
+        st.running.pop();
+        st.settle(id, task, outcome);
         Poll::Busy
     }
 
@@ -498,7 +530,7 @@ impl CoreScheduler {
 
 /// Runs one fuel slice of a task. `Ok` = it is still alive (suspended in a
 /// system call, or preempted); `Err` = it ended.
-fn run_slice(sys: &System, task: &mut Task) -> Result<(), TaskExit> {
+pub(crate) fn run_slice(sys: &System, task: &mut Task) -> Result<(), TaskExit> {
     // An instruction that costs more than a slice (a bulk copy of a big
     // buffer) gets the fuel it needs, or it could never run.
     let needed = match &task.exec {
@@ -515,9 +547,13 @@ fn run_slice(sys: &System, task: &mut Task) -> Result<(), TaskExit> {
         }
         Exec::OutOfFuel(call) => call.resume(&mut task.store, &mut []),
     };
+    // Memory the slice grew is paid for out of the slice (the next one, if
+    // this one ran out), so growing is not cheaper than computing.
+    let growth = task.data_mut().limits.take_growth_fuel();
     task.fuel_left = match result {
-        Ok(ResumableCall::OutOfFuel(_)) => None,
-        _ => Some(task.store.get_fuel().unwrap_or(0)),
+        Ok(ResumableCall::OutOfFuel(_)) if growth == 0 => None,
+        Ok(ResumableCall::OutOfFuel(_)) => Some(sys.config.fuel_slice.saturating_sub(growth)),
+        _ => Some(task.store.get_fuel().unwrap_or(0).saturating_sub(growth)),
     };
     match result {
         Ok(ResumableCall::Finished) => Err(TaskExit { code: 0, reason: ExitReason::Exited }),

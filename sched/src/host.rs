@@ -56,10 +56,22 @@ type Ctx<'a> = Caller<'a, TaskData>;
 const SYSCALL_FUEL: u64 = 100;
 
 fn charge(caller: &mut Ctx) {
-    if let Ok(fuel) = caller.get_fuel() {
-        let _ = caller.set_fuel(fuel.saturating_sub(SYSCALL_FUEL));
+    charge_more(caller, SYSCALL_FUEL)
+}
+
+fn charge_more(caller: &mut Ctx, fuel: u64) {
+    if let Ok(left) = caller.get_fuel() {
+        let _ = caller.set_fuel(left.saturating_sub(fuel));
     }
 }
+
+/// Fuel a successful `task_spawn` costs on top of [`SYSCALL_FUEL`], plus
+/// one per [`SPAWN_BYTES_PER_FUEL`] bytes of the binary: the child's
+/// instantiation (its store, its memory, zeroed) is work for its core that
+/// the interpreter does not meter, so a spawn bomb pays for it in its own
+/// slice and cannot crowd out the tasks beside it.
+const SPAWN_FUEL: u64 = 5_000;
+const SPAWN_BYTES_PER_FUEL: u64 = 16;
 
 /// Turns a status-or-value into the i32 the guest sees.
 fn code(r: Result<i32, Status>) -> Result<i32, Error> {
@@ -129,6 +141,37 @@ fn send_call(caller: &mut Ctx, to: TaskId, item: Incoming) -> Result<(), Status>
     Ok(())
 }
 
+/// How long a task may wait for an answer from another core inside its
+/// own system call (`ipc_call`, `ipc_recv`) before it suspends: about
+/// four cross-core round trips under TCG, a few hundred on hardware.
+pub const SPIN_NS: u64 = 20_000;
+
+/// Spin, then block: while no other task on this core could run
+/// (`CoreState::only_running`), for at most [`SPIN_NS`] (or until
+/// `deadline`), drains this core's ring from inside the system call and
+/// asks `found` whether what the caller waits for is there. A suspension
+/// and a resumption cost more than a cross-core round trip, and a core
+/// that stays awake needs no IPI to be woken, so an answer that comes
+/// within microseconds is taken here. Never while a hand-off is in
+/// progress (the task's caller waits for it to block), and never past
+/// the moment another task on the core becomes ready.
+fn spin<T>(caller: &mut Ctx, deadline: Option<u64>, mut found: impl FnMut(&mut Ctx) -> Option<T>) -> Option<T> {
+    let sys = caller.data().system.clone();
+    let state = caller.data().state.clone();
+    let until = sys.now_ns().saturating_add(SPIN_NS).min(deadline.unwrap_or(u64::MAX));
+    loop {
+        let now = sys.now_ns();
+        if now >= until || !state.borrow().only_running(now) {
+            return None;
+        }
+        state.borrow_mut().drain_ring_for(caller.data_mut());
+        if let Some(answer) = found(caller) {
+            return Some(answer);
+        }
+        core::hint::spin_loop();
+    }
+}
+
 fn ipc_send(mut caller: Ctx, handle: i32, ptr: i32, len: i32) -> Result<i32, Error> {
     charge(&mut caller);
     let r = (|| {
@@ -156,6 +199,16 @@ fn ipc_send_cap(mut caller: Ctx, handle: i32, ptr: i32, len: i32, transfer: i32)
     code(r)
 }
 
+/// A call and its reply, every step in this function and [`handoff`]:
+/// 1. check the handle (SEND) and the buffers, copy the request out;
+/// 2. the callee waits in `ipc_recv` on this core: hand the core to it
+///    inside this host call ([`handoff`]); if it answers before it blocks
+///    again, return the answer now: the caller never suspends;
+/// 3. otherwise queue the call (this core's task table, or the ring of the
+///    callee's core, read off its id); if this core has nothing else to
+///    run, wait for the answer here a few microseconds ([`spin`]);
+/// 4. else suspend the caller with [`Wait::Reply`]; the reply resumes it
+///    (`CoreState::deliver_local`).
 fn ipc_call(mut caller: Ctx, handle: i32, ptr: i32, len: i32, buf: i32, cap: i32) -> Result<i32, Error> {
     charge(&mut caller);
     let r = (|| {
@@ -172,13 +225,73 @@ fn ipc_call(mut caller: Ctx, handle: i32, ptr: i32, len: i32, buf: i32, cap: i32
         let call = caller.data().next_call;
         caller.data_mut().next_call += 1;
         let item = Incoming::Call { from: me, msg: Message::new(target.badge, payload), call };
-        send_call(&mut caller, target.target, item)?;
-        Ok(call)
+        match handoff(&mut caller, target.target, item, call) {
+            Ok(answer) => Ok((call, answer)),
+            Err(item) => {
+                send_call(&mut caller, target.target, item)?;
+                let state = caller.data().state.clone();
+                Ok((call, spin(&mut caller, None, |_| state.borrow_mut().take_reply(me, call))))
+            }
+        }
     })();
     match r {
-        Ok(call) => block(&mut caller, Wait::Reply { call, buf: buf as u32, cap: cap as u32 }),
+        Ok((_, Some(answer))) => Ok(task::write_reply(&mut caller, buf as u32, cap as u32, answer)),
+        Ok((call, None)) => block(&mut caller, Wait::Reply { call, buf: buf as u32, cap: cap as u32 }),
         Err(e) => Ok(e.code()),
     }
+}
+
+/// Same-core direct hand-off: if `to` is a task on this core waiting in
+/// `ipc_recv` for what `item` is, receives `item` into it and runs it
+/// right here, inside the caller's host call, until it blocks again (in
+/// its next `ipc_recv`, typically), runs out of fuel or ends. Returns the
+/// answer to `call` if it came meanwhile (or `DEAD_TARGET` if the callee
+/// died), `None` if not yet; gives `item` back when a hand-off is not
+/// possible: the callee is busy, a native service, on another core, or
+/// hand-offs are nested [`System::handoff_depth`] deep.
+///
+/// Fuel stays fair: the callee runs on its own slice (`Task::fuel_left`),
+/// not the caller's, and is queued at the back when it runs out, like any
+/// task. The callee's system calls see the caller as running, so whatever
+/// reaches the caller meanwhile (the reply) is held back in `deferred`.
+fn handoff(caller: &mut Ctx, to: TaskId, item: Incoming, call: u64) -> Result<Option<Result<Payload, Status>>, Incoming> {
+    let me = caller.data().id;
+    let sys = caller.data().system.clone();
+    let state = caller.data().state.clone();
+    let mut callee = {
+        let mut st = state.borrow_mut();
+        if to.core() != st.core || st.running.len() > sys.handoff_depth() {
+            return Err(item);
+        }
+        let Some(Wait::Recv { from, deadline, .. }) = st.tasks.get(&to).and_then(|t| t.data().wait) else {
+            return Err(item);
+        };
+        if from.is_some_and(|f| f != me) {
+            return Err(item);
+        }
+        if let Some(deadline) = deadline {
+            st.sleepers.remove(&(deadline, to));
+        }
+        st.running.push(to);
+        st.tasks.remove(&to).expect("looked up above")
+    };
+    let Some(Wait::Recv { from, buf, cap, info, .. }) = callee.data_mut().wait.take() else { unreachable!("checked") };
+    callee.data_mut().push_incoming(item);
+    // Something it waits for is queued now, so this receives (the call, or
+    // notification bits that were pending: then the call waits its turn).
+    callee.resume_with = task::try_receive(&mut callee.store, from, buf, cap, info).unwrap_or(0);
+    sys.stats[to.core()].delivered.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    sys.stats[to.core()].switches.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    sys.stats[to.core()].handoffs.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    let outcome = crate::core::run_slice(&sys, &mut callee);
+    let mut st = state.borrow_mut();
+    st.running.pop();
+    st.settle(to, callee, outcome);
+    let answer = st.take_reply(me, call);
+    if answer.is_some() {
+        sys.stats[to.core()].delivered.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(answer)
 }
 
 fn ipc_recv(mut caller: Ctx, from: i32, buf: i32, cap: i32, info: i32, timeout_ns: i64) -> Result<i32, Error> {
@@ -208,14 +321,20 @@ fn ipc_recv(mut caller: Ctx, from: i32, buf: i32, cap: i32, info: i32, timeout_n
         return Ok(Status::TimedOut.code());
     }
     let deadline = (timeout_ns > 0).then(|| caller.data().system.now_ns().saturating_add(timeout_ns as u64));
-    block(&mut caller, Wait::Recv { from, buf: buf as u32, cap: cap as u32, info: info as u32, deadline })
+    let (buf, cap, info) = (buf as u32, cap as u32, info as u32);
+    if let Some(result) = spin(&mut caller, deadline, |c| task::try_receive(c, from, buf, cap, info)) {
+        return Ok(result);
+    }
+    block(&mut caller, Wait::Recv { from, buf, cap, info, deadline })
 }
 
 fn ipc_reply(mut caller: Ctx, token: i32, ptr: i32, len: i32) -> Result<i32, Error> {
     charge(&mut caller);
     let r = (|| {
         let payload = payload(&caller, ptr, len)?;
-        let (to, call) = caller.data_mut().reply_tokens.remove(&(token as u32)).ok_or(Status::NoCaller)?;
+        let tokens = &mut caller.data_mut().reply_tokens;
+        let at = tokens.iter().position(|t| t.0 == token as u32).ok_or(Status::NoCaller)?;
+        let (_, to, call) = tokens.swap_remove(at);
         let sys = caller.data().system.clone();
         if sys.core_of(to).is_none() {
             return Err(Status::DeadTarget);
@@ -225,13 +344,16 @@ fn ipc_reply(mut caller: Ctx, token: i32, ptr: i32, len: i32) -> Result<i32, Err
         st.route(Envelope::Reply { to, call, result: Ok(payload) });
         // On this core the caller is in the core's own table (it waits for
         // this reply): no second look at the shared directory.
-        Ok(st.tasks.contains_key(&to))
+        Ok(st.tasks.contains_key(&to) && !caller.data().inbox.is_empty())
     })();
     match r {
-        // The caller is on this core and now first in line: let it run
-        // now (the replier comes right after it). A busy server would
-        // otherwise go on working through its inbox until its slice ends,
-        // and a client on its core could make one call per slice.
+        // The caller is on this core and now first in line, and the
+        // replier has more calls queued: let the caller run now (the
+        // replier comes right after it). A busy server would otherwise go
+        // on working through its inbox until its slice ends, and a client
+        // on its core could make one call per slice. A replier with
+        // nothing queued goes on to its next `ipc_recv` and blocks there,
+        // so the caller's next call can hand off to it again.
         Ok(true) => {
             caller.data_mut().after_handoff = true;
             Err(Error::host(Blocked))
@@ -289,17 +411,22 @@ fn task_spawn(
             return Err(Status::QuotaExceeded);
         }
         let module = sys.compile(&bytes)?;
-        let core = sys.choose_core(core_hint)?;
-        let id = sys.ids.next();
-        let handle = caller.data_mut().handles.insert(Cap { target: id, badge: 0, rights: Rights::ALL })?;
+        let id = sys.admit(sys.choose_core(core_hint)?)?;
+        let handle = match caller.data_mut().handles.insert(Cap { target: id, badge: 0, rights: Rights::ALL }) {
+            Ok(handle) => handle,
+            Err(e) => {
+                sys.directory.remove(id);
+                return Err(e);
+            }
+        };
         let parent = Some((caller.data().id, handle));
-        let queued = alloc::sync::Arc::new(core::sync::atomic::AtomicU32::new(0));
-        let request = SpawnRequest { id, queued, name, module, caps: granted, parent, init: false, args };
-        if let Err(e) = sys.start(core, request) {
+        let request = SpawnRequest { id, name, module, caps: granted, parent, init: false, args };
+        if let Err(e) = sys.start(request) {
             let _ = caller.data_mut().handles.remove(handle);
             return Err(e);
         }
         caller.data_mut().children += 1;
+        charge_more(&mut caller, SPAWN_FUEL + bytes.len() as u64 / SPAWN_BYTES_PER_FUEL);
         Ok(handle)
     })();
     code(r)

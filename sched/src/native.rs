@@ -22,7 +22,7 @@
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::Ordering;
 
 use wasmos_ipc::abi::Status;
 use wasmos_ipc::ids::TaskId;
@@ -123,7 +123,6 @@ pub(crate) struct NativeSlot {
     /// Taken out while it runs (it gets the core's state to work with).
     service: Option<Box<dyn NativeService>>,
     inbox: VecDeque<Incoming>,
-    queued: Arc<AtomicU32>,
     /// When it wants to be polled next (`None`: only on a request).
     next_poll: Option<u64>,
 }
@@ -131,14 +130,13 @@ pub(crate) struct NativeSlot {
 /// Start request for a native service, sent to its core's ring.
 pub(crate) struct NativeStart {
     pub id: TaskId,
-    pub queued: Arc<AtomicU32>,
     pub service: Box<dyn NativeService>,
 }
 
 impl NativeSlot {
     pub fn new(start: NativeStart) -> NativeSlot {
         // Polled once at start, so it can bring up its device.
-        NativeSlot { service: Some(start.service), inbox: VecDeque::new(), queued: start.queued, next_poll: Some(0) }
+        NativeSlot { service: Some(start.service), inbox: VecDeque::new(), next_poll: Some(0) }
     }
 
     pub fn push(&mut self, item: Incoming) {
@@ -163,19 +161,19 @@ impl NativeSlot {
 /// its requests, then polls it.
 pub(crate) fn run(state: &mut CoreState, id: TaskId) {
     let now = state.sys.now_ns();
-    let (mut service, inbox, queued) = {
+    let (mut service, inbox) = {
         let Some(slot) = state.natives.get_mut(&id) else { return };
         if !slot.due(now) {
             return;
         }
         let Some(service) = slot.service.take() else { return };
-        (service, core::mem::take(&mut slot.inbox), slot.queued.clone())
+        (service, core::mem::take(&mut slot.inbox))
     };
     let mut ctx = NativeCtx { state, id };
     for item in inbox {
         let request = match item {
             Incoming::Message { from, msg } => {
-                queued.fetch_sub(1, Ordering::Relaxed);
+                ctx.state.sys.directory.received(id);
                 Request { from, badge: msg.badge, payload: msg.payload, reply: None }
             }
             Incoming::Call { from, msg, call } => {
@@ -185,7 +183,7 @@ pub(crate) fn run(state: &mut CoreState, id: TaskId) {
             // hold no handle table. Notifications and exit reports carry
             // nothing a service acts on.
             Incoming::Grant { .. } => {
-                queued.fetch_sub(1, Ordering::Relaxed);
+                ctx.state.sys.directory.received(id);
                 continue;
             }
             Incoming::ChildExit { .. } | Incoming::Notification { .. } => continue,

@@ -53,11 +53,25 @@ pub(crate) struct MemoryBudget {
     charged: usize,
     /// The last growth charged, returned if the growth then fails.
     last: usize,
+    /// Bytes grown whose zeroing the task has not paid fuel for yet.
+    unpaid: usize,
 }
+
+/// Bytes of new (zeroed) linear memory one unit of fuel pays for. The
+/// interpreter charges `memory.grow` as one instruction, but the kernel
+/// zeroes every new page: without a price, a task growing its memory
+/// would hold its core far longer per slice than one that computes.
+pub const GROWTH_BYTES_PER_FUEL: usize = 64;
 
 impl MemoryBudget {
     pub fn new(per_task: usize, max_table_elements: usize, shared: Arc<SharedBudget>) -> MemoryBudget {
-        MemoryBudget { per_task, max_table_elements, shared, charged: 0, last: 0 }
+        MemoryBudget { per_task, max_table_elements, shared, charged: 0, last: 0, unpaid: 0 }
+    }
+
+    /// Fuel owed for memory grown since the last call (see
+    /// [`GROWTH_BYTES_PER_FUEL`]); the scheduler takes it off the slice.
+    pub fn take_growth_fuel(&mut self) -> u64 {
+        (core::mem::take(&mut self.unpaid) / GROWTH_BYTES_PER_FUEL) as u64
     }
 }
 
@@ -72,12 +86,14 @@ impl wasmi::ResourceLimiter for MemoryBudget {
         }
         self.charged += delta;
         self.last = delta;
+        self.unpaid += delta;
         Ok(true)
     }
 
     fn memory_grow_failed(&mut self, _error: &MemoryError) -> Result<(), LimiterError> {
         self.shared.release(self.last);
         self.charged -= self.last;
+        self.unpaid = self.unpaid.saturating_sub(self.last);
         self.last = 0;
         Ok(())
     }

@@ -9,13 +9,14 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
 use wasmi::{Engine, Module};
-use wasmos_ipc::abi::{ExitReason, INBOX_CAPACITY, Status};
+use wasmos_ipc::abi::{ExitReason, Status};
 use wasmos_ipc::caps::Cap;
-use wasmos_ipc::ids::{TaskId, TaskIdAllocator};
+use wasmos_ipc::directory::Directory;
+use wasmos_ipc::ids::TaskId;
 use wasmos_ipc::message::Payload;
 use wasmos_ipc::ring::{Full, Mailbox, PushOutcome};
 
@@ -28,6 +29,10 @@ pub const MODULE_CACHE: usize = 128;
 /// Exits of kernel-started tasks remembered for [`System::exit_of`] (the
 /// oldest are forgotten first).
 pub const REMEMBERED_EXITS: usize = 4096;
+
+/// Directory slots kept beyond [`Config::max_tasks`] for the platform's
+/// native services (which the task limit does not count).
+pub const SERVICE_SLOTS: usize = 64;
 
 /// A compiled module and the binary it came from: (FNV-1a hash, bytes, module).
 type CachedModule = (u64, Box<[u8]>, Module);
@@ -62,6 +67,10 @@ pub struct Config {
     pub max_tasks: usize,
     /// Live children one task may have.
     pub max_children: u32,
+    /// How deep same-core `ipc_call` hand-offs may nest (a callee that
+    /// calls a third task on the core hands off again, up to this depth;
+    /// beyond it calls go through the ready queue). 0 = never hand off.
+    pub handoff_depth: usize,
 }
 
 impl Default for Config {
@@ -75,6 +84,7 @@ impl Default for Config {
             total_memory_bytes: 64 << 20,
             max_tasks: 512,
             max_children: 64,
+            handoff_depth: 4,
         }
     }
 }
@@ -92,9 +102,8 @@ pub(crate) enum Envelope {
 }
 
 pub(crate) struct SpawnRequest {
+    /// Its directory entry (see [`System::admit`]); the core it starts on.
     pub id: TaskId,
-    /// The task's queued-message count, shared with its directory entry.
-    pub queued: Arc<AtomicU32>,
     pub name: String,
     pub module: Module,
     pub caps: Vec<Cap>,
@@ -105,19 +114,6 @@ pub(crate) struct SpawnRequest {
     pub init: bool,
     /// argv for WASI programs (argv[0] is the name).
     pub args: Vec<String>,
-}
-
-/// A live task in the directory.
-pub(crate) struct Entry {
-    pub core: usize,
-    /// One-way items (messages, grants) queued for the task anywhere: in a
-    /// ring on their way, or in its inbox. Senders on every core reserve a
-    /// slot here before sending, so a task that does not receive holds at
-    /// most [`INBOX_CAPACITY`] of them however many cores flood it; the
-    /// task releases the slot when it receives the item. Calls are not
-    /// counted: each task has at most one call outstanding, so they are
-    /// bounded by the number of tasks.
-    pub queued: Arc<AtomicU32>,
 }
 
 /// How a task ended, as recorded for tasks the kernel started itself.
@@ -133,6 +129,8 @@ pub struct CoreStats {
     pub delivered: AtomicU64,
     pub tasks: AtomicU64,
     pub switches: AtomicU64,
+    /// Same-core calls that ran the callee inside the caller's host call.
+    pub handoffs: AtomicU64,
 }
 
 pub struct System {
@@ -140,9 +138,15 @@ pub struct System {
     pub(crate) engine: Engine,
     pub(crate) config: Config,
     pub(crate) rings: Vec<Mailbox<Envelope>>,
-    pub(crate) ids: TaskIdAllocator,
-    /// Live tasks: the core each lives on and its queued-message count.
-    pub(crate) directory: Mutex<BTreeMap<TaskId, Entry>>,
+    /// Live tasks and services, without a lock: liveness and the count of
+    /// one-way items (messages, grants) queued for each anywhere, in a ring
+    /// on their way or in its inbox. Senders on every core reserve a place
+    /// there before sending, so a task that does not receive holds at most
+    /// `INBOX_CAPACITY` of them however many cores flood it; it gives the
+    /// place back when it receives the item. Calls are not counted: each
+    /// task has at most one call outstanding, so they are bounded by the
+    /// number of tasks. The home core is part of the id.
+    pub(crate) directory: Directory,
     pub(crate) services: Mutex<BTreeMap<String, Cap>>,
     /// Exits of tasks started by the kernel (no parent task to tell).
     pub(crate) orphan_exits: Mutex<BTreeMap<TaskId, TaskExit>>,
@@ -154,6 +158,9 @@ pub struct System {
     pub(crate) spawned: AtomicU64,
     pub(crate) reaped: AtomicU64,
     next_core: AtomicUsize,
+    /// [`Config::handoff_depth`], changeable at run time (the benchmark
+    /// measures the queued path by turning hand-offs off).
+    handoff_depth: AtomicUsize,
 }
 
 impl System {
@@ -172,8 +179,7 @@ impl System {
             engine: Engine::new(&wasm),
             rings: (0..cores).map(|_| Mailbox::new(config.ring_capacity)).collect(),
             config: config.clone(),
-            ids: TaskIdAllocator::new(),
-            directory: Mutex::new(BTreeMap::new()),
+            directory: Directory::new(config.max_tasks + SERVICE_SLOTS),
             services: Mutex::new(BTreeMap::new()),
             orphan_exits: Mutex::new(BTreeMap::new()),
             stats: (0..cores).map(|_| CoreStats::default()).collect(),
@@ -182,6 +188,7 @@ impl System {
             spawned: AtomicU64::new(0),
             reaped: AtomicU64::new(0),
             next_core: AtomicUsize::new(0),
+            handoff_depth: AtomicUsize::new(config.handoff_depth),
         }
     }
 
@@ -191,6 +198,16 @@ impl System {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How deep same-core hand-offs may nest now ([`Config::handoff_depth`]).
+    pub fn handoff_depth(&self) -> usize {
+        self.handoff_depth.load(Ordering::Relaxed)
+    }
+
+    /// Changes [`Config::handoff_depth`] for calls made from now on.
+    pub fn set_handoff_depth(&self, depth: usize) {
+        self.handoff_depth.store(depth, Ordering::Relaxed)
     }
 
     pub fn now_ns(&self) -> u64 {
@@ -219,32 +236,18 @@ impl System {
 
     /// The core a live task runs on.
     pub fn core_of(&self, id: TaskId) -> Option<usize> {
-        self.directory.lock().get(&id).map(|e| e.core)
+        self.directory.is_alive(id).then(|| id.core())
     }
 
     /// Reserves a place in `to`'s inbox for one one-way item and returns
-    /// the core it lives on: `DEAD_TARGET` if it is gone, `WOULD_BLOCK` if
-    /// [`INBOX_CAPACITY`] items are already queued for it. A reservation
-    /// whose item is then not sent must be given back
-    /// ([`System::unreserve`]).
+    /// the core it lives on (see [`Directory::reserve`]).
     pub(crate) fn reserve(&self, to: TaskId) -> Result<usize, Status> {
-        let directory = self.directory.lock();
-        let entry = directory.get(&to).ok_or(Status::DeadTarget)?;
-        // Check and add under the directory lock: every sender holds it, so
-        // two senders cannot both take the last place. The receiver only
-        // ever lowers the count, which makes the check conservative.
-        if entry.queued.load(Ordering::Relaxed) as usize >= INBOX_CAPACITY {
-            return Err(Status::WouldBlock);
-        }
-        entry.queued.fetch_add(1, Ordering::Relaxed);
-        Ok(entry.core)
+        self.directory.reserve(to)
     }
 
     /// Gives back a reservation whose item was not sent (its ring was full).
     pub(crate) fn unreserve(&self, to: TaskId) {
-        if let Some(entry) = self.directory.lock().get(&to) {
-            entry.queued.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.directory.unreserve(to)
     }
 
     /// Tasks ever started and tasks ever ended (leak checks: once the system
@@ -259,7 +262,7 @@ impl System {
     }
 
     pub fn task_count(&self) -> usize {
-        self.directory.lock().len()
+        self.directory.len()
     }
 
     /// How a task the kernel started ended, once it has.
@@ -373,11 +376,9 @@ impl System {
             return Err(Status::QuotaExceeded);
         }
         let module = self.compile(bytes)?;
-        let core = self.choose_core(core_hint)?;
-        let id = self.ids.next();
+        let id = self.admit(self.choose_core(core_hint)?)?;
         let name = args.first().cloned().unwrap_or_else(|| "task".into());
-        let queued = Arc::new(AtomicU32::new(0));
-        self.start(core, SpawnRequest { id, queued, name, module, caps, parent: None, init, args })?;
+        self.start(SpawnRequest { id, name, module, caps, parent: None, init, args })?;
         Ok(id)
     }
 
@@ -413,42 +414,46 @@ impl System {
         if core >= self.cores() {
             return Err(Status::InvalidArgument);
         }
-        let id = self.ids.next();
-        let queued = Arc::new(AtomicU32::new(0));
-        {
+        let id = {
             let mut services = self.services.lock();
             if name.is_some_and(|n| services.contains_key(n)) {
                 return Err(Status::AlreadyExists);
             }
-            self.directory.lock().insert(id, Entry { core, queued: queued.clone() });
+            let id = self.directory.insert(core)?;
             if let Some(name) = name {
                 services.insert(String::from(name), Cap { target: id, badge: 0, rights: wasmos_ipc::caps::Rights::ALL });
             }
-        }
-        let start = crate::native::NativeStart { id, queued, service };
+            id
+        };
+        let start = crate::native::NativeStart { id, service };
         if self.post(core, Envelope::StartNative(Box::new(start))).is_err() {
             if let Some(name) = name {
                 self.services.lock().remove(name);
             }
-            self.directory.lock().remove(&id);
+            self.directory.remove(id);
             return Err(Status::WouldBlock);
         }
         Ok(id)
     }
 
-    /// Registers the task in the directory and sends it to its core.
-    pub(crate) fn start(&self, core: usize, request: SpawnRequest) -> Result<(), Status> {
-        let id = request.id;
-        {
-            let mut directory = self.directory.lock();
-            if directory.len() >= self.config.max_tasks {
-                return Err(Status::QuotaExceeded);
-            }
-            directory.insert(id, Entry { core, queued: request.queued.clone() });
+    /// Enters a task that will live on `core` in the directory and returns
+    /// its id: `QUOTA_EXCEEDED` past [`Config::max_tasks`]. The caller
+    /// then [`start`](System::start)s it, or gives the id back with
+    /// `directory.remove` if it cannot.
+    pub(crate) fn admit(&self, core: usize) -> Result<TaskId, Status> {
+        if self.directory.len() >= self.config.max_tasks {
+            return Err(Status::QuotaExceeded);
         }
+        self.directory.insert(core)
+    }
+
+    /// Sends an admitted task to its core; on failure (`WOULD_BLOCK`, the
+    /// ring is full) its directory entry is removed.
+    pub(crate) fn start(&self, request: SpawnRequest) -> Result<(), Status> {
+        let id = request.id;
         self.spawned.fetch_add(1, Ordering::Relaxed);
-        if self.post(core, Envelope::Spawn(Box::new(request))).is_err() {
-            self.directory.lock().remove(&id);
+        if self.post(id.core(), Envelope::Spawn(Box::new(request))).is_err() {
+            self.directory.remove(id);
             self.spawned.fetch_sub(1, Ordering::Relaxed);
             return Err(Status::WouldBlock);
         }

@@ -1,13 +1,13 @@
 //! One task: its wasmi store, its capability table, its inbox, and what it
 //! is waiting for; plus the bounds-checked copies in and out of its memory.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use core::sync::atomic::{AtomicU32, Ordering};
 
 use wasmi::{AsContext, AsContextMut, Func, Memory, ResumableCallHostTrap, ResumableCallOutOfFuel, Store};
 use wasmos_ipc::abi::{Kind, RecvInfo, Status};
@@ -89,13 +89,13 @@ pub struct TaskData {
     pub(crate) children: u32,
     pub(crate) handles: HandleTable,
     pub(crate) inbox: VecDeque<Incoming>,
-    /// One-way items queued for this task (shared with its directory
-    /// entry; see `system::Entry`). Lowered when one is received.
-    pub(crate) queued: Arc<AtomicU32>,
     pub(crate) notifications: u64,
     pub(crate) wait: Option<Wait>,
     /// Calls this task received and has not answered: token -> caller.
-    pub(crate) reply_tokens: BTreeMap<u32, (TaskId, u64)>,
+    /// (token, caller, call). A vector, not a map: a server holds a few
+    /// unanswered calls at a time, and it keeps its capacity, so taking
+    /// and answering a call allocates nothing.
+    pub(crate) reply_tokens: Vec<(u32, TaskId, u64)>,
     pub(crate) next_token: u32,
     /// Sequence number of this task's outstanding `ipc_call`.
     pub(crate) next_call: u64,
@@ -134,6 +134,57 @@ pub(crate) struct Task {
     /// and server handing the core to each other on every call would
     /// otherwise never run out, and starve every other task on the core.
     pub fuel_left: Option<u64>,
+}
+
+/// A core's tasks, by directory slot (the low bits of their ids, unique
+/// among live tasks): finding one, taking it out to run and putting it
+/// back are an index, not a map operation, and allocate nothing once the
+/// table has grown to the highest slot used.
+#[derive(Default)]
+pub(crate) struct TaskTable {
+    slots: Vec<Option<Box<Task>>>,
+    len: usize,
+}
+
+impl TaskTable {
+    pub fn get(&self, id: &TaskId) -> Option<&Task> {
+        self.slots.get(id.slot())?.as_deref().filter(|t| t.data().id == *id)
+    }
+
+    pub fn get_mut(&mut self, id: &TaskId) -> Option<&mut Task> {
+        self.slots.get_mut(id.slot())?.as_deref_mut().filter(|t| t.data().id == *id)
+    }
+
+    pub fn contains_key(&self, id: &TaskId) -> bool {
+        self.get(id).is_some()
+    }
+
+    pub fn remove(&mut self, id: &TaskId) -> Option<Box<Task>> {
+        self.get(id)?;
+        self.len -= 1;
+        self.slots[id.slot()].take()
+    }
+
+    /// Puts `task` (whose id is `id`) in its slot.
+    pub fn insert(&mut self, id: TaskId, task: Box<Task>) {
+        let slot = id.slot();
+        if slot >= self.slots.len() {
+            self.slots.resize_with(slot + 1, || None);
+        }
+        debug_assert!(self.slots[slot].is_none(), "two live tasks in one slot");
+        self.len += self.slots[slot].is_none() as usize;
+        self.slots[slot] = Some(task);
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Takes every task out.
+    pub fn take_all(&mut self) -> Vec<Box<Task>> {
+        self.len = 0;
+        self.slots.drain(..).flatten().collect()
+    }
 }
 
 impl Task {
@@ -192,6 +243,24 @@ pub(crate) fn write_bytes(ctx: &mut impl AsContextMut<Data = TaskData>, ptr: u32
     let (memory, start, end) = range(ctx, memory, ptr, bytes.len() as u32)?;
     memory.data_mut(ctx)[start..end].copy_from_slice(bytes);
     Ok(())
+}
+
+/// Writes the answer to an `ipc_call` into the caller's reply buffer and
+/// returns what its `ipc_call` returns: the reply's length, or a status.
+pub(crate) fn write_reply(
+    ctx: &mut impl AsContextMut<Data = TaskData>,
+    buf: u32,
+    cap: u32,
+    result: Result<Payload, Status>,
+) -> i32 {
+    match result {
+        Ok(payload) if payload.len() > cap as usize => Status::TooLarge.code(),
+        Ok(payload) => match write_bytes(ctx, buf, payload.as_slice()) {
+            Ok(()) => payload.len() as i32,
+            Err(e) => e.code(),
+        },
+        Err(status) => status.code(),
+    }
 }
 
 /// If the inbox holds something that satisfies `ipc_recv(from, ...)`,
@@ -257,6 +326,20 @@ fn pick(data: &TaskData, from: Option<TaskId>) -> Option<usize> {
 }
 
 impl TaskData {
+    /// Takes a delivered item: notification bits are OR-ed in, a child's
+    /// exit lowers the count of live children, the rest is queued.
+    pub(crate) fn accept(&mut self, item: Incoming) {
+        match item {
+            Incoming::Notification { bits } => self.notifications |= bits,
+            item => {
+                if let Incoming::ChildExit { .. } = item {
+                    self.children = self.children.saturating_sub(1);
+                }
+                self.push_incoming(item)
+            }
+        }
+    }
+
     /// Queues an item in the inbox (keeping the per-sender counts).
     pub(crate) fn push_incoming(&mut self, item: Incoming) {
         if let Some(id) = item.sender() {
@@ -313,7 +396,7 @@ fn take_incoming(data: &mut TaskData, from: Option<TaskId>, cap: u32) -> Take {
     let item = data.inbox.remove(index).expect("index from position");
     served(data, item.sender());
     if matches!(item, Incoming::Message { .. } | Incoming::Grant { .. }) {
-        data.queued.fetch_sub(1, Ordering::Relaxed);
+        data.system.directory.received(data.id);
     }
     let (info, payload) = match item {
         // Messages and calls carry the sender's task id in `bits`: a server
@@ -322,7 +405,7 @@ fn take_incoming(data: &mut TaskData, from: Option<TaskId>, cap: u32) -> Take {
         Incoming::Call { from, msg, call } => {
             let token = data.next_token.max(1);
             data.next_token = token.wrapping_add(1);
-            data.reply_tokens.insert(token, (from, call));
+            data.reply_tokens.push((token, from, call));
             (RecvInfo { bits: from.0, ..msg.info(Kind::Call, token) }, msg.payload)
         }
         Incoming::Grant { badge, .. } => {

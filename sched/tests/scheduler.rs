@@ -38,13 +38,69 @@ fn invalid_binaries_are_rejected_at_spawn() {
     assert_eq!(sys.spawn(&wasm(r#"(func (export "_start"))"#), "core", 5), Err(Status::InvalidArgument));
 }
 
+fn handoffs(sys: &wasmos_sched::System) -> u64 {
+    sys.stats(0).handoffs.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Same core: the server waits in `ipc_recv`, so each call runs it inside
+/// the client's host call (a hand-off); with hand-offs off, the same calls
+/// go through the ready queue, with the same results.
 #[test]
 fn ping_pong_same_core() {
-    let (sys, platform) = system(1, Config::default());
-    let server = sys.spawn(&program("echo_server"), "echo", 0).unwrap();
-    let client = sys.spawn(&program("echo_client"), "client", 0).unwrap();
-    assert_eq!(run(&sys, &platform, &[client, server], 30), [exited(0), exited(0)]);
-    assert!(sys.stats(0).delivered.load(std::sync::atomic::Ordering::Relaxed) >= 2000);
+    for depth in [4, 0] {
+        let (sys, platform) = system(1, Config { handoff_depth: depth, ..Config::default() });
+        let server = sys.spawn(&program("echo_server"), "echo", 0).unwrap();
+        let client = sys.spawn(&program("echo_client"), "client", 0).unwrap();
+        assert_eq!(run(&sys, &platform, &[client, server], 30), [exited(0), exited(0)]);
+        assert!(sys.stats(0).delivered.load(std::sync::atomic::Ordering::Relaxed) >= 2000);
+        match depth {
+            0 => assert_eq!(handoffs(&sys), 0, "hand-offs while turned off"),
+            _ => assert!(handoffs(&sys) >= 950, "only {} of 1000 calls handed off", handoffs(&sys)),
+        }
+    }
+}
+
+/// Client -> relay -> back end, all on one core: the relay calls the back
+/// end from inside its own hand-off (nested, depth 2). With depth 1 the
+/// inner call falls back to the queue; the answers are the same.
+#[test]
+fn nested_handoffs_and_their_depth_limit() {
+    let relay = wasm(
+        r#"(data (i32.const 0) "echo") (data (i32.const 8) "back")
+          (func (export "_start") (local $b i32) (local $n i32)
+            (local.set $b (call $lookup_wait (i32.const 8) (i32.const 4)))
+            (drop (call $register (i32.const 0) (i32.const 4) (i32.const 0)))
+            (loop $serve
+              (local.set $n (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+              (if (i32.ne (call $call (local.get $b) (i32.const 1024) (local.get $n) (i32.const 3072) (i32.const 64)) (local.get $n))
+                (then (call $exit (i32.const 3))))
+              (drop (call $reply (i32.load (i32.const 524)) (i32.const 3072) (local.get $n)))
+              (br_if $serve (i32.ne (i32.load (i32.const 3072)) (i32.const -1))))
+            (call $exit (i32.const 0)))"#,
+    );
+    let back = wasm(
+        r#"(data (i32.const 0) "back")
+          (func (export "_start") (local $n i32) (local $v i32)
+            (drop (call $register (i32.const 0) (i32.const 4) (i32.const 0)))
+            (loop $serve
+              (local.set $n (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+              (local.set $v (i32.load (i32.const 1024)))
+              (if (i32.ne (local.get $v) (i32.const -1)) (then (i32.store (i32.const 1024) (i32.add (local.get $v) (i32.const 1)))))
+              (drop (call $reply (i32.load (i32.const 524)) (i32.const 1024) (local.get $n)))
+              (br_if $serve (i32.ne (local.get $v) (i32.const -1))))
+            (call $exit (i32.const 0)))"#,
+    );
+    // 1000 calls: two hand-offs each with depth 4 (at least 95% of them),
+    // one each with depth 1 (never the inner one).
+    for (depth, expected) in [(4, 1900..=2010), (1, 950..=1005)] {
+        let (sys, platform) = system(1, Config { handoff_depth: depth, ..Config::default() });
+        let back = sys.spawn(&back, "back", 0).unwrap();
+        let relay = sys.spawn(&relay, "relay", 0).unwrap();
+        let client = sys.spawn(&program("echo_client"), "client", 0).unwrap();
+        assert_eq!(run(&sys, &platform, &[client, relay, back], 30), [exited(0), exited(0), exited(0)], "depth {depth}");
+        let n = handoffs(&sys);
+        assert!(expected.contains(&n), "depth {depth}: {n} hand-offs");
+    }
 }
 
 #[test]

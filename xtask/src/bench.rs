@@ -169,8 +169,9 @@ fn host_baselines(quick: bool, quiet: bool) -> Result<(u64, Vec<Workload>)> {
     add("host/futex/same_core", 1, Unit::Cycles, 1, host::futex_pingpong(0, 0, n))?;
     add("host/futex/cross_core", 2, Unit::Cycles, 1, host::futex_pingpong(0, other, n))?;
     add("hosted/null_syscall", 1, Unit::Ns, sizes.null_batch as u64, hosted::null_syscall(sizes.null_samples, sizes.null_batch / 10))?;
-    add("hosted/ipc_rt/same_core", 1, Unit::Ns, 1, hosted::round_trip(0, sizes.rt_same))?;
-    add("hosted/ipc_rt/cross_core", 2, Unit::Ns, 1, hosted::round_trip(1, sizes.rt_same))?;
+    add("hosted/ipc_rt/same_core", 1, Unit::Ns, 1, hosted::round_trip(0, sizes.rt_same, true))?;
+    add("hosted/ipc_rt/same_core_queued", 1, Unit::Ns, 1, hosted::round_trip(0, sizes.rt_same, false))?;
+    add("hosted/ipc_rt/cross_core", 2, Unit::Ns, 1, hosted::round_trip(1, sizes.rt_same, true))?;
     Ok((hz, out))
 }
 

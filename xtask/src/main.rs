@@ -14,6 +14,7 @@ mod build;
 mod disk;
 mod fuzz;
 mod prereq;
+mod profile;
 mod qemu;
 mod soak;
 mod test;
@@ -50,6 +51,12 @@ enum Command {
     Bench(BenchOpts),
     /// Make a disk image, or put host files on it and take them off.
     Disk(disk::DiskOpts),
+    /// Instruction counts per IPC operation on the hosted runtime (callgrind).
+    Profile {
+        /// Also show where each operation's instructions go, per function.
+        #[arg(long)]
+        breakdown: bool,
+    },
     /// (Internal) the other process of the pipe ping-pong baseline.
     #[command(name = "bench-pipe-child", hide = true)]
     BenchPipeChild { cpu: usize },
@@ -247,6 +254,7 @@ fn run(cli: Cli) -> Result<i32> {
             std::env::set_current_dir(&cwd)?;
             disk::command(&root, &opts).map(|()| 0)
         }
+        Command::Profile { breakdown } => profile::run(&root, breakdown).map(|()| 0),
         Command::BenchPipeChild { cpu } => {
             wasmos_bench::host::pipe_child(cpu);
             Ok(0)
