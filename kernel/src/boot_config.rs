@@ -7,6 +7,10 @@
 //!   fault on purpose to show the exception report);
 //! - `tests`: comma-separated substrings selecting which tests run;
 //! - `spawn`: what the init task (`servers/init`) starts in `run` mode;
+//! - `exit_with`: in `run` mode, comma-separated task names: when all of
+//!   them have ended, the kernel writes `program-exit <status>` (the first
+//!   non-zero exit code, 101 for a killed task) to the result channel and
+//!   leaves QEMU;
 //! - `fuel_slice`: fuel per scheduling slice (default 20000).
 
 use bootloader_api::BootInfo;

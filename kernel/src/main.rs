@@ -148,6 +148,11 @@ fn kmain_with_sse(boot_info: &'static mut BootInfo) -> ! {
 
     match config.mode {
         Mode::Run => {
+            if let Some(names) = config.config().get("exit_with").filter(|n| !n.is_empty()) {
+                // The result channel carries the programs' exit status.
+                result!("WASMOS-RESULTS 1");
+                tasks::exit_with(&names.split(',').map(str::trim).collect::<alloc::vec::Vec<_>>());
+            }
             start_services(sys, &config);
             tasks::start_init(sys, config.bundle);
             log::info!("running; press Ctrl-A X to leave QEMU");

@@ -16,6 +16,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use wasmos_bundle::Bundle;
+use wasmos_ipc::abi::ExitReason;
 use wasmos_sched::{Config, CoreScheduler, Platform, Poll, System};
 use wasmos_smp::{clock, lapic, percpu, vectors};
 use x86_64::instructions::interrupts;
@@ -66,6 +67,22 @@ impl Platform for BareMetal {
         }
     }
 
+    fn task_ended(&self, task: &str, code: i32, reason: ExitReason) {
+        let code = if reason == ExitReason::Exited { code } else { KILLED_STATUS };
+        let mut watch = EXIT_WATCH.lock();
+        let Some(i) = watch.pending.iter().position(|name| name == task) else {
+            return;
+        };
+        watch.pending.swap_remove(i);
+        if watch.status == 0 {
+            watch.status = code;
+        }
+        if watch.pending.is_empty() {
+            crate::result!("program-exit {}", watch.status);
+            crate::qemu::exit(crate::qemu::ExitCode::Success);
+        }
+    }
+
     fn console_write(&self, core: usize, task: &str, text: &[u8]) {
         if CAPTURE.load(Ordering::Relaxed) {
             CAPTURED.lock().entry(String::from(task)).or_default().extend_from_slice(text);
@@ -79,6 +96,25 @@ impl Platform for BareMetal {
 }
 
 static SYSTEM: spin::Once<Arc<System>> = spin::Once::new();
+
+/// The exit status reported for a program that was killed (a trap, out
+/// of memory), as `wasmos-hosted` reports it.
+const KILLED_STATUS: i32 = 101;
+
+/// `exit_with=` (run mode): the programs whose end ends the machine, and
+/// the status so far (the first non-zero exit code among them).
+struct ExitWatch {
+    pending: Vec<String>,
+    status: i32,
+}
+
+static EXIT_WATCH: spin::Mutex<ExitWatch> = spin::Mutex::new(ExitWatch { pending: Vec::new(), status: 0 });
+
+/// Leaves QEMU once every task named in `names` has ended, writing
+/// `program-exit <status>` to the result channel first.
+pub fn exit_with(names: &[&str]) {
+    EXIT_WATCH.lock().pending = names.iter().map(|n| String::from(*n)).collect();
+}
 
 /// Console capture (bench mode): what tasks write is kept per task name
 /// instead of printed, because the bench programs report their timing

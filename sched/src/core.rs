@@ -344,6 +344,7 @@ impl CoreState {
             let line = alloc::format!("exited with code {}\n", exit.code);
             sys.platform.console_write(self.core, &data.name, line.as_bytes());
         }
+        sys.platform.task_ended(&data.name, exit.code, exit.reason);
         if counted {
             sys.stats[self.core].tasks.fetch_sub(1, Ordering::Relaxed);
         }

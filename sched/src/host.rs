@@ -15,6 +15,7 @@ use wasmos_ipc::caps::{Cap, Rights};
 use wasmos_ipc::ids::TaskId;
 use wasmos_ipc::message::{Message, Payload};
 
+use crate::platform::Stream;
 use crate::system::{Envelope, SpawnRequest};
 use crate::task::{self, Blocked, Incoming, TaskData, Wait};
 
@@ -491,7 +492,7 @@ fn console_write(mut caller: Ctx, ptr: i32, len: i32) -> Result<i32, Error> {
     charge(&mut caller);
     let r = task::read_bytes(&caller, ptr, len.min(MAX_PAYLOAD as i32)).map(|text| {
         let data = caller.data();
-        data.system.platform.console_write(data.core, &data.name, &text);
+        data.system.platform.output(data.core, &data.name, Stream::Stdout, &text);
         text.len() as i32
     });
     code(r)

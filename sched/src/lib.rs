@@ -48,5 +48,5 @@ pub mod wasi;
 
 pub use crate::core::{CoreScheduler, Poll};
 pub use native::{NativeCtx, NativeService, ReplyTo, Request, SysInfo};
-pub use platform::Platform;
+pub use platform::{Platform, Stream};
 pub use system::{Config, System, TaskExit};

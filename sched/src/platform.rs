@@ -1,5 +1,16 @@
 //! What differs between bare metal and the hosted runtime.
 
+use wasmos_ipc::abi::ExitReason;
+
+/// Which of a program's output streams a write went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// WASI fd 1, and `console_write` (a native program's only output).
+    Stdout,
+    /// WASI fd 2.
+    Stderr,
+}
+
 /// Services the scheduler needs from whatever runs it. Implementations:
 /// the kernel (`kernel/src/tasks.rs`: TSC clock, IPIs, COM1) and the hosted
 /// runtime (monotonic clock, condvars, stdout).
@@ -8,8 +19,19 @@ pub trait Platform: Send + Sync {
     fn now_ns(&self) -> u64;
     /// Wakes core `core`, which announced it is going to sleep.
     fn wake_core(&self, core: usize);
-    /// A task wrote to the console.
+    /// A line for the console log about task `task` (its exit notice),
+    /// and by default everything a task writes (see [`Platform::output`]).
     fn console_write(&self, core: usize, task: &str, text: &[u8]);
+    /// Task `task` wrote `text` to its stdout or stderr. The kernel logs it
+    /// like any console line (the default); the hosted runtime passes it
+    /// through raw, so a program can sit in a pipeline.
+    fn output(&self, core: usize, task: &str, _stream: Stream, text: &[u8]) {
+        self.console_write(core, task, text)
+    }
+    /// Task `task` ended (after its exit notice went to the console), with
+    /// its exit code when `reason` is `Exited`. The kernel uses it to leave
+    /// QEMU when the programs named by `exit_with=` in boot.cfg end.
+    fn task_ended(&self, _task: &str, _code: i32, _reason: ExitReason) {}
     /// Fills `buf` with random bytes (WASI `random_get`). Implementations
     /// say where their randomness comes from.
     fn fill_random(&self, buf: &mut [u8]);

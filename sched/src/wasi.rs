@@ -24,6 +24,7 @@ use alloc::vec::Vec;
 
 use wasmi::{Caller, Error, FuncType, Linker, Val};
 
+use crate::platform::Stream;
 use crate::task::{self, Blocked, TaskData, Wait};
 
 pub const MODULE: &str = "wasi_snapshot_preview1";
@@ -121,17 +122,18 @@ fn iovecs(c: &Ctx, iovs: i32, n: i32) -> Result<Vec<(u32, u32)>, i32> {
 
 fn fd_write(mut c: Ctx, fd: i32, iovs: i32, n: i32, written: i32) -> Result<i32, Error> {
     let r = (|| {
-        match wasi(&mut c).and_then(|w| w.fds.get(fd as usize).cloned().flatten()) {
-            Some(Fd::Stdout | Fd::Stderr) => {}
+        let stream = match wasi(&mut c).and_then(|w| w.fds.get(fd as usize).cloned().flatten()) {
+            Some(Fd::Stdout) => Stream::Stdout,
+            Some(Fd::Stderr) => Stream::Stderr,
             Some(_) => return Err(EBADF),
             None => return Err(EBADF),
-        }
+        };
         let mut text = Vec::new();
         for (buf, len) in iovecs(&c, iovs, n)? {
             text.extend(get(&c, buf as i32, len as i32)?);
         }
         let data = c.data();
-        data.system.platform.console_write(data.core, &data.name, &text);
+        data.system.platform.output(data.core, &data.name, stream, &text);
         put_u32(&mut c, written, text.len() as u32)
     })();
     errno(r)

@@ -11,6 +11,8 @@
 //! test-fail <name> <reason, rest of the line>
 //! done passed=<n> failed=<n>
 //! panic cpu<k>: <reason, rest of the line>         kernel died
+//! program-exit <code>                               run mode, `exit_with=`:
+//!                                                   the programs ended
 //! ```
 //!
 //! Anything else on the port (firmware noise before the header, a line cut
@@ -29,6 +31,7 @@ pub enum Line {
     TestFail { name: String, reason: String },
     Done { passed: u64, failed: u64 },
     Panic { cpu: u32, reason: String },
+    ProgramExit { code: i32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -76,6 +79,7 @@ pub fn parse_line(line: &str) -> Option<Line> {
             let (cpu, reason) = rest.split_once(": ")?;
             Some(Line::Panic { cpu: cpu.strip_prefix("cpu")?.parse().ok()?, reason: reason.into() })
         }
+        "program-exit" => Some(Line::ProgramExit { code: rest.trim().parse().ok()? }),
         _ => None,
     }
 }
@@ -102,6 +106,8 @@ pub struct Report {
     pub tests: Vec<(String, Outcome)>,
     pub done: Option<(u64, u64)>,
     pub panic: Option<(u32, String)>,
+    /// The exit status of the programs a run-mode boot waited for.
+    pub program_exit: Option<i32>,
 }
 
 impl Report {
@@ -128,6 +134,7 @@ impl Report {
             // The first panic is the cause; later ones are fallout.
             Some(Line::Panic { cpu, reason }) if self.panic.is_none() => self.panic = Some((cpu, reason)),
             Some(Line::Panic { .. }) => {}
+            Some(Line::ProgramExit { code }) => self.program_exit = Some(code),
         }
     }
 
@@ -175,6 +182,13 @@ mod tests {
         assert_eq!(r.done, Some((1, 1)));
         assert_eq!((r.passed(), r.failed()), (1, 1));
         assert!(r.panic.is_none() && r.unfinished().is_none());
+    }
+
+    #[test]
+    fn program_exit_status() {
+        assert_eq!(Report::parse("WASMOS-RESULTS 1\nprogram-exit 42\n").program_exit, Some(42));
+        assert_eq!(parse_line("program-exit -1"), Some(Line::ProgramExit { code: -1 }));
+        assert_eq!(parse_line("program-exit"), None);
     }
 
     #[test]

@@ -42,8 +42,10 @@ pub struct BootConfig {
     pub tests: Option<String>,
     /// The user's own Wasm programs (`--wasm`), started in run mode.
     pub wasm: Vec<PathBuf>,
-    /// Their arguments (`-- a b c`).
+    /// Their arguments (`-- a b c`), each passed exactly as given.
     pub args: Vec<String>,
+    /// Leave QEMU when the `--wasm` programs have ended (`--exit`).
+    pub exit_with: bool,
     /// How long a soak runs (`mode=soak`).
     pub soak_seconds: Option<u64>,
     /// `(host port, guest port)` QEMU forwards to the machine, for the
@@ -63,7 +65,16 @@ impl BootConfig {
 
     /// Nothing but the mode.
     pub fn mode(mode: Mode) -> Self {
-        BootConfig { mode, tests: None, wasm: Vec::new(), args: Vec::new(), soak_seconds: None, hostfwd: None, bench_quick: false }
+        BootConfig {
+            mode,
+            tests: None,
+            wasm: Vec::new(),
+            args: Vec::new(),
+            exit_with: false,
+            soak_seconds: None,
+            hostfwd: None,
+            bench_quick: false,
+        }
     }
 
     /// Bundle entries: the demo, the test programs, the user's programs;
@@ -89,11 +100,22 @@ impl BootConfig {
         let mut spawn = Vec::new();
         for path in &self.wasm {
             let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let name = path.file_name().and_then(|n| n.to_str()).context("--wasm path has no file name")?;
-            let name = if name.ends_with(".wasm") { name.to_owned() } else { format!("{name}.wasm") };
+            let name = bundle_name(path)?;
             spawn.push(name.clone());
             entries.push((name, bytes));
         }
+        if !self.args.is_empty() {
+            let args = encode_args(&self.args)?;
+            entries.extend(spawn.iter().map(|name| (format!("args/{name}"), args.clone())));
+        }
+        let cfg = self.cfg(spawn);
+        Ok((cfg, entries))
+    }
+
+    /// `boot.cfg` for a bundle that starts the user's programs `spawn`
+    /// (bundle names; none: the demo).
+    fn cfg(&self, mut spawn: Vec<String>) -> String {
+        let programs: Vec<String> = spawn.iter().map(|s| s.trim_end_matches(".wasm").to_owned()).collect();
         if spawn.is_empty() {
             // The default: the token ring demo, and the web server when the
             // machine has a network card to serve on.
@@ -103,10 +125,8 @@ impl BootConfig {
             spawn.push("token_ring.wasm@all".into());
         }
         let mut cfg = format!("mode={}\nspawn={}\n", self.mode.name(), spawn.join(","));
-        if !self.args.is_empty() {
-            for program in self.wasm.iter().zip(&spawn).map(|(_, s)| s) {
-                cfg.push_str(&format!("args.{program}={}\n", self.args.join(" ")));
-            }
+        if self.exit_with && !programs.is_empty() {
+            cfg.push_str(&format!("exit_with={}\n", programs.join(",")));
         }
         if let Some(t) = &self.tests {
             cfg.push_str(&format!("tests={t}\n"));
@@ -120,13 +140,90 @@ impl BootConfig {
         if self.bench_quick {
             cfg.push_str("bench_quick=1\n");
         }
-        Ok((cfg, entries))
+        cfg
     }
+}
+
+/// The bundle name of a `--wasm` program: its file name, ending `.wasm`.
+fn bundle_name(path: &Path) -> Result<String> {
+    let name = path.file_name().and_then(|n| n.to_str()).context("--wasm path has no UTF-8 file name")?;
+    if name.contains([',', '@']) {
+        bail!("--wasm file name {name:?} must not contain ',' or '@' (boot.cfg's separators)");
+    }
+    Ok(if name.ends_with(".wasm") { name.to_owned() } else { format!("{name}.wasm") })
+}
+
+/// Most arguments init passes a program (argv[0] is its name), and their
+/// most bytes with one separator each (the SDK's `spawn_args`; see
+/// `servers/init`).
+const MAX_ARGS: usize = 31;
+const MAX_ARG_BYTES: usize = 900;
+
+/// The bundle file `args/<program>`: every argument exactly as given,
+/// each ended by a NUL (so an empty argument survives too).
+pub fn encode_args(args: &[String]) -> Result<Vec<u8>> {
+    if args.len() > MAX_ARGS {
+        bail!("{} arguments: at most {MAX_ARGS} reach a program in QEMU", args.len());
+    }
+    if let Some(arg) = args.iter().find(|a| a.contains('\0')) {
+        bail!("argument {arg:?} contains a NUL byte");
+    }
+    let mut bytes = Vec::new();
+    for arg in args {
+        bytes.extend_from_slice(arg.as_bytes());
+        bytes.push(0);
+    }
+    if bytes.len() > MAX_ARG_BYTES {
+        bail!("the arguments take {} bytes: at most {MAX_ARG_BYTES} reach a program in QEMU", bytes.len());
+    }
+    Ok(bytes)
 }
 
 /// Where xtask keeps its artefacts.
 pub fn out_dir(root: &Path) -> PathBuf {
     root.join("target/xtask")
+}
+
+/// The artefacts of one `cargo xtask run` (bundle, boot image, result
+/// channel), in `target/xtask/run-<pid>/`, so that two runs in one
+/// checkout never overwrite each other's image. Removed when dropped;
+/// directories of runs whose process is gone are removed on creation.
+pub struct RunDir {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn create(root: &Path) -> Result<RunDir> {
+        remove_stale_run_dirs(&out_dir(root));
+        let name = format!("run-{}", std::process::id());
+        let path = out_dir(root).join(&name);
+        std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(RunDir { name, path })
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The pid in a run directory's name (`run-1234`).
+fn run_dir_pid(name: &str) -> Option<u32> {
+    name.strip_prefix("run-")?.parse().ok()
+}
+
+/// Removes `run-<pid>` directories under `dir` whose process has ended.
+fn remove_stale_run_dirs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(run_dir_pid) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn cargo() -> Command {
@@ -301,15 +398,21 @@ pub fn image_builder(root: &Path) -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// Builds everything and returns the disk image for `opts`.
-pub fn image(root: &Path, opts: &BuildOpts, config: &BootConfig) -> Result<PathBuf> {
-    image_named(root, "run", opts.profile(), opts.uefi, config)
+/// Builds everything and returns the disk image for `opts`, with its
+/// artefacts under `target/xtask/<name>/` (the kernel build shown: the
+/// interactive commands).
+pub fn image(root: &Path, name: &str, opts: &BuildOpts, config: &BootConfig) -> Result<PathBuf> {
+    image_in(root, name, opts.profile(), opts.uefi, config, false)
 }
 
-/// Like [`image`], with artefacts under `target/xtask/<name>/`.
+/// Like [`image`], for callers that build many images and built the
+/// kernel loudly once.
 pub fn image_named(root: &Path, name: &str, profile: Profile, uefi: bool, config: &BootConfig) -> Result<PathBuf> {
-    // Quiet: callers that build many images built the kernel loudly once.
-    let kernel = kernel_with(root, profile, name != "run")?;
+    image_in(root, name, profile, uefi, config, true)
+}
+
+fn image_in(root: &Path, name: &str, profile: Profile, uefi: bool, config: &BootConfig, quiet: bool) -> Result<PathBuf> {
+    let kernel = kernel_with(root, profile, quiet)?;
     let builder = image_builder(root)?;
     let bundle = bundle(root, name, config)?;
     let image = out_dir(root).join(name).join(if uefi { "uefi.img" } else { "bios.img" });
@@ -324,4 +427,68 @@ pub fn image_named(root: &Path, name: &str, profile: Profile, uefi: bool, config
         bail!("making the disk image failed");
     }
     Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn arguments_are_kept_exactly() {
+        let args = strings(&["a", "the \"second\" arg", "", " x\ty "]);
+        let bytes = encode_args(&args).unwrap();
+        assert_eq!(bytes, b"a\0the \"second\" arg\0\0 x\ty \0");
+        // What servers/init does with it: split at the NULs.
+        let text = std::str::from_utf8(&bytes).unwrap().strip_suffix('\0').unwrap();
+        assert_eq!(text.split('\0').collect::<Vec<_>>(), args);
+    }
+
+    #[test]
+    fn arguments_init_cannot_pass_are_refused() {
+        assert!(encode_args(&strings(&["a\0b"])).is_err());
+        assert!(encode_args(&vec!["x".to_owned(); MAX_ARGS + 1]).is_err());
+        assert!(encode_args(&["y".repeat(MAX_ARG_BYTES)]).is_err());
+        assert!(encode_args(&vec!["x".to_owned(); MAX_ARGS]).is_ok());
+    }
+
+    #[test]
+    fn exit_with_names_the_users_programs() {
+        let config = BootConfig { exit_with: true, ..BootConfig::run() };
+        let cfg = config.cfg(vec!["hello.wasm".into(), "other.wasm".into()]);
+        assert!(cfg.contains("spawn=hello.wasm,other.wasm\n"), "{cfg}");
+        assert!(cfg.contains("exit_with=hello,other\n"), "{cfg}");
+        // Without programs of the user's there is nothing to wait for.
+        let cfg = config.cfg(Vec::new());
+        assert!(cfg.contains("spawn=token_ring.wasm@all\n") && !cfg.contains("exit_with"), "{cfg}");
+        assert!(!BootConfig::run().cfg(vec!["hello.wasm".into()]).contains("exit_with"));
+    }
+
+    #[test]
+    fn bundle_names() {
+        assert_eq!(bundle_name(Path::new("/x/prog.wasm")).unwrap(), "prog.wasm");
+        assert_eq!(bundle_name(Path::new("prog")).unwrap(), "prog.wasm");
+        assert!(bundle_name(Path::new("a,b.wasm")).is_err());
+    }
+
+    #[test]
+    fn runs_get_directories_of_their_own() {
+        let root = std::env::temp_dir().join(format!("xtask-rundir-{}", std::process::id()));
+        // A directory left by a run whose process is gone (pid 0 is never
+        // a process's), and one of a live process (this one's parent).
+        let stale = out_dir(&root).join("run-0");
+        let live = out_dir(&root).join(format!("run-{}", std::os::unix::process::parent_id()));
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::create_dir_all(&live).unwrap();
+        let dir = RunDir::create(&root).unwrap();
+        assert_eq!(dir.name, format!("run-{}", std::process::id()));
+        assert!(dir.path.is_dir() && !stale.exists() && live.exists());
+        let path = dir.path.clone();
+        drop(dir);
+        assert!(!path.exists(), "a run's directory goes with it");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -73,6 +73,22 @@ pub fn for_run(root: &Path, disk: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
+/// Claims `disk` for one run: two machines writing one FAT image would
+/// corrupt it, so a second `cargo xtask run` on the same disk stops with a
+/// plain message. The claim (an advisory lock) lasts as long as the file.
+pub fn claim(disk: &Path) -> Result<std::fs::File> {
+    let file = std::fs::File::open(disk).with_context(|| format!("cannot open {}", disk.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "the disk {} is in use by another `cargo xtask run`: give this one its own with --disk FILE \
+             (`cargo xtask disk --disk FILE new` makes one)",
+            disk.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", disk.display())),
+    }
+}
+
 /// Makes a FAT32 image of `mib` MiB at `path`.
 pub fn create(path: &Path, mib: u64) -> Result<()> {
     if mib < 33 {
@@ -290,15 +306,16 @@ pub fn hosted_suite(root: &Path, tally: &mut impl FnMut(&str, Result<Option<u64>
         let _ = phases;
         cmd.arg(&check).arg("--").args(phases);
         let out = cmd.output().map_err(|e| format!("cannot run wasmos-hosted: {e}"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        // The programs' output (stdout) and the log (stderr), both shown on failure.
+        let output = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
         let want = format!("fs_check: {} ok", phases[0]);
-        if out.status.success() && stdout.contains(&want) {
+        if out.status.success() && output.contains(&want) {
             Ok(None)
         } else {
             Err(format!(
                 "exit {}: {}",
                 out.status,
-                stdout.lines().filter(|l| l.contains("fs")).collect::<Vec<_>>().join(" | ")
+                output.lines().filter(|l| l.contains("fs")).collect::<Vec<_>>().join(" | ")
             ))
         }
     };

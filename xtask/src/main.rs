@@ -1,6 +1,7 @@
 //! `cargo xtask`: the one entry point for building, booting and testing
-//! WasmOS. Each subcommand checks its prerequisites first and says what to
-//! install when something is missing.
+//! WasmOS. Each subcommand installs its prerequisites first (or says how,
+//! when it cannot) and works on the checkout it is run in, found at run
+//! time from the current directory.
 //!
 //! Modules: [`prereq`] (toolchain, QEMU, OVMF), [`build`] (kernel, boot
 //! bundle, disk images), [`qemu`] (command line, running, exit status),
@@ -18,9 +19,9 @@ mod qemu;
 mod soak;
 mod test;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -107,9 +108,18 @@ struct HostedOpts {
     /// Port the default web server listens on (127.0.0.1).
     #[arg(long, default_value_t = 8080)]
     http_port: u16,
+    /// Directory whose files WASI programs see, read-only, under `/`.
+    #[arg(long, value_name = "DIR")]
+    files: Option<PathBuf>,
+    /// A FAT disk image for the file server `fs` (as `run --disk`).
+    #[arg(long, value_name = "FILE")]
+    disk: Option<PathBuf>,
     /// Programs: `file.wasm[@core|@all]` (default: webapi, and the token
     /// ring on every core: what `cargo xtask run` boots).
     programs: Vec<String>,
+    /// Arguments for the programs (after `--`), each passed exactly.
+    #[arg(last = true)]
+    args: Vec<String>,
 }
 
 #[derive(Args, Clone)]
@@ -183,7 +193,12 @@ struct RunOpts {
     /// `fs` serves it). Default: target/xtask/disk.img, made on first use.
     #[arg(long, value_name = "FILE")]
     disk: Option<PathBuf>,
-    /// Arguments for the `--wasm` programs (after `--`; no spaces inside one).
+    /// With --wasm: leave QEMU when the programs have ended, and exit with
+    /// their status (the first non-zero exit code; 101 for a killed one).
+    #[arg(long, requires = "wasm")]
+    exit: bool,
+    /// Arguments for the `--wasm` programs (after `--`), each passed
+    /// exactly, spaces and quotes included.
     #[arg(last = true)]
     args: Vec<String>,
 }
@@ -202,66 +217,50 @@ struct TestOpts {
 }
 
 fn main() {
-    if let Err(e) = run(Cli::parse()) {
-        // `{:#}` shows the cause chain without a backtrace dump.
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    match run(Cli::parse()) {
+        Ok(status) => std::process::exit(status),
+        Err(e) => {
+            // `{:#}` shows the cause chain without a backtrace dump.
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    let root = workspace_root();
+/// Runs one subcommand; returns the status xtask exits with.
+fn run(cli: Cli) -> Result<i32> {
+    let cwd = std::env::current_dir()?;
+    let root = workspace_root(&cwd)
+        .with_context(|| format!("{} is not inside a WasmOS checkout (no directory above has xtask/Cargo.toml)", cwd.display()))?;
     std::env::set_current_dir(&root)?;
     match cli.command {
         Command::Build(opts) => {
-            prereq::toolchain()?;
-            let image = build::image(&root, &opts, &build::BootConfig::run())?;
+            prereq::toolchain(&root)?;
+            let image = build::image(&root, "build", &opts, &build::BootConfig::run())?;
             println!("{}", image.display());
-            Ok(())
+            Ok(0)
         }
-        Command::Run(opts) => {
-            prereq::toolchain()?;
-            prereq::qemu(opts.build.uefi)?;
-            let wasm = opts.wasm.iter().map(std::path::absolute).collect::<std::io::Result<Vec<_>>>()?;
-            let http_port = (!opts.no_net).then_some(opts.http_port);
-            if let Some(port) = http_port {
-                qemu::ensure_port_free(port, "pick another with --http-port N (or --no-net)")?;
-            }
-            let config = build::BootConfig {
-                tests: opts.tests.clone(),
-                wasm,
-                args: opts.args.clone(),
-                hostfwd: http_port.map(|p| (p, qemu::GUEST_HTTP_PORT)),
-                ..build::BootConfig::mode(opts.mode)
-            };
-            let image = build::image(&root, &opts.build, &config)?;
-            let machine = qemu::Machine {
-                image,
-                uefi: opts.build.uefi,
-                smp: opts.smp,
-                mem: opts.mem.clone(),
-                accel: opts.accel,
-                http_port,
-                rdtscp: opts.mode == Mode::Bench,
-                disk: Some(disk::for_run(&root, opts.disk.as_deref())?),
-            };
-            qemu::run_interactive(&root, &machine, opts.timeout)
-        }
-        Command::Test(opts) => test::run(&root, &opts),
+        Command::Run(opts) => run_command(&root, &cwd, &opts),
+        Command::Test(opts) => test::run(&root, &opts).map(|()| 0),
         Command::Bench(opts) => {
-            prereq::toolchain()?;
+            prereq::toolchain(&root)?;
             prereq::qemu(false)?;
-            let out = opts.out.as_ref().map(std::path::absolute).transpose()?;
-            bench::run(&root, &bench::Opts { quick: opts.quick, smp: opts.smp, accel: opts.accel, out, quiet: false }).map(drop)
+            let out = opts.out.as_ref().map(|p| cwd.join(p));
+            bench::run(&root, &bench::Opts { quick: opts.quick, smp: opts.smp, accel: opts.accel, out, quiet: false }).map(|_| 0)
         }
-        Command::Disk(opts) => disk::command(&root, &opts),
-        Command::Profile { breakdown } => profile::run(&root, breakdown),
+        Command::Disk(opts) => {
+            // Its FILE and DEST paths are the user's, relative to where
+            // the command was given.
+            std::env::set_current_dir(&cwd)?;
+            disk::command(&root, &opts).map(|()| 0)
+        }
+        Command::Profile { breakdown } => profile::run(&root, breakdown).map(|()| 0),
         Command::BenchPipeChild { cpu } => {
             wasmos_bench::host::pipe_child(cpu);
-            Ok(())
+            Ok(0)
         }
         Command::Soak(opts) => {
-            prereq::toolchain()?;
+            prereq::toolchain(&root)?;
             prereq::qemu(false)?;
             let checks = soak::run(&root, opts.minutes * 60, opts.smp)?;
             let failed: Vec<&str> = checks.iter().filter(|c| !c.passed()).map(|c| c.name.as_str()).collect();
@@ -274,7 +273,7 @@ fn run(cli: Cli) -> Result<()> {
             if !failed.is_empty() {
                 anyhow::bail!("soak failed: {}", failed.join(", "));
             }
-            Ok(())
+            Ok(0)
         }
         Command::Fuzz(opts) => {
             fuzz::prerequisites()?;
@@ -292,38 +291,163 @@ fn run(cli: Cli) -> Result<()> {
             if found > 0 {
                 anyhow::bail!("{found} target(s) found a crash (inputs in target/fuzz/artifacts)");
             }
-            Ok(())
+            Ok(0)
         }
-        Command::Hosted(opts) => {
-            prereq::toolchain()?;
-            build::servers(&root)?;
-            let binary = build::hosted(&root)?;
-            let mut programs = opts.programs.clone();
-            let defaults = programs.is_empty();
-            if defaults {
-                qemu::ensure_port_free(opts.http_port, "pick another with --http-port N")?;
-                programs.push(build::program_path(&root, "webapi.wasm").display().to_string());
-                programs.push(format!("{}@all", build::program_path(&root, "token_ring.wasm").display()));
-                eprintln!("xtask: webapi on http://127.0.0.1:{}/ (Ctrl-C stops)", opts.http_port);
-            }
-            let mut cmd = std::process::Command::new(binary);
-            cmd.arg("--cores").arg(opts.cores.to_string()).args(&programs);
-            if let Some(t) = opts.timeout {
-                cmd.arg("--timeout").arg(t.to_string());
-            }
-            if defaults {
-                cmd.args(["--", "--port", &opts.http_port.to_string()]);
-            }
-            let status = cmd.status()?;
-            if !status.success() {
-                anyhow::bail!("wasmos-hosted failed ({status})");
-            }
-            Ok(())
-        }
+        Command::Hosted(opts) => hosted_command(&root, &cwd, &opts),
     }
 }
 
-/// The workspace root: xtask lives in `<root>/xtask`.
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent directory").to_path_buf()
+/// `cargo xtask run`: builds an image of this run's own and boots it.
+fn run_command(root: &Path, cwd: &Path, opts: &RunOpts) -> Result<i32> {
+    prereq::toolchain(root)?;
+    prereq::qemu(opts.build.uefi)?;
+    let http_port = (!opts.no_net).then_some(opts.http_port);
+    if let Some(port) = http_port {
+        qemu::ensure_port_free(port, "pick another with --http-port N (or --no-net)")?;
+    }
+    let disk = disk::for_run(root, opts.disk.as_ref().map(|d| cwd.join(d)).as_deref())?;
+    let _claim = disk::claim(&disk)?;
+    let config = run_config(cwd, opts);
+    let dir = build::RunDir::create(root)?;
+    let image = build::image(root, &dir.name, &opts.build, &config)?;
+    let machine = qemu::Machine {
+        image,
+        uefi: opts.build.uefi,
+        smp: opts.smp,
+        mem: opts.mem.clone(),
+        accel: opts.accel,
+        http_port,
+        rdtscp: opts.mode == Mode::Bench,
+        disk: Some(disk),
+    };
+    qemu::run_interactive(&dir.path, &machine, opts.timeout)
+}
+
+/// What `cargo xtask run` puts in the boot bundle; `--wasm` paths are
+/// relative to `cwd`, where the command was given.
+fn run_config(cwd: &Path, opts: &RunOpts) -> build::BootConfig {
+    build::BootConfig {
+        tests: opts.tests.clone(),
+        wasm: opts.wasm.iter().map(|p| cwd.join(p)).collect(),
+        args: opts.args.clone(),
+        exit_with: opts.exit,
+        hostfwd: (!opts.no_net).then_some((opts.http_port, qemu::GUEST_HTTP_PORT)),
+        ..build::BootConfig::mode(opts.mode)
+    }
+}
+
+/// `cargo xtask hosted`: wasmos-hosted with the same options, and the
+/// demo (webapi and the token ring) when no program is given; exits with
+/// wasmos-hosted's status.
+fn hosted_command(root: &Path, cwd: &Path, opts: &HostedOpts) -> Result<i32> {
+    prereq::toolchain(root)?;
+    build::servers(root)?;
+    let binary = build::hosted(root)?;
+    if opts.programs.is_empty() {
+        qemu::ensure_port_free(opts.http_port, "pick another with --http-port N")?;
+        eprintln!("xtask: webapi on http://127.0.0.1:{}/ (Ctrl-C stops)", opts.http_port);
+    }
+    let status = hosted_args(root, cwd, opts, binary).status().context("cannot run wasmos-hosted")?;
+    // A signal (Ctrl-C) ends it without a code: the shell's 128 + signal.
+    Ok(status.code().unwrap_or(130))
+}
+
+/// The wasmos-hosted command line for `opts` (paths relative to `cwd`).
+fn hosted_args(root: &Path, cwd: &Path, opts: &HostedOpts, binary: PathBuf) -> std::process::Command {
+    let mut cmd = std::process::Command::new(binary);
+    cmd.arg("--cores").arg(opts.cores.to_string());
+    if let Some(t) = opts.timeout {
+        cmd.arg("--timeout").arg(t.to_string());
+    }
+    if let Some(files) = &opts.files {
+        cmd.arg("--files").arg(cwd.join(files));
+    }
+    if let Some(disk) = &opts.disk {
+        cmd.arg("--disk").arg(cwd.join(disk));
+    }
+    if opts.programs.is_empty() {
+        cmd.arg(build::program_path(root, "webapi.wasm"));
+        cmd.arg(format!("{}@all", build::program_path(root, "token_ring.wasm").display()));
+        cmd.args(["--", "--port", &opts.http_port.to_string()]);
+        cmd.args(&opts.args);
+    } else {
+        // `file.wasm@3`: the placement stays on the absolute path.
+        cmd.args(opts.programs.iter().map(|p| cwd.join(p)));
+        cmd.arg("--").args(&opts.args);
+    }
+    cmd
+}
+
+/// The workspace root, found at run time (not where xtask was compiled:
+/// a copied or moved checkout builds its own sources): the nearest
+/// directory at or above `start` with `xtask/Cargo.toml` beside a
+/// `Cargo.toml`.
+fn workspace_root(start: &Path) -> Option<PathBuf> {
+    start.ancestors().find(|d| d.join("xtask/Cargo.toml").is_file() && d.join("Cargo.toml").is_file()).map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: &str = "the \"second\" arg";
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from([&["cargo xtask"], args].concat()).unwrap_or_else(|e| panic!("{e}")).command
+    }
+
+    #[test]
+    fn run_passes_every_argument_exactly() {
+        let Command::Run(opts) = parse(&["run", "--wasm", "prog.wasm", "--exit", "--", "first", SECOND, "", "--not-an-option"])
+        else {
+            panic!("not run")
+        };
+        assert_eq!(opts.args, ["first", SECOND, "", "--not-an-option"]);
+        assert!(opts.exit);
+        let config = run_config(Path::new("/home/me/work"), &opts);
+        assert_eq!(config.wasm, [PathBuf::from("/home/me/work/prog.wasm")]);
+        assert_eq!(config.args, opts.args);
+        assert!(config.exit_with);
+    }
+
+    #[test]
+    fn exit_needs_a_program() {
+        assert!(Cli::try_parse_from(["cargo xtask", "run", "--exit"]).is_err());
+    }
+
+    #[test]
+    fn hosted_takes_files_and_arguments() {
+        let Command::Hosted(opts) =
+            parse(&["hosted", "--files", "data", "--timeout", "5", "prog.wasm@all", "--", SECOND, "-x"])
+        else {
+            panic!("not hosted")
+        };
+        let cmd = hosted_args(Path::new("/repo"), Path::new("/cwd"), &opts, PathBuf::from("wasmos-hosted"));
+        let args: Vec<&str> = cmd.get_args().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(args, ["--cores", "8", "--timeout", "5", "--files", "/cwd/data", "/cwd/prog.wasm@all", "--", SECOND, "-x"]);
+    }
+
+    #[test]
+    fn finds_the_workspace_from_any_directory_inside_it() {
+        let base = std::env::temp_dir().join(format!("xtask-root-{}", std::process::id()));
+        let copy = base.join("copied checkout");
+        std::fs::create_dir_all(copy.join("xtask")).unwrap();
+        std::fs::create_dir_all(copy.join("servers/hosted/src")).unwrap();
+        std::fs::write(copy.join("Cargo.toml"), "[workspace]\n").unwrap();
+        std::fs::write(copy.join("xtask/Cargo.toml"), "[package]\n").unwrap();
+        // A nested workspace of its own (servers/) is not the root.
+        std::fs::write(copy.join("servers/Cargo.toml"), "[workspace]\n").unwrap();
+        assert_eq!(workspace_root(&copy), Some(copy.clone()));
+        assert_eq!(workspace_root(&copy.join("servers/hosted/src")), Some(copy.clone()));
+        assert_eq!(workspace_root(&copy.join("xtask")), Some(copy.clone()));
+        assert_eq!(workspace_root(&base), None);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn the_real_workspace_is_found_from_here() {
+        let here = std::env::current_dir().unwrap();
+        let root = workspace_root(&here).expect("tests run inside the checkout");
+        assert!(root.join("rust-toolchain.toml").is_file());
+    }
 }

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use wasmos_tests::protocol::Report;
 use wasmos_tests::suites::Exit;
 
 use crate::Accel;
@@ -124,9 +125,11 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Boots with COM1 on this terminal (Ctrl-A X quits) and COM2 in a file.
-pub fn run_interactive(root: &Path, machine: &Machine, timeout: Option<u64>) -> Result<()> {
-    let results = crate::build::out_dir(root).join("run").join("results.txt");
+/// Boots with COM1 on this terminal (Ctrl-A X quits) and COM2 in
+/// `dir/results.txt`; returns the status for xtask to exit with: that of
+/// the programs the kernel waited for (`exit_with=`), else 0.
+pub fn run_interactive(dir: &Path, machine: &Machine, timeout: Option<u64>) -> Result<i32> {
+    let results = dir.join("results.txt");
     let mut cmd = machine.command();
     cmd.args(["-serial", "mon:stdio"]).arg("-serial").arg(format!("file:{}", results.display()));
     eprintln!("xtask: booting WasmOS ({}); Ctrl-A X quits", machine.describe());
@@ -142,17 +145,22 @@ pub fn run_interactive(root: &Path, machine: &Machine, timeout: Option<u64>) -> 
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    match status.map(classify) {
-        None => {
-            eprintln!("\nxtask: stopped QEMU after {} s (--timeout)", timeout.unwrap_or(0));
-            Ok(())
-        }
-        Some(Exit::Status(0)) => Ok(()),
-        Some(Exit::Status(wasmos_tests::suites::EXIT_SUCCESS)) => Ok(()),
-        Some(Exit::Status(wasmos_tests::suites::EXIT_FAILURE)) => {
-            anyhow::bail!("the kernel reported a failure (results in {})", results.display())
-        }
-        Some(other) => anyhow::bail!("QEMU ended unexpectedly: {other:?}"),
+    let Some(exit) = status.map(classify) else {
+        eprintln!("\nxtask: stopped QEMU after {} s (--timeout)", timeout.unwrap_or(0));
+        return Ok(0);
+    };
+    let report = std::fs::read(&results).map(|b| Report::parse(&String::from_utf8_lossy(&b))).unwrap_or_default();
+    exit_status(exit, &report)
+}
+
+/// How a run-mode boot ended, as a process exit status: the programs'
+/// status (`program-exit` on the result channel), 0 for a plain end.
+pub fn exit_status(exit: Exit, report: &Report) -> Result<i32> {
+    match exit {
+        Exit::Status(wasmos_tests::suites::EXIT_SUCCESS) => Ok(report.program_exit.unwrap_or(0)),
+        Exit::Status(0) => Ok(0),
+        Exit::Status(wasmos_tests::suites::EXIT_FAILURE) => anyhow::bail!("the kernel reported a failure"),
+        other => anyhow::bail!("QEMU ended unexpectedly: {other:?}"),
     }
 }
 

@@ -50,8 +50,9 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     let run_net = filter.is_none_or(|f| "net".contains(f));
     let run_fuzz = filter.is_none_or(|f| "fuzz".contains(f));
     let run_bench = filter.is_none_or(|f| "bench".contains(f));
+    let run_exit = filter.is_none_or(|f| "run-exit".contains(f));
     let run_storage = filter.is_none_or(|f| "storage-qemu-hosted".contains(f));
-    if selected.is_empty() && !run_hosted && !run_soak && !run_fuzz && !run_net && !run_bench && !run_storage {
+    if selected.is_empty() && !run_hosted && !run_soak && !run_fuzz && !run_net && !run_bench && !run_storage && !run_exit {
         bail!("no suite matches {:?}", opts.suite);
     }
     let started = Instant::now();
@@ -59,15 +60,14 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     // From here on whatever goes wrong (a missing tool, a build error, QEMU
     // not starting) is counted as a failed check and the run goes on, so
     // the summary below is always the last line of the output.
-    let uefi = selected.iter().any(|s| s.firmware == Firmware::Uefi);
-    let prerequisites = crate::prereq::toolchain().and_then(|()| crate::prereq::qemu(uefi));
+    let prerequisites = crate::prereq::toolchain(root).and_then(|()| crate::prereq::test_tools());
     if step(&mut tally, "prerequisites", |_| prerequisites) {
         if !opts.no_host {
             step(&mut tally, "host::unit_tests", |t| host_unit_tests(root, t));
         }
         let profile = if opts.debug { Profile::Debug } else { Profile::Release };
         let mut kernel_built = true;
-        if !selected.is_empty() || run_net || run_soak || run_storage {
+        if !selected.is_empty() || run_net || run_soak || run_storage || run_exit {
             println!("==> kernel build ({})", if opts.debug { "debug" } else { "release" });
             kernel_built = step(&mut tally, "kernel::build", |_| build::kernel(root, profile).map(drop));
         }
@@ -89,6 +89,9 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
         }
         if run_net && kernel_built {
             step(&mut tally, "net::setup", |t| net_suites(root, profile, t));
+        }
+        if run_exit && kernel_built {
+            step(&mut tally, "run-exit::setup", |t| run_exit_suite(root, profile, t));
         }
         if run_soak && kernel_built {
             // A short soak; `cargo xtask soak --minutes N` runs longer.
@@ -332,25 +335,30 @@ fn hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
     let token_ring = build::program_path(root, "token_ring.wasm").display().to_string();
     let wasi = build::wasi_check(root)?.display().to_string();
     let files = build::wasi_files(root).display().to_string();
-    // (check, arguments, expected exit code, text the output must contain)
+    let exact: Vec<String> = EXACT_ARGS.iter().map(|a| a.to_string()).collect();
+    let exact_line = format!("args: {:?}", [&["wasi-check".to_owned()], &exact[..]].concat());
+    // (check, arguments, expected exit code, text stdout must contain)
     let cases: Vec<(&str, Vec<String>, i32, &str)> = vec![
         ("hosted::token_ring_4_cores", vec![format!("{token_ring}@all")], 0, "token ring: 1000 laps over 4 cores"),
         ("hosted::ping_pong_cross_core", vec![format!("{}@1", write("echo_server")?), format!("{}@0", write("echo_client")?)], 0, ""),
         ("hosted::ping_pong_same_core", vec![format!("{}@2", write("echo_server")?), format!("{}@2", write("echo_client")?)], 0, ""),
-        ("hosted::wasi_std_program", vec!["--files".into(), files, wasi, "--".into(), "hello-arg".into()], 42, "sock_accept: ENOSYS"),
+        ("hosted::wasi_std_program", vec!["--files".into(), files.clone(), wasi.clone(), "--".into(), "hello-arg".into()], 42, "sock_accept: ENOSYS"),
+        ("hosted::exact_args", [vec!["--files".into(), files, wasi, "--".into()], exact].concat(), 42, &exact_line),
     ];
     let mut wasi_output = String::new();
     for (name, args, code, expect) in cases {
         let out = Command::new(&binary).args(["--cores", "4", "--timeout", "60"]).args(&args).output()?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let result = if out.status.code() != Some(code) {
-            Err(format!("exit {} (expected {code}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()))
+            Err(format!("exit {} (expected {code}): {}", out.status, stderr.trim()))
         } else if !stdout.contains(expect) {
             Err(format!("output lacks {expect:?}: {}", stdout.trim()))
         } else {
             Ok(None)
         };
         if name.ends_with("wasi_std_program") {
+            tally.record("hosted::raw_output_log_on_stderr", &raw_output(&stdout, &stderr));
             wasi_output = stdout;
         }
         tally.record(name, &result);
@@ -363,9 +371,12 @@ fn hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
             text.lines()
                 .filter(|l| l.contains("task wasi-check] "))
                 .filter_map(|l| l.split_once("task wasi-check] ").map(|(_, rest)| rest.to_owned()))
+                // The exit notice is the log's, not the program's output.
+                .filter(|l| !l.starts_with("exited with code ") && !l.starts_with("killed: "))
                 .collect()
         };
-        let (qemu, hosted) = (lines(&String::from_utf8_lossy(&log)), lines(&wasi_output));
+        let qemu = lines(&String::from_utf8_lossy(&log));
+        let hosted: Vec<String> = wasi_output.lines().map(str::to_owned).collect();
         let result = if qemu.is_empty() {
             Err("the bios-smp8 log has no wasi-check output".to_owned())
         } else if qemu != hosted {
@@ -375,6 +386,62 @@ fn hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
         };
         tally.record("hosted::wasi_output_matches_qemu", &result);
     }
+    Ok(())
+}
+
+/// Arguments that must reach a program exactly, in QEMU and hosted:
+/// the one wasi-check expects, then spaces, quotes, an empty one.
+const EXACT_ARGS: &[&str] = &["hello-arg", "the \"second\" arg", "", "  two  spaces ", "it's"];
+
+/// wasmos-hosted's stdout is the program's output, nothing else (every
+/// line a line wasi-check prints), and the log went to stderr.
+fn raw_output(stdout: &str, stderr: &str) -> Result<Option<u64>, String> {
+    if let Some(line) = stdout.lines().find(|l| l.contains("[core") || l.contains(" task ")) {
+        Err(format!("stdout has a log line: {line:?}"))
+    } else if !stdout.starts_with("args: ") {
+        Err(format!("stdout does not start with the program's first line: {:?}", stdout.lines().next()))
+    } else if !stderr.contains("task wasi-check] exited with code 42") {
+        Err(format!("stderr lacks the exit notice: {}", stderr.trim()))
+    } else {
+        Ok(None)
+    }
+}
+
+/// `cargo xtask run --wasm wasi-check.wasm --exit -- <EXACT_ARGS>` in
+/// QEMU, as a user runs it: every argument arrives exactly, and QEMU
+/// leaves when the program ends, with its exit status (42).
+fn run_exit_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
+    println!("==> suite run-exit (run mode, --wasm with exact arguments, --exit)");
+    let dir = build::out_dir(root).join("run-exit");
+    std::fs::create_dir_all(&dir)?;
+    // The bundle name gives the task its name, as `--wasm FILE` does.
+    let program = dir.join("wasi-check.wasm");
+    std::fs::copy(build::wasi_check(root)?, &program)?;
+    let config = BootConfig {
+        wasm: vec![program],
+        args: EXACT_ARGS.iter().map(|a| a.to_string()).collect(),
+        exit_with: true,
+        ..BootConfig::run()
+    };
+    let image = build::image_named(root, "run-exit", profile, false, &config)?;
+    let machine =
+        Machine { image, uefi: false, smp: 2, mem: "512M".into(), accel: Accel::Tcg, http_port: None, rdtscp: false, disk: None };
+    let (exit, files) = qemu::run_captured(&machine, &dir.join("boot"), Duration::from_secs(180), |_| {})?;
+    let log = String::from_utf8_lossy(&std::fs::read(&files.log).unwrap_or_default()).into_owned();
+    let report = Report::parse(&String::from_utf8_lossy(&std::fs::read(&files.results).unwrap_or_default()));
+    let want = format!("task wasi-check] args: {:?}", [&["wasi-check"][..], EXACT_ARGS].concat());
+    let args = if log.lines().any(|l| l.ends_with(&want)) {
+        Ok(None)
+    } else {
+        Err(format!("no line ending {want:?} in {}", files.log.display()))
+    };
+    tally.record("run-exit::exact_args", &args);
+    let status = match qemu::exit_status(exit, &report) {
+        Ok(42) => Ok(None),
+        Ok(other) => Err(format!("exit status {other}, expected 42 (QEMU {exit:?})")),
+        Err(e) => Err(format!("{e:#} (log {})", files.log.display())),
+    };
+    tally.record("run-exit::exit_status_is_the_programs", &status);
     Ok(())
 }
 

@@ -3,7 +3,10 @@
 //! The same `wasmos-sched` code as the kernel, with a Linux [`Platform`]:
 //! each core is an OS thread running a `CoreScheduler`
 //! (`wasmos_sched::threads`); "halt until an IPI" is a condvar wait; the
-//! clock is `Instant`; the console is stdout; randomness /dev/urandom.
+//! clock is `Instant`; randomness /dev/urandom. What a program writes to
+//! its stdout and stderr goes raw to ours, as under `wasmtime run`, so it
+//! can sit in a pipeline; the log (`[core0 task name] exited with code 0`)
+//! goes to stderr.
 //! The programs are the very `.wasm` files the kernel boots. The services
 //! the kernel provides natively are here too, over the host's facilities:
 //! `sysinfo`, `tcp` over the host's sockets (`wasmos-net`'s `host`
@@ -31,7 +34,7 @@ use wasmos_ipc::ids::TaskId;
 use wasmos_sched::threads::{Cores, Wakers};
 use wasmos_net::TcpService;
 use wasmos_net::host::HostNet;
-use wasmos_sched::{Config, Platform, SysInfo, System};
+use wasmos_sched::{Config, Platform, Stream, SysInfo, System};
 
 #[derive(Parser)]
 #[command(about = "Run WasmOS Wasm programs on Linux")]
@@ -103,8 +106,19 @@ impl Platform for Linux {
     fn console_write(&self, core: usize, task: &str, text: &[u8]) {
         let text = String::from_utf8_lossy(text);
         for line in text.trim_end_matches('\n').lines() {
-            println!("[core{core} task {task}] {line}");
+            eprintln!("[core{core} task {task}] {line}");
         }
+    }
+
+    fn output(&self, _core: usize, _task: &str, stream: Stream, text: &[u8]) {
+        use std::io::Write;
+        // Flushed at once: the program's two streams and the log keep
+        // their order on a terminal. A closed pipe is the reader's choice.
+        let mut out: Box<dyn Write> = match stream {
+            Stream::Stdout => Box::new(std::io::stdout().lock()),
+            Stream::Stderr => Box::new(std::io::stderr().lock()),
+        };
+        let _ = out.write_all(text).and_then(|()| out.flush());
     }
 
     fn boot_file(&self, name: &str) -> Option<&[u8]> {
@@ -197,7 +211,7 @@ fn run(cli: Cli) -> Result<u8> {
     let exits = Cores::start_all(&sys, &wakers).wait(&ids, timeout);
     let finished = exits.iter().all(Option::is_some);
     if !finished {
-        println!("wasmos-hosted: stopped after {} s", cli.timeout.unwrap_or(0));
+        eprintln!("wasmos-hosted: stopped after {} s", cli.timeout.unwrap_or(0));
         return Ok(0);
     }
     let code = exits

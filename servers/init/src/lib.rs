@@ -7,8 +7,9 @@
 //! ```
 //!
 //! `name.wasm` runs on a core the kernel picks, `@k` on core k, `@all` one
-//! copy per core. `args.name.wasm=a b c` gives a program its arguments
-//! (separated by spaces; WASI programs see them as argv).
+//! copy per core. The bundle file `args/name.wasm` gives a program its
+//! arguments, each one ended by a NUL byte, taken exactly as they are
+//! (spaces, quotes and all; WASI programs see them as argv).
 
 #![no_std]
 
@@ -17,12 +18,17 @@ use wasmos_sdk::{self as os, println};
 /// Largest program init can start (a bound on a static buffer).
 const MAX_PROGRAM: usize = 4 << 20;
 
+/// Most arguments a program gets, argv[0] included (the SDK's
+/// `spawn_args` also bounds their total length, to 1024 bytes).
+const MAX_ARGS: usize = 32;
+
 struct Buffers {
     config: [u8; 4096],
+    args: [u8; 1024],
     program: [u8; MAX_PROGRAM],
 }
 
-static mut BUFFERS: Buffers = Buffers { config: [0; 4096], program: [0; MAX_PROGRAM] };
+static mut BUFFERS: Buffers = Buffers { config: [0; 4096], args: [0; 1024], program: [0; MAX_PROGRAM] };
 
 #[unsafe(no_mangle)]
 pub extern "C" fn _start() {
@@ -56,16 +62,16 @@ pub extern "C" fn _start() {
         };
         let name = file.trim_end_matches(".wasm");
         let wasm = &buffers.program[..len];
-        // `args.<file>=a b c`: the program's arguments (argv[0] is its name).
-        let key = Key(file);
-        let args = config.lines().rev().find_map(|l| key.value_in(l)).unwrap_or("");
-        let mut argv = [""; 32];
+        let mut argv = [""; MAX_ARGS];
         argv[0] = name;
-        let mut argc = 1;
-        for arg in args.split_whitespace().take(argv.len() - 1) {
-            argv[argc] = arg;
-            argc += 1;
-        }
+        let argc = match program_args(file, &mut buffers.args, &mut argv[1..]) {
+            Ok(n) => 1 + n,
+            Err(why) => {
+                println!("cannot start {name}: its arguments (args/{file}): {why}");
+                failures += 1;
+                continue;
+            }
+        };
         let mut start = |core: Option<u32>| match os::spawn_args(wasm, &argv[..argc], core, &[]) {
             Ok(_) => println!("started {name} on {}", Placement(core)),
             Err(e) => {
@@ -88,14 +94,32 @@ pub extern "C" fn _start() {
     os::exit(failures)
 }
 
-/// The `args.<file>=` key of boot.cfg.
-struct Key<'a>(&'a str);
-
-impl<'a> Key<'a> {
-    fn value_in<'l>(&self, line: &'l str) -> Option<&'l str> {
-        let rest = line.trim().strip_prefix("args.")?.strip_prefix(self.0)?;
-        rest.strip_prefix('=')
+/// Reads `args/<file>` (each argument ended by a NUL) into `buf` and
+/// points `out` at its arguments; returns how many. No file: none.
+fn program_args<'b>(file: &str, buf: &'b mut [u8], out: &mut [&'b str]) -> Result<usize, &'static str> {
+    let mut path = [0u8; 256];
+    let key = b"args/";
+    if key.len() + file.len() > path.len() {
+        return Err("file name too long");
     }
+    path[..key.len()].copy_from_slice(key);
+    path[key.len()..key.len() + file.len()].copy_from_slice(file.as_bytes());
+    let path = core::str::from_utf8(&path[..key.len() + file.len()]).map_err(|_| "file name not UTF-8")?;
+    let len = match os::boot_file(path, buf) {
+        Ok(len) => len,
+        Err(os::Status::NotFound) => return Ok(0),
+        Err(e) => return Err(e.name()),
+    };
+    let text = core::str::from_utf8(&buf[..len]).map_err(|_| "not UTF-8")?;
+    let Some(text) = text.strip_suffix('\0') else {
+        return if text.is_empty() { Ok(0) } else { Err("last argument not ended by NUL") };
+    };
+    let mut n = 0;
+    for arg in text.split('\0') {
+        *out.get_mut(n).ok_or("too many arguments")? = arg;
+        n += 1;
+    }
+    Ok(n)
 }
 
 struct Placement(Option<u32>);
