@@ -81,7 +81,7 @@ pub fn null_syscall(samples: u32, reps: u32) -> Result<Summary, String> {
 /// checked by the program against `expected`.
 pub fn crc32(samples: u32, len: u32, expected: u32) -> Result<Summary, String> {
     let argv = vec!["bench.crc32".to_string(), samples.to_string(), len.to_string(), expected.to_string()];
-    finish(run(&[("crc32", argv, 0)], "bench.crc32")?)
+    finish(run(&[("crc32", argv, 0)], "bench.crc32", Config::default())?)
 }
 
 #[cfg(test)]
