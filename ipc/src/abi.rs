@@ -12,8 +12,8 @@
 //! | `ipc_send(h, msg, len) -> st` | `(i32,i32,i32)->i32` | never: `WOULD_BLOCK` if the target's queue is full |
 //! | `ipc_send_cap(h, msg, len, cap_h) -> st` | `(i32,i32,i32,i32)->i32` | never; like `ipc_send`, and a copy of `cap_h` (needs GRANT) travels with the message |
 //! | `ipc_recv(from, buf, cap, info, timeout_ns) -> len` | `(i32,i32,i32,i32,i64)->i32` | until a message, or timeout (`-1` = forever, `0` = poll) |
-//! | `ipc_call(h, msg, len, buf, cap) -> len` | `(i32,i32,i32,i32,i32)->i32` | until the reply; a full queue delays the request instead of failing (never `WOULD_BLOCK`) |
-//! | `ipc_reply(token, msg, len) -> st` | `(i32,i32,i32)->i32` | never; a caller on the same core runs next, the replier right after it |
+//! | `ipc_call(h, msg, len, buf, cap) -> len` | `(i32,i32,i32,i32,i32)->i32` | until the reply; a full queue delays the request instead of failing (never `WOULD_BLOCK`); a callee waiting in `ipc_recv` on the same core runs inside the call (direct hand-off) |
+//! | `ipc_reply(token, msg, len) -> st` | `(i32,i32,i32)->i32` | never; a waiting caller on the same core runs next (the replier right after it) if the replier has more calls queued |
 //! | `notify(h, bits) -> st` | `(i32,i64)->i32` | never; bits are OR-ed into the target's pending set |
 //! | `ipc_grant(h, cap_h) -> st` | `(i32,i32)->i32` | never; passes a copy of `cap_h` (needs GRANT) to `h`'s task |
 //! | `task_spawn(wasm, len, argv, alen, core, caps, ncaps) -> h` | `(i32×7)->i32` | no; `argv` is NUL-separated, its first part the task's name (WASI programs see all of it) |
