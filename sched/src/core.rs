@@ -392,13 +392,15 @@ pub struct CoreScheduler {
 /// its remaining tasks, or their memory would leak.
 impl Drop for CoreScheduler {
     fn drop(&mut self) {
-        let tasks = self.state.borrow_mut().tasks.take_all();
+        let tasks = core::mem::take(&mut self.state.borrow_mut().tasks);
         let natives = core::mem::take(&mut self.state.borrow_mut().natives);
         self.sys.reaped.fetch_add(tasks.len() as u64, Ordering::Relaxed);
-        for id in tasks.iter().map(|t| t.data().id).chain(natives.keys().copied()) {
+        for id in natives.keys().copied() {
             self.sys.directory.remove(id);
         }
-        drop(tasks);
+        for task in tasks.into_tasks() {
+            self.sys.directory.remove(task.data().id);
+        }
     }
 }
 

@@ -280,16 +280,17 @@ fn handoff(caller: &mut Ctx, to: TaskId, item: Incoming, call: u64) -> Result<Op
     // Something it waits for is queued now, so this receives (the call, or
     // notification bits that were pending: then the call waits its turn).
     callee.resume_with = task::try_receive(&mut callee.store, from, buf, cap, info).unwrap_or(0);
-    sys.stats[to.core()].delivered.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    sys.stats[to.core()].switches.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    sys.stats[to.core()].handoffs.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    let stats = &sys.stats[to.core()];
+    for counter in [&stats.delivered, &stats.switches, &stats.handoffs] {
+        counter.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
     let outcome = crate::core::run_slice(&sys, &mut callee);
     let mut st = state.borrow_mut();
     st.running.pop();
     st.settle(to, callee, outcome);
     let answer = st.take_reply(me, call);
     if answer.is_some() {
-        sys.stats[to.core()].delivered.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        stats.delivered.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     }
     Ok(answer)
 }

@@ -180,10 +180,9 @@ impl TaskTable {
         self.len
     }
 
-    /// Takes every task out.
-    pub fn take_all(&mut self) -> Vec<Box<Task>> {
-        self.len = 0;
-        self.slots.drain(..).flatten().collect()
+    /// Every task, taken out of the table.
+    pub fn into_tasks(self) -> impl Iterator<Item = Box<Task>> {
+        self.slots.into_iter().flatten()
     }
 }
 
