@@ -302,13 +302,16 @@ impl CoreState {
         self.ready.push_back(id);
     }
 
-    /// Ends a task: tells whoever waits on it, then frees everything it had.
+    /// Ends a task: frees everything it had, then tells whoever waits on
+    /// it. In that order, so that an exit someone has seen (a parent's
+    /// `ChildExit`, `System::exit_of`) means the task's memory is back in
+    /// the shared budget: a parent may respawn at once without meeting
+    /// OUT_OF_MEMORY for a child that is already gone.
     pub fn reap(&mut self, mut task: Box<Task>, exit: TaskExit, counted: bool) {
         let sys = self.sys.clone();
         let data = task.data_mut();
         let id = data.id;
         sys.directory.remove(id);
-        sys.reaped.fetch_add(1, Ordering::Relaxed);
         sys.services.lock().retain(|_, cap| cap.target != id);
         if let Some(deadline) = data.wait.and_then(|w| w.deadline()) {
             self.sleepers.remove(&(deadline, id));
@@ -322,7 +325,16 @@ impl CoreState {
         for (_, caller, call) in data.reply_tokens.drain(..) {
             notices.push(Envelope::Reply { to: caller, call, result: Err(Status::DeadTarget) });
         }
-        match data.parent {
+        let parent = data.parent;
+        let name = core::mem::take(&mut data.name);
+        // Frees the store: linear memory (its budget charge), tables, the
+        // instance, and the task's capability table.
+        drop(task);
+        if counted {
+            sys.stats[self.core].tasks.fetch_sub(1, Ordering::Relaxed);
+        }
+        sys.reaped.fetch_add(1, Ordering::Relaxed);
+        match parent {
             Some((parent, handle)) => notices.push(Envelope::Deliver {
                 to: parent,
                 item: Incoming::ChildExit { child_handle: handle, bits: RecvInfo::exit_bits(exit.code, exit.reason) },
@@ -337,18 +349,13 @@ impl CoreState {
         }
         // Every end is visible on the console: a user's program started by
         // init shows its exit code, a killed task why.
-        if exit.reason != ExitReason::Exited {
-            let line = alloc::format!("killed: {} (exit code {})\n", exit.reason.name(), exit.code);
-            sys.platform.console_write(self.core, &data.name, line.as_bytes());
+        let line = if exit.reason != ExitReason::Exited {
+            alloc::format!("killed: {} (exit code {})\n", exit.reason.name(), exit.code)
         } else {
-            let line = alloc::format!("exited with code {}\n", exit.code);
-            sys.platform.console_write(self.core, &data.name, line.as_bytes());
-        }
-        sys.platform.task_ended(&data.name, exit.code, exit.reason);
-        if counted {
-            sys.stats[self.core].tasks.fetch_sub(1, Ordering::Relaxed);
-        }
-        drop(task);
+            alloc::format!("exited with code {}\n", exit.code)
+        };
+        sys.platform.console_write(self.core, &name, line.as_bytes());
+        sys.platform.task_ended(&name, exit.code, exit.reason);
         for notice in notices {
             self.route(notice);
         }

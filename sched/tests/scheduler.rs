@@ -446,6 +446,12 @@ fn memory_hogs_share_one_budget_and_give_it_back() {
     // They overlap (each holds its memory for a second): 3 x 4 MiB cannot fit.
     assert!(pages.iter().any(|p| *p < 64), "no hog was held back by the shared budget: {pages:?}");
     assert_eq!(sys.memory_in_use(), 0, "memory not returned after exit");
+    // An end that is announced has already given its memory back: the
+    // hogs ran one after another on each core, so the last one announced
+    // saw everything free.
+    let seen = platform.memory_at_exit.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen.last(), Some(&0), "an exit was announced before the task's memory was freed: {seen:?}");
 }
 
 /// A caller blocked in `ipc_call` on a server that dies of any fault gets

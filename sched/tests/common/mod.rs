@@ -4,8 +4,9 @@
 
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use wasmos_ipc::abi::ExitReason;
 use wasmos_ipc::ids::TaskId;
 use wasmos_sched::threads::{Cores, Wakers};
 use wasmos_sched::{Config, Platform, System, TaskExit};
@@ -13,6 +14,10 @@ use wasmos_sched::{Config, Platform, System, TaskExit};
 pub struct TestPlatform {
     wakers: Arc<Wakers>,
     pub console: Mutex<Vec<(usize, String, String)>>,
+    /// The system, so that `task_ended` can look at it.
+    sys: OnceLock<Weak<System>>,
+    /// `System::memory_in_use` each time a task's end was announced.
+    pub memory_at_exit: Mutex<Vec<usize>>,
 }
 
 impl Platform for TestPlatform {
@@ -24,6 +29,11 @@ impl Platform for TestPlatform {
     }
     fn console_write(&self, core: usize, task: &str, text: &[u8]) {
         self.console.lock().unwrap().push((core, task.into(), String::from_utf8_lossy(text).into()));
+    }
+    fn task_ended(&self, _task: &str, _code: i32, _reason: ExitReason) {
+        if let Some(sys) = self.sys.get().and_then(Weak::upgrade) {
+            self.memory_at_exit.lock().unwrap().push(sys.memory_in_use());
+        }
     }
     fn boot_file(&self, name: &str) -> Option<&[u8]> {
         match name {
@@ -42,8 +52,14 @@ impl Platform for TestPlatform {
 
 /// A system of `cores` cores; the platform records what tasks print.
 pub fn system(cores: usize, config: Config) -> (Arc<System>, Arc<TestPlatform>) {
-    let platform = Arc::new(TestPlatform { wakers: Arc::new(Wakers::new(cores)), console: Mutex::new(Vec::new()) });
+    let platform = Arc::new(TestPlatform {
+        wakers: Arc::new(Wakers::new(cores)),
+        console: Mutex::new(Vec::new()),
+        sys: OnceLock::new(),
+        memory_at_exit: Mutex::new(Vec::new()),
+    });
     let sys = Arc::new(System::new(cores, config, platform.clone()));
+    let _ = platform.sys.set(Arc::downgrade(&sys));
     (sys, platform)
 }
 
