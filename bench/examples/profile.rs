@@ -36,7 +36,10 @@ fn main() {
     let n = n.to_string();
     let tasks: Vec<(&str, Vec<&str>)> = match workload {
         "rt" | "rt_queued" => vec![("echo_server", vec!["bench.server"]), ("echo_client", vec!["bench.client", &n])],
-        "oneway" => vec![("consumer", vec!["bench.consumer", "sink0", &n, &n]), ("producer", vec!["bench.producer", "sink0", &n])],
+        "oneway" => vec![
+            ("consumer", vec!["bench.consumer", "sink0", &n, &n]),
+            ("producer", vec!["bench.producer", "sink0", &n]),
+        ],
         "null" => vec![("null", vec!["bench.null", &n, "1"])],
         "yield" => vec![("yield", vec!["bench.yield_a", &n]), ("yield", vec!["bench.yield_b", &n])],
         other => panic!("unknown workload {other}"),
@@ -46,10 +49,8 @@ fn main() {
         // The same round trip through the ready queue: no hand-off.
         sys.set_handoff_depth(0);
     }
-    let ids: Vec<_> = tasks
-        .iter()
-        .map(|(program, argv)| sys.spawn_args(&programs::get(program), argv, 0).expect("spawn"))
-        .collect();
+    let ids: Vec<_> =
+        tasks.iter().map(|(program, argv)| sys.spawn_args(&programs::get(program), argv, 0).expect("spawn")).collect();
     let mut sched = CoreScheduler::new(sys.clone(), 0);
     let done = || ids.iter().all(|id| sys.exit_of(*id).is_some());
     assert!(sched.run_until(u64::MAX, done, |_| {}), "workload did not finish");

@@ -44,14 +44,18 @@ fn run(tasks: &[(&str, Vec<String>, i32)], timed: &str, config: Config) -> Resul
     let mut ids = Vec::new();
     for (program, argv, core) in tasks {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        ids.push(sys.spawn_args(&crate::programs::get(program), &argv, *core).map_err(|e| format!("spawn {program}: {}", e.name()))?);
+        ids.push(
+            sys.spawn_args(&crate::programs::get(program), &argv, *core)
+                .map_err(|e| format!("spawn {program}: {}", e.name()))?,
+        );
     }
     let exits = Cores::start_all(&sys, &wakers).wait(&ids, 300_000_000_000);
     if exits.iter().any(|e| e.is_none_or(|e| e.code != 0)) {
         return Err(format!("hosted bench tasks ended {exits:?}"));
     }
     let console = platform.console.lock().expect("not poisoned");
-    sample_record(console.get(timed).map(Vec::as_slice).unwrap_or(&[])).ok_or_else(|| format!("{timed} wrote no samples"))
+    sample_record(console.get(timed).map(Vec::as_slice).unwrap_or(&[]))
+        .ok_or_else(|| format!("{timed} wrote no samples"))
 }
 
 fn finish(mut samples: Vec<u64>) -> Result<Summary, String> {
@@ -65,7 +69,10 @@ pub fn round_trip(server_core: i32, n: u32, handoff: bool) -> Result<Summary, St
     let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let config = if handoff { Config::default() } else { Config { handoff_depth: 0, ..Config::default() } };
     finish(run(
-        &[("echo_server", argv(&["bench.server"]), server_core), ("echo_client", argv(&["bench.client", &n.to_string()]), 0)],
+        &[
+            ("echo_server", argv(&["bench.server"]), server_core),
+            ("echo_client", argv(&["bench.client", &n.to_string()]), 0),
+        ],
         "bench.client",
         config,
     )?)

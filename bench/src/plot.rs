@@ -44,7 +44,14 @@ fn latency(r: &Results, file: &FsPath) -> Result<(), Error> {
     let hi = values.clone().map(|w| w.ns.p99).fold(10.0, f64::max) * 2.0;
     let lo = values.map(|w| w.ns.median).fold(hi, f64::min).max(1.0) / 2.0;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("Per-operation latency, median (bar) and p99 (tick), {} -smp {}", r.qemu.accel.to_uppercase(), r.qemu.smp), ("sans-serif", 18))
+        .caption(
+            format!(
+                "Per-operation latency, median (bar) and p99 (tick), {} -smp {}",
+                r.qemu.accel.to_uppercase(),
+                r.qemu.smp
+            ),
+            ("sans-serif", 18),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(190)
@@ -56,7 +63,11 @@ fn latency(r: &Results, file: &FsPath) -> Result<(), Error> {
         .y_labels(rows * 2 + 1)
         .y_label_formatter(&|y| {
             let i = y.floor() as usize;
-            if (y - y.floor() - 0.5).abs() < 1e-6 { names.get(rows - 1 - i).map(|s| s.to_string()).unwrap_or_default() } else { String::new() }
+            if (y - y.floor() - 0.5).abs() < 1e-6 {
+                names.get(rows - 1 - i).map(|s| s.to_string()).unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .draw()?;
     for (i, name) in names.iter().enumerate() {
@@ -64,24 +75,35 @@ fn latency(r: &Results, file: &FsPath) -> Result<(), Error> {
         for (path, color, offset) in [(Path::Wasm, WASM, 0.52), (Path::Native, NATIVE, 0.12)] {
             let Some(w) = find(r, name, path) else { continue };
             let (y0, y1) = (row + offset, row + offset + 0.34);
-            chart.draw_series(std::iter::once(Rectangle::new([(lo, y0), (w.ns.median.max(lo), y1)], color.mix(0.8).filled())))?;
-            chart.draw_series(std::iter::once(PathElement::new(vec![(w.ns.p99.max(lo), y0 - 0.04), (w.ns.p99.max(lo), y1 + 0.04)], color.stroke_width(2))))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(lo, y0), (w.ns.median.max(lo), y1)],
+                color.mix(0.8).filled(),
+            )))?;
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(w.ns.p99.max(lo), y0 - 0.04), (w.ns.p99.max(lo), y1 + 0.04)],
+                color.stroke_width(2),
+            )))?;
         }
     }
-    chart.draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?.label("Wasm (ring 0, wasmi)").legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], WASM.filled()));
-    chart.draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?.label("native (ring 3, SYSCALL + CR3)").legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], NATIVE.filled()));
-    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.9)).border_style(BLACK).draw()?;
+    chart
+        .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
+        .label("Wasm (ring 0, wasmi)")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], WASM.filled()));
+    chart
+        .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
+        .label("native (ring 3, SYSCALL + CR3)")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], NATIVE.filled()));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }
 
-fn line_chart(
-    file: &FsPath,
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    series: &[Series],
-) -> Result<(), Error> {
+fn line_chart(file: &FsPath, title: &str, x_desc: &str, y_desc: &str, series: &[Series]) -> Result<(), Error> {
     let root = SVGBackend::new(file, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let xs = series.iter().flat_map(|s| s.3.iter().map(|p| p.0));
@@ -110,7 +132,12 @@ fn line_chart(
         drawn.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
     }
-    chart.configure_series_labels().position(SeriesLabelPosition::UpperLeft).background_style(WHITE.mix(0.9)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }
@@ -133,9 +160,24 @@ fn cross_core(r: &Results, file: &FsPath) -> Result<(), Error> {
     let median_us = |w: &Workload| Some(w.ns.median / 1e3);
     let series = vec![
         ("Wasm, idle target (IPI)".to_owned(), WASM, false, points(r, Path::Wasm, "ipc_rt/cross_idle/", median_us)),
-        ("Wasm, busy target (polling; dashed)".to_owned(), WASM, true, points(r, Path::Wasm, "ipc_rt/cross_busy/", median_us)),
-        ("native, idle target (IPI)".to_owned(), NATIVE, false, points(r, Path::Native, "ipc_rt/cross_idle/", median_us)),
-        ("native, busy target (polling; dashed)".to_owned(), NATIVE, true, points(r, Path::Native, "ipc_rt/cross_busy/", median_us)),
+        (
+            "Wasm, busy target (polling; dashed)".to_owned(),
+            WASM,
+            true,
+            points(r, Path::Wasm, "ipc_rt/cross_busy/", median_us),
+        ),
+        (
+            "native, idle target (IPI)".to_owned(),
+            NATIVE,
+            false,
+            points(r, Path::Native, "ipc_rt/cross_idle/", median_us),
+        ),
+        (
+            "native, busy target (polling; dashed)".to_owned(),
+            NATIVE,
+            true,
+            points(r, Path::Native, "ipc_rt/cross_busy/", median_us),
+        ),
     ];
     line_chart(
         file,
@@ -149,14 +191,34 @@ fn cross_core(r: &Results, file: &FsPath) -> Result<(), Error> {
 fn throughput(r: &Results, file: &FsPath) -> Result<(), Error> {
     let rate = |w: &Workload| w.msgs_per_s.map(|m| m / 1e6);
     let series = vec![
-        ("Wasm, n producers -> 1 consumer".to_owned(), WASM, false, points(r, Path::Wasm, "throughput/producers/", rate)),
+        (
+            "Wasm, n producers -> 1 consumer".to_owned(),
+            WASM,
+            false,
+            points(r, Path::Wasm, "throughput/producers/", rate),
+        ),
         ("Wasm, n independent pairs (dashed)".to_owned(), WASM, true, points(r, Path::Wasm, "throughput/pairs/", rate)),
-        ("native, n producers -> 1 consumer".to_owned(), NATIVE, false, points(r, Path::Native, "throughput/producers/", rate)),
-        ("native, n independent pairs (dashed)".to_owned(), NATIVE, true, points(r, Path::Native, "throughput/pairs/", rate)),
+        (
+            "native, n producers -> 1 consumer".to_owned(),
+            NATIVE,
+            false,
+            points(r, Path::Native, "throughput/producers/", rate),
+        ),
+        (
+            "native, n independent pairs (dashed)".to_owned(),
+            NATIVE,
+            true,
+            points(r, Path::Native, "throughput/pairs/", rate),
+        ),
     ];
     line_chart(
         file,
-        &format!("One-way message throughput, {} -smp {} on {} host CPUs", r.qemu.accel.to_uppercase(), r.qemu.smp, r.machine.host_cpus),
+        &format!(
+            "One-way message throughput, {} -smp {} on {} host CPUs",
+            r.qemu.accel.to_uppercase(),
+            r.qemu.smp,
+            r.machine.host_cpus
+        ),
         "n (producer cores, or pairs)",
         "million messages / s",
         &series,
@@ -177,8 +239,26 @@ mod tests {
         for (path, unit) in [(Path::Wasm, Unit::Ns), (Path::Native, Unit::Cycles)] {
             workloads.push(Workload::new("null_syscall", path, 1, unit, 100, &s(20_000), 1_000_000_000, None));
             for k in 1..4 {
-                workloads.push(Workload::new(&crate::workloads::rt_cross(false, k), path, 2, unit, 1, &s(9000 + k as u64), 1_000_000_000, None));
-                workloads.push(Workload::new(&crate::workloads::pairs(k), path, k as u32, unit, 10, &s(5000), 1_000_000_000, Some((1000 * k as u64, 1_000_000))));
+                workloads.push(Workload::new(
+                    &crate::workloads::rt_cross(false, k),
+                    path,
+                    2,
+                    unit,
+                    1,
+                    &s(9000 + k as u64),
+                    1_000_000_000,
+                    None,
+                ));
+                workloads.push(Workload::new(
+                    &crate::workloads::pairs(k),
+                    path,
+                    k as u32,
+                    unit,
+                    10,
+                    &s(5000),
+                    1_000_000_000,
+                    Some((1000 * k as u64, 1_000_000)),
+                ));
             }
         }
         let r = Results {

@@ -255,7 +255,12 @@ mod tests {
     #[test]
     fn garbage_is_not_a_bench_line() {
         assert_eq!(parse_line("test-pass x 1"), None);
-        assert_eq!(parse_line("bench-result workload=x path=alien cores=1 unit=ns batch=1 iters=1 min=1 median=1 p99=1 max=1 mean=1"), None);
+        assert_eq!(
+            parse_line(
+                "bench-result workload=x path=alien cores=1 unit=ns batch=1 iters=1 min=1 median=1 p99=1 max=1 mean=1"
+            ),
+            None
+        );
         assert_eq!(parse_line("bench-result workload=x"), None);
         assert_eq!(parse_line("bench-progress x"), None);
         assert_eq!(parse_line(""), None);

@@ -62,7 +62,16 @@ impl Workload {
     /// From a summary of raw samples; `tsc_hz` converts between units.
     /// (The arguments are the fields of a `bench-result` line.)
     #[allow(clippy::too_many_arguments)]
-    pub fn new(name: &str, path: Path, cores: u32, unit: Unit, batch: u64, s: &Summary, tsc_hz: u64, throughput: Option<(u64, u64)>) -> Workload {
+    pub fn new(
+        name: &str,
+        path: Path,
+        cores: u32,
+        unit: Unit,
+        batch: u64,
+        s: &Summary,
+        tsc_hz: u64,
+        throughput: Option<(u64, u64)>,
+    ) -> Workload {
         let hz = tsc_hz.max(1) as f64;
         let batch = batch.max(1);
         let per_op = |v: u64| v as f64 / batch as f64;
@@ -85,7 +94,16 @@ impl Workload {
     }
 
     pub fn from_line(line: &ResultLine, tsc_hz: u64) -> Workload {
-        Workload::new(line.workload, line.path, line.cores, line.unit, line.batch, &line.summary, tsc_hz, line.throughput)
+        Workload::new(
+            line.workload,
+            line.path,
+            line.cores,
+            line.unit,
+            line.batch,
+            &line.summary,
+            tsc_hz,
+            line.throughput,
+        )
     }
 }
 
@@ -210,7 +228,9 @@ pub fn parse_channel(text: &str) -> Result<KernelRun, String> {
 impl Results {
     /// Pairs every workload measured on both paths.
     pub fn compare(workloads: &[Workload]) -> Vec<Comparison> {
-        let clock = |p: Path| workloads.iter().find(|w| w.path == p && w.name == crate::workloads::CLOCK_READ).map(|w| w.ns.median);
+        let clock = |p: Path| {
+            workloads.iter().find(|w| w.path == p && w.name == crate::workloads::CLOCK_READ).map(|w| w.ns.median)
+        };
         let mut out = Vec::new();
         for w in workloads.iter().filter(|w| w.path == Path::Wasm) {
             if let Some(n) = workloads.iter().find(|n| n.path == Path::Native && n.name == w.name) {
@@ -255,7 +275,10 @@ impl Results {
             }
             for (unit, s) in [("cycles", &w.cycles), ("ns", &w.ns)] {
                 if !(s.min.is_finite() && 0.0 <= s.min && s.min <= s.median && s.median <= s.p99 && s.p99 <= s.max) {
-                    problems.push(format!("{id}: {unit} not ordered: min {} median {} p99 {} max {}", s.min, s.median, s.p99, s.max));
+                    problems.push(format!(
+                        "{id}: {unit} not ordered: min {} median {} p99 {} max {}",
+                        s.min, s.median, s.p99, s.max
+                    ));
                 }
             }
         }
@@ -333,7 +356,10 @@ impl Results {
             "Per operation; ratio = Wasm / native (below 1: Wasm is faster). \"corrected\": the median ratio after \
              taking each path's `clock_read` (the cost of its own timing) out of workloads the tasks time themselves.\n"
         );
-        let _ = writeln!(m, "| workload | Wasm median | Wasm p99 | native median | native p99 | ratio (median) | corrected | ratio (p99) | samples W / N |");
+        let _ = writeln!(
+            m,
+            "| workload | Wasm median | Wasm p99 | native median | native p99 | ratio (median) | corrected | ratio (p99) | samples W / N |"
+        );
         let _ = writeln!(m, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for c in &self.comparisons {
             let find = |p: Path| self.workloads.iter().find(|w| w.name == c.workload && w.path == p);
@@ -353,7 +379,8 @@ impl Results {
                 n.iterations
             );
         }
-        let tput: Vec<&Comparison> = self.comparisons.iter().filter(|c| c.workload.starts_with("throughput/")).collect();
+        let tput: Vec<&Comparison> =
+            self.comparisons.iter().filter(|c| c.workload.starts_with("throughput/")).collect();
         if !tput.is_empty() {
             let _ = writeln!(m, "\n## Throughput (messages per second, timed part)\n");
             let _ = writeln!(m, "| workload | cores | Wasm msgs/s | native msgs/s | Wasm / native |");
@@ -362,7 +389,15 @@ impl Results {
                 let find = |p: Path| self.workloads.iter().find(|w| w.name == c.workload && w.path == p);
                 let (Some(w), Some(n)) = (find(Path::Wasm), find(Path::Native)) else { continue };
                 let (a, b) = (w.msgs_per_s.unwrap_or(0.0), n.msgs_per_s.unwrap_or(0.0));
-                let _ = writeln!(m, "| `{}` | {} | {} | {} | {:.2} |", c.workload, w.cores, fmt_rate(a), fmt_rate(b), ratio(a, b));
+                let _ = writeln!(
+                    m,
+                    "| `{}` | {} | {} | {} | {:.2} |",
+                    c.workload,
+                    w.cores,
+                    fmt_rate(a),
+                    fmt_rate(b),
+                    ratio(a, b)
+                );
             }
         }
         let host: Vec<&Workload> = self.workloads.iter().filter(|w| w.path == Path::Host).collect();
@@ -385,7 +420,11 @@ impl Results {
         let _ = writeln!(m, "\n## What each workload measures\n");
         let mut seen = Vec::new();
         for w in &self.workloads {
-            let key = w.name.rsplit_once('/').filter(|_| !w.name.starts_with("host")).map_or(w.name.as_str(), |(head, _)| head);
+            let key = w
+                .name
+                .rsplit_once('/')
+                .filter(|_| !w.name.starts_with("host"))
+                .map_or(w.name.as_str(), |(head, _)| head);
             if w.path != Path::Host && !seen.contains(&key) {
                 seen.push(key);
                 let _ = writeln!(m, "- `{key}`: {}", w.description);
@@ -429,7 +468,13 @@ pub fn fmt_op(ns: f64, cycles: f64) -> String {
 }
 
 pub fn fmt_rate(r: f64) -> String {
-    if r >= 1e6 { format!("{:.2} M", r / 1e6) } else if r >= 1e3 { format!("{:.1} k", r / 1e3) } else { format!("{r:.0}") }
+    if r >= 1e6 {
+        format!("{:.2} M", r / 1e6)
+    } else if r >= 1e3 {
+        format!("{:.1} k", r / 1e3)
+    } else {
+        format!("{r:.0}")
+    }
 }
 
 /// Now, as UTC ISO 8601 and as a directory name (`20260520-130501`).

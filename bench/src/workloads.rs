@@ -146,18 +146,34 @@ pub fn describe(name: &str) -> &'static str {
     let first = name.split('/').next().unwrap_or("");
     match name {
         NULL_SYSCALL => "null system call: Wasm `core_id` host call / native SYSCALL+SYSRET doing nothing",
-        CLOCK_READ => "cost of taking one timing sample (Wasm: two `time_now_ns` calls; native: lfence/rdtsc + rdtscp/lfence)",
-        RT_SAME_CORE => "IPC round trip (call -> recv/reply -> reply delivered), caller and callee on core 0 (Wasm: direct hand-off)",
-        RT_SAME_CORE_QUEUED => "the same-core round trip with Wasm hand-offs turned off: both sides suspend and go through the ready queue (native: as ipc_rt/same_core)",
+        CLOCK_READ => {
+            "cost of taking one timing sample (Wasm: two `time_now_ns` calls; native: lfence/rdtsc + rdtscp/lfence)"
+        }
+        RT_SAME_CORE => {
+            "IPC round trip (call -> recv/reply -> reply delivered), caller and callee on core 0 (Wasm: direct hand-off)"
+        }
+        RT_SAME_CORE_QUEUED => {
+            "the same-core round trip with Wasm hand-offs turned off: both sides suspend and go through the ready queue (native: as ipc_rt/same_core)"
+        }
         CTX_SWITCH => "one context switch: two tasks on core 0 yielding to each other (a sample = 2 switches)",
-        CRC32 => "compute alone: CRC-32 (table-driven, a byte at a time) over a fixed 4 KiB buffer, the same algorithm in Wasm and in ring-3 machine code; per byte",
-        SPAWN => "spawn a task that exits at once, and wait for its exit (Wasm: cached module; native: new page table + 3 pages)",
-        _ if name.starts_with("ipc_rt/cross_idle") => "IPC round trip from core 0 to a server on core k, both cores halt when idle (IPI wake-up)",
-        _ if name.starts_with("ipc_rt/cross_busy") => "IPC round trip from core 0 to a server on core k, both cores poll their rings (no IPI)",
+        CRC32 => {
+            "compute alone: CRC-32 (table-driven, a byte at a time) over a fixed 4 KiB buffer, the same algorithm in Wasm and in ring-3 machine code; per byte"
+        }
+        SPAWN => {
+            "spawn a task that exits at once, and wait for its exit (Wasm: cached module; native: new page table + 3 pages)"
+        }
+        _ if name.starts_with("ipc_rt/cross_idle") => {
+            "IPC round trip from core 0 to a server on core k, both cores halt when idle (IPI wake-up)"
+        }
+        _ if name.starts_with("ipc_rt/cross_busy") => {
+            "IPC round trip from core 0 to a server on core k, both cores poll their rings (no IPI)"
+        }
         _ if name.starts_with("throughput/producers") => {
             "one-way messages: n producer cores into one consumer on core 0 (latency = per message at the consumer, in batches)"
         }
-        _ if name.starts_with("throughput/pairs") => "one-way messages: n independent producer/consumer pairs, one per core (msgs/s over the wall time of all pairs)",
+        _ if name.starts_with("throughput/pairs") => {
+            "one-way messages: n independent producer/consumer pairs, one per core (msgs/s over the wall time of all pairs)"
+        }
         _ if first == "host" || first == "hosted" => host_description(name),
         _ => "",
     }
@@ -170,7 +186,9 @@ fn host_description(name: &str) -> &'static str {
         "host/pipe/cross_core" => "Linux pipe ping-pong between two processes on two CPUs",
         "host/futex/same_core" => "Linux condvar (futex) ping-pong between two threads pinned to one CPU",
         "host/futex/cross_core" => "Linux condvar (futex) ping-pong between two threads on two CPUs",
-        "hosted/ipc_rt/same_core" => "the hosted runtime (same sched code on Linux threads): Wasm IPC round trip, one core",
+        "hosted/ipc_rt/same_core" => {
+            "the hosted runtime (same sched code on Linux threads): Wasm IPC round trip, one core"
+        }
         "hosted/ipc_rt/same_core_queued" => "the hosted runtime: Wasm IPC round trip, one core, hand-offs turned off",
         "hosted/ipc_rt/cross_core" => "the hosted runtime: Wasm IPC round trip between two core threads",
         "hosted/null_syscall" => "the hosted runtime: Wasm `core_id` host call",

@@ -249,7 +249,13 @@ impl RecvInfo {
         let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let mut bits = [0u8; 8];
         bits.copy_from_slice(&b[16..24]);
-        RecvInfo { kind: u32_at(0), len: u32_at(4), badge: u32_at(8), reply_token: u32_at(12), bits: u64::from_le_bytes(bits) }
+        RecvInfo {
+            kind: u32_at(0),
+            len: u32_at(4),
+            badge: u32_at(8),
+            reply_token: u32_at(12),
+            bits: u64::from_le_bytes(bits),
+        }
     }
 
     /// Encodes a child's exit for `bits`.
@@ -276,7 +282,13 @@ mod tests {
 
     #[test]
     fn recv_info_layout() {
-        let info = RecvInfo { kind: 2, len: 5, badge: 7, reply_token: 9, bits: RecvInfo::exit_bits(-3, ExitReason::StackOverflow) };
+        let info = RecvInfo {
+            kind: 2,
+            len: 5,
+            badge: 7,
+            reply_token: 9,
+            bits: RecvInfo::exit_bits(-3, ExitReason::StackOverflow),
+        };
         let bytes = info.to_bytes();
         assert_eq!(&bytes[0..4], &2u32.to_le_bytes());
         assert_eq!(&bytes[12..16], &9u32.to_le_bytes());

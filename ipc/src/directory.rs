@@ -25,10 +25,10 @@
 //! receiving, dying, and its slot being reused. The bound holds, and no
 //! reservation made for the dead task is counted against the new one.
 
-#[cfg(loom)]
-use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use alloc::boxed::Box;
 
@@ -123,7 +123,9 @@ impl Directory {
     pub fn remove(&self, id: TaskId) {
         let Some(slot) = self.slot(id) else { return };
         let generation = id.generation();
-        let ended = slot.word.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |w| (w >> QUEUE_BITS == generation).then_some(0));
+        let ended = slot
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |w| (w >> QUEUE_BITS == generation).then_some(0));
         if ended.is_ok() {
             self.live.fetch_sub(1, Ordering::Relaxed);
             slot.taken.store(false, Ordering::Release);
@@ -257,11 +259,13 @@ mod tests {
         dir.remove(a);
         assert_eq!(dir.len(), 0);
         // Slots are reused, ids never are.
-        let ids: Vec<TaskId> = (0..8).map(|_| {
-            let id = dir.insert(0).unwrap();
-            dir.remove(id);
-            id
-        }).collect();
+        let ids: Vec<TaskId> = (0..8)
+            .map(|_| {
+                let id = dir.insert(0).unwrap();
+                dir.remove(id);
+                id
+            })
+            .collect();
         let mut unique = ids.clone();
         unique.sort();
         unique.dedup();

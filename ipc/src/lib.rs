@@ -16,22 +16,23 @@
 //! (`wasmos-sched`) and the platforms build on it.
 
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
 
 #[cfg(any(test, feature = "runtime"))]
 extern crate alloc;
 
 pub mod abi;
 pub mod block;
-pub mod fs;
-pub mod net;
-pub mod sysinfo;
 #[cfg(feature = "runtime")]
 pub mod caps;
 #[cfg(feature = "runtime")]
 pub mod directory;
+pub mod fs;
 #[cfg(feature = "runtime")]
 pub mod ids;
 #[cfg(feature = "runtime")]
 pub mod message;
+pub mod net;
 #[cfg(feature = "runtime")]
 pub mod ring;
+pub mod sysinfo;

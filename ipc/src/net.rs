@@ -179,7 +179,8 @@ impl<'a> Request<'a> {
 pub fn decode_reply(bytes: &[u8]) -> Result<(Result<u32, NetError>, &[u8]), NetError> {
     let head = bytes.get(..4).ok_or(NetError::BadRequest)?;
     let result = i32::from_le_bytes(head.try_into().expect("4 bytes"));
-    let result = if result >= 0 { Ok(result as u32) } else { Err(NetError::from_code(result).unwrap_or(NetError::BadRequest)) };
+    let result =
+        if result >= 0 { Ok(result as u32) } else { Err(NetError::from_code(result).unwrap_or(NetError::BadRequest)) };
     Ok((result, &bytes[4..]))
 }
 

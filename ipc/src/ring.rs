@@ -41,10 +41,10 @@
 //!   the protocol around it. Removing either fence makes the check fail.
 //! - A stress test with 8 producers and a consumer that really parks.
 
-#[cfg(loom)]
-use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 #[cfg(not(loom))]
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 
 #[cfg(not(loom))]
 use crossbeam_queue::ArrayQueue;

@@ -50,7 +50,9 @@ type Outcome = Result<(), String>;
 fn tsc_begin() -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: LFENCE and RDTSC only read the time-stamp counter.
-    unsafe { asm!("lfence", "rdtsc", "lfence", out("eax") lo, out("edx") hi, options(nostack, nomem, preserves_flags)) };
+    unsafe {
+        asm!("lfence", "rdtsc", "lfence", out("eax") lo, out("edx") hi, options(nostack, nomem, preserves_flags))
+    };
     (hi as u64) << 32 | lo as u64
 }
 
@@ -64,7 +66,9 @@ fn tsc_end() -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: RDTSCP (present: checked in `run`) and LFENCE only read
     // the time-stamp counter and IA32_TSC_AUX.
-    unsafe { asm!("rdtscp", "lfence", out("eax") lo, out("edx") hi, out("ecx") _, options(nostack, nomem, preserves_flags)) };
+    unsafe {
+        asm!("rdtscp", "lfence", out("eax") lo, out("edx") hi, out("ecx") _, options(nostack, nomem, preserves_flags))
+    };
     (hi as u64) << 32 | lo as u64
 }
 
@@ -97,7 +101,11 @@ pub fn run(ctx: &mut Ctx, quick: bool) -> bool {
     let boot_hz = clock::tsc_hz();
     let hz = crate::smp::calibrate_tsc_median(5);
     clock::set_tsc_hz(hz);
-    log::info!("bench: TSC {} MHz (median of 5 x 50 ms against the PIT; boot said {} MHz)", hz / 1_000_000, boot_hz / 1_000_000);
+    log::info!(
+        "bench: TSC {} MHz (median of 5 x 50 ms against the PIT; boot said {} MHz)",
+        hz / 1_000_000,
+        boot_hz / 1_000_000
+    );
     let rdtscp = has_rdtscp();
     let steps = sizes.core_steps.iter().filter(|&&n| n <= cores).count() as u32;
     // clock, null, crc32, same-core (hand-off and queued), 2 x cross per
@@ -182,11 +190,23 @@ impl Bench<'_> {
 
     fn emit(&mut self, name: &str, path: Path, mut r: Report) -> Outcome {
         let summary = summarize(&mut r.samples).ok_or_else(|| format!("{name}: no samples"))?;
-        let line =
-            ResultLine { workload: name, path, cores: r.cores, unit: r.unit, batch: r.batch, summary, throughput: r.throughput };
+        let line = ResultLine {
+            workload: name,
+            path,
+            cores: r.cores,
+            unit: r.unit,
+            batch: r.batch,
+            summary,
+            throughput: r.throughput,
+        };
         result!("{line}");
         let per_op = summary.median as f64 / r.batch as f64;
-        crate::kprintln!("  {name:<28} {:<6} median {per_op:>10.1} {} (n={})", path.name(), r.unit.name(), summary.iterations);
+        crate::kprintln!(
+            "  {name:<28} {:<6} median {per_op:>10.1} {} (n={})",
+            path.name(),
+            r.unit.name(),
+            summary.iterations
+        );
         self.done += 1;
         Ok(())
     }
@@ -224,7 +244,8 @@ impl Bench<'_> {
             Path::Native => {
                 // Samples, then the table (1 KiB), then the buffer.
                 let pages = (n as u64 * 8 + 1024 + len as u64).div_ceil(crate::memory::PAGE_SIZE);
-                let task = native::task(0, Program::Crc32, len as u64, n as u64, pages).map_err(|e| format!("{e:?}"))?;
+                let task =
+                    native::task(0, Program::Crc32, len as u64, n as u64, pages).map_err(|e| format!("{e:?}"))?;
                 native::start(task, 0);
                 let tasks = self.native_wait(&[0])?;
                 if tasks[0].exit_code != want as u64 {
@@ -255,7 +276,8 @@ impl Bench<'_> {
         match path {
             Path::Native => {
                 let server = native::task(1, Program::Server, 0, 0, 1).map_err(|e| format!("{e:?}"))?;
-                let client = native::task(0, Program::Client, 1, n as u64, native::pages_for(n as u64)).map_err(|e| format!("{e:?}"))?;
+                let client = native::task(0, Program::Client, 1, n as u64, native::pages_for(n as u64))
+                    .map_err(|e| format!("{e:?}"))?;
                 native::start(server, server_core);
                 native::start(client, 0);
                 let tasks = self.native_wait(&[0, 1])?;
@@ -275,8 +297,10 @@ impl Bench<'_> {
         let n = self.sizes.ctx_switch;
         let mut r = match path {
             Path::Native => {
-                let a = native::task(0, Program::Yield, 0, n as u64, native::pages_for(n as u64)).map_err(|e| format!("{e:?}"))?;
-                let b = native::task(1, Program::Yield, 0, n as u64, native::pages_for(n as u64)).map_err(|e| format!("{e:?}"))?;
+                let a = native::task(0, Program::Yield, 0, n as u64, native::pages_for(n as u64))
+                    .map_err(|e| format!("{e:?}"))?;
+                let b = native::task(1, Program::Yield, 0, n as u64, native::pages_for(n as u64))
+                    .map_err(|e| format!("{e:?}"))?;
                 native::start(a, 0);
                 native::start(b, 0);
                 let tasks = self.native_wait(&[0, 1])?;
@@ -337,15 +361,22 @@ impl Bench<'_> {
                 let mut ids = Vec::new();
                 for c in 0..consumers {
                     let id = (2 * c) as u32;
-                    let t = native::task(id, Program::Consumer, batch as u64, per_consumer as u64, native::pages_for(batches as u64 + 1))
-                        .map_err(|e| format!("{e:?}"))?;
+                    let t = native::task(
+                        id,
+                        Program::Consumer,
+                        batch as u64,
+                        per_consumer as u64,
+                        native::pages_for(batches as u64 + 1),
+                    )
+                    .map_err(|e| format!("{e:?}"))?;
                     native::start(t, c);
                     ids.push(id);
                 }
                 for c in 0..consumers {
                     for i in 0..producers {
                         let id = if pairs { 2 * c + 1 } else { 1 + i } as u32;
-                        let t = native::task(id, Program::Producer, (2 * c) as u64, m as u64, 1).map_err(|e| format!("{e:?}"))?;
+                        let t = native::task(id, Program::Producer, (2 * c) as u64, m as u64, 1)
+                            .map_err(|e| format!("{e:?}"))?;
                         native::start(t, core_of(c, i));
                         ids.push(id);
                     }
@@ -397,7 +428,8 @@ impl Bench<'_> {
 
     /// One native task with the given program on core `core`, its samples.
     fn native_single(&mut self, program: Program, r12: u64, n: u32, core: usize) -> Result<Report, String> {
-        let task = native::task(0, program, r12, n as u64, native::pages_for(n as u64)).map_err(|e| format!("{e:?}"))?;
+        let task =
+            native::task(0, program, r12, n as u64, native::pages_for(n as u64)).map_err(|e| format!("{e:?}"))?;
         native::start(task, core);
         let tasks = self.native_wait(&[0])?;
         Ok(Report::cycles(tasks[0].samples(n as usize)))
@@ -446,7 +478,12 @@ impl Bench<'_> {
             let bytes = self.bundle_file(&format!("bench/{program}.wasm"))?;
             let mut argv: Vec<&str> = alloc::vec![name.as_str()];
             argv.extend(args.iter().map(String::as_str));
-            ids.push(self.ctx.sys.spawn_args(bytes, &argv, *core as i32).map_err(|e| format!("spawning {program}: {}", e.name()))?);
+            ids.push(
+                self.ctx
+                    .sys
+                    .spawn_args(bytes, &argv, *core as i32)
+                    .map_err(|e| format!("spawning {program}: {}", e.name()))?,
+            );
         }
         self.wasm_wait(&ids, reaped_before)
     }
@@ -460,7 +497,10 @@ impl Bench<'_> {
         let target = reaped_before + ids.len() as u64;
         let done = || sys.lifetime_counts().1 >= target && ids.iter().all(|id| sys.exit_of(*id).is_some());
         if !self.ctx.sched.run_until(WORKLOAD_TIMEOUT_NS, done, |s| tasks::idle(&sys, s)) {
-            return Err(format!("{} Wasm tasks still running after the timeout", ids.iter().filter(|id| sys.exit_of(**id).is_none()).count()));
+            return Err(format!(
+                "{} Wasm tasks still running after the timeout",
+                ids.iter().filter(|id| sys.exit_of(**id).is_none()).count()
+            ));
         }
         for id in ids {
             let exit = sys.exit_of(*id).expect("checked above");

@@ -41,9 +41,7 @@ impl BootConfig {
         let bundle = if bytes.is_empty() {
             None
         } else {
-            Bundle::parse(bytes)
-                .map_err(|e| log::error!("boot bundle unreadable: {e}; booting in run mode"))
-                .ok()
+            Bundle::parse(bytes).map_err(|e| log::error!("boot bundle unreadable: {e}; booting in run mode")).ok()
         };
         let config = bundle.map(|b| b.config()).unwrap_or(Config::new(""));
         let mode = match config.get("mode") {
@@ -74,4 +72,3 @@ impl BootConfig {
         self.tests
     }
 }
-

@@ -18,9 +18,10 @@ use x86_64::instructions::interrupts;
 const COM1: u16 = 0x3F8;
 const COM2: u16 = 0x2F8;
 
-// SAFETY: 0x3F8/0x2F8 are the standard PC COM1/COM2 I/O ports, present on
-// QEMU's q35 machine and on every PC-compatible board we target.
+// SAFETY: 0x3F8 is the standard PC COM1 I/O port, present on QEMU's q35
+// machine and on every PC-compatible board we target; only this lock uses it.
 static LOG_PORT: Mutex<SerialPort> = Mutex::new(unsafe { SerialPort::new(COM1) });
+// SAFETY: 0x2F8 is COM2, likewise standard; only this lock uses it.
 static RESULT_PORT: Mutex<SerialPort> = Mutex::new(unsafe { SerialPort::new(COM2) });
 
 /// Initialises both UARTs and installs the logger. Called once, first thing

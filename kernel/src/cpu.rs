@@ -127,19 +127,19 @@ pub fn enable_sse() {
 pub fn sse_enabled() -> bool {
     let (cr0, cr4): (u64, u64);
     // SAFETY: reading CR0 and CR4 has no side effect.
-    unsafe { core::arch::asm!("mov {}, cr0", "mov {}, cr4", out(reg) cr0, out(reg) cr4, options(nomem, nostack, preserves_flags)) };
-    cr0 & (CR0_EM | CR0_TS) == 0 && cr0 & CR0_MP != 0 && cr4 & (CR4_OSFXSR | CR4_OSXMMEXCPT) == CR4_OSFXSR | CR4_OSXMMEXCPT
+    unsafe {
+        core::arch::asm!("mov {}, cr0", "mov {}, cr4", out(reg) cr0, out(reg) cr4, options(nomem, nostack, preserves_flags))
+    };
+    cr0 & (CR0_EM | CR0_TS) == 0
+        && cr0 & CR0_MP != 0
+        && cr4 & (CR4_OSFXSR | CR4_OSXMMEXCPT) == CR4_OSFXSR | CR4_OSXMMEXCPT
 }
 
 /// Index of the executing core (0 = bootstrap processor). Safe to call at
 /// any time: before per-CPU data is set up (GS base still 0) it answers 0,
 /// which is right because only the BSP runs that early.
 pub fn current_index() -> u32 {
-    if GsBase::read().as_u64() == 0 {
-        0
-    } else {
-        wasmos_smp::percpu::current().cpu_index
-    }
+    if GsBase::read().as_u64() == 0 { 0 } else { wasmos_smp::percpu::current().cpu_index }
 }
 
 /// Stops this core for good, with interrupts off.

@@ -108,6 +108,10 @@ wasmos_isr_stubs:
 /// base back on the way in and the user's on the way out. The test is on
 /// the RPL bits of the interrupted CS, at `[rsp + 24]` right after the
 /// stub's two pushes (vector, error code, then the CPU's RIP, CS...).
+///
+/// # Safety
+/// Never called from Rust: only the per-vector stubs jump here, with the
+/// CPU's interrupt frame and the stub's vector and error code on the stack.
 #[unsafe(naked)]
 unsafe extern "C" fn interrupt_common() {
     naked_asm!(
@@ -156,12 +160,14 @@ impl Gate {
     fn interrupt(handler: u64, code_selector: u16, ist: u16) -> Gate {
         const PRESENT_INTERRUPT_GATE_DPL0: u128 = 0x8E;
         let h = handler as u128;
-        Gate((h & 0xFFFF)
-            | ((code_selector as u128) << 16)
-            | (((ist & 0x7) as u128) << 32)
-            | (PRESENT_INTERRUPT_GATE_DPL0 << 40)
-            | (((h >> 16) & 0xFFFF) << 48)
-            | ((h >> 32) << 64))
+        Gate(
+            (h & 0xFFFF)
+                | ((code_selector as u128) << 16)
+                | (((ist & 0x7) as u128) << 32)
+                | (PRESENT_INTERRUPT_GATE_DPL0 << 40)
+                | (((h >> 16) & 0xFFFF) << 48)
+                | ((h >> 32) << 64),
+        )
     }
 }
 
@@ -187,27 +193,44 @@ pub fn load_idt(kernel_code_selector: u16) {
         }
         Idt(gates)
     });
-    let ptr = DescriptorTablePointer {
-        limit: (core::mem::size_of::<Idt>() - 1) as u16,
-        base: VirtAddr::from_ptr(idt),
-    };
+    let ptr = DescriptorTablePointer { limit: (core::mem::size_of::<Idt>() - 1) as u16, base: VirtAddr::from_ptr(idt) };
     // SAFETY: the IDT is 'static and every gate points at a stub above.
     unsafe { lidt(&ptr) };
 }
 
 const EXCEPTION_NAMES: [(&str, &str); 32] = [
-    ("#DE", "Divide Error"), ("#DB", "Debug"), ("NMI", "Non-Maskable Interrupt"),
-    ("#BP", "Breakpoint"), ("#OF", "Overflow"), ("#BR", "Bound Range Exceeded"),
-    ("#UD", "Invalid Opcode"), ("#NM", "Device Not Available"), ("#DF", "Double Fault"),
-    ("#09", "Coprocessor Segment Overrun"), ("#TS", "Invalid TSS"),
-    ("#NP", "Segment Not Present"), ("#SS", "Stack-Segment Fault"),
-    ("#GP", "General Protection"), ("#PF", "Page Fault"), ("#15", "Reserved"),
-    ("#MF", "x87 Floating-Point"), ("#AC", "Alignment Check"), ("#MC", "Machine Check"),
-    ("#XM", "SIMD Floating-Point"), ("#VE", "Virtualization"),
-    ("#CP", "Control Protection"), ("#22", "Reserved"), ("#23", "Reserved"),
-    ("#24", "Reserved"), ("#25", "Reserved"), ("#26", "Reserved"), ("#27", "Reserved"),
-    ("#HV", "Hypervisor Injection"), ("#VC", "VMM Communication"),
-    ("#SX", "Security"), ("#31", "Reserved"),
+    ("#DE", "Divide Error"),
+    ("#DB", "Debug"),
+    ("NMI", "Non-Maskable Interrupt"),
+    ("#BP", "Breakpoint"),
+    ("#OF", "Overflow"),
+    ("#BR", "Bound Range Exceeded"),
+    ("#UD", "Invalid Opcode"),
+    ("#NM", "Device Not Available"),
+    ("#DF", "Double Fault"),
+    ("#09", "Coprocessor Segment Overrun"),
+    ("#TS", "Invalid TSS"),
+    ("#NP", "Segment Not Present"),
+    ("#SS", "Stack-Segment Fault"),
+    ("#GP", "General Protection"),
+    ("#PF", "Page Fault"),
+    ("#15", "Reserved"),
+    ("#MF", "x87 Floating-Point"),
+    ("#AC", "Alignment Check"),
+    ("#MC", "Machine Check"),
+    ("#XM", "SIMD Floating-Point"),
+    ("#VE", "Virtualization"),
+    ("#CP", "Control Protection"),
+    ("#22", "Reserved"),
+    ("#23", "Reserved"),
+    ("#24", "Reserved"),
+    ("#25", "Reserved"),
+    ("#26", "Reserved"),
+    ("#27", "Reserved"),
+    ("#HV", "Hypervisor Injection"),
+    ("#VC", "VMM Communication"),
+    ("#SX", "Security"),
+    ("#31", "Reserved"),
 ];
 
 /// Short mnemonic and name of an exception vector.
@@ -227,8 +250,7 @@ pub struct CaughtFault {
 // The last fault caught by a probe on each core is handed from the handler
 // to `probe_read_u64` through these; a probe runs with interrupts disabled,
 // so only its own fault can write them before it reads them back.
-static PROBE_FAULT: [AtomicU64; 3 * wasmos_smp::MAX_CPUS] =
-    [const { AtomicU64::new(0) }; 3 * wasmos_smp::MAX_CPUS];
+static PROBE_FAULT: [AtomicU64; 3 * wasmos_smp::MAX_CPUS] = [const { AtomicU64::new(0) }; 3 * wasmos_smp::MAX_CPUS];
 
 /// Reads a u64 from `addr`, catching the fault if the address is not
 /// readable instead of taking the kernel down.
@@ -252,6 +274,12 @@ pub fn probe_read_u64(addr: u64) -> Result<u64, CaughtFault> {
     }
 }
 
+/// Reads `[addr]` into `*out` and returns 0, or returns 1 if the read
+/// faulted (the page-fault handler resumes at the fixup label).
+///
+/// # Safety
+/// `out` must be valid for a write; interrupts must be disabled, so that
+/// only this read's fault can be recorded in `PROBE_FAULT` for this core.
 #[unsafe(naked)]
 unsafe extern "C" fn probe_read_raw(addr: u64, out: *mut u64) -> u64 {
     naked_asm!(
@@ -335,9 +363,29 @@ fn fatal_exception(frame: &TrapFrame, address: u64) -> ! {
          \x20 RSI={:#018x} RDI={:#018x} RBP={:#018x} R8 ={:#018x}\n\
          \x20 R9 ={:#018x} R10={:#018x} R11={:#018x} R12={:#018x}\n\
          \x20 R13={:#018x} R14={:#018x} R15={:#018x}\n",
-        f.vector, f.error_code, f.rip, f.cs, f.rflags, f.rsp, f.ss, address,
-        f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8,
-        f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15,
+        f.vector,
+        f.error_code,
+        f.rip,
+        f.cs,
+        f.rflags,
+        f.rsp,
+        f.ss,
+        address,
+        f.rax,
+        f.rbx,
+        f.rcx,
+        f.rdx,
+        f.rsi,
+        f.rdi,
+        f.rbp,
+        f.r8,
+        f.r9,
+        f.r10,
+        f.r11,
+        f.r12,
+        f.r13,
+        f.r14,
+        f.r15,
     ));
     print_backtrace(f.rbp);
     crate::panic::fatal(format_args!(

@@ -27,8 +27,8 @@ mod cpu;
 mod interrupts;
 mod ktest;
 mod memory;
-mod net;
 mod native;
+mod net;
 mod panic;
 mod qemu;
 mod smp;
@@ -83,11 +83,7 @@ fn kmain(boot_info: &'static mut BootInfo) -> ! {
 #[inline(never)]
 fn kmain_with_sse(boot_info: &'static mut BootInfo) -> ! {
     console::init();
-    let firmware = if boot_info
-        .memory_regions
-        .iter()
-        .any(|r| matches!(r.kind, MemoryRegionKind::UnknownUefi(_)))
-    {
+    let firmware = if boot_info.memory_regions.iter().any(|r| matches!(r.kind, MemoryRegionKind::UnknownUefi(_))) {
         Firmware::Uefi
     } else {
         Firmware::Bios
@@ -115,16 +111,8 @@ fn kmain_with_sse(boot_info: &'static mut BootInfo) -> ! {
         system.apic_mode,
         smp::TIMER_HZ
     );
-    kprintln!(
-        "  memory   : {} MiB usable, kernel heap grows up to {} MiB",
-        usable_mib,
-        heap.limit_bytes >> 20
-    );
-    kprintln!(
-        "  clocks   : TSC {} MHz, APIC timer {} MHz",
-        system.tsc_hz / 1_000_000,
-        system.lapic_hz / 1_000_000
-    );
+    kprintln!("  memory   : {} MiB usable, kernel heap grows up to {} MiB", usable_mib, heap.limit_bytes >> 20);
+    kprintln!("  clocks   : TSC {} MHz, APIC timer {} MHz", system.tsc_hz / 1_000_000, system.lapic_hz / 1_000_000);
     kprintln!("  firmware : {}, boot mode: {}", firmware.name(), config.mode.name());
     kprintln!("  bundle   : {} entries", config.bundle.map_or(0, |b| b.len()));
     kprintln!("");
@@ -161,11 +149,7 @@ fn kmain_with_sse(boot_info: &'static mut BootInfo) -> ! {
         Mode::Test => {
             let mut ctx = ktest::Ctx::new(sys, config.bundle);
             let outcome = ktest::run(config.test_filter(), &mut ctx);
-            qemu::exit(if outcome.failed == 0 {
-                qemu::ExitCode::Success
-            } else {
-                qemu::ExitCode::Failure
-            })
+            qemu::exit(if outcome.failed == 0 { qemu::ExitCode::Success } else { qemu::ExitCode::Failure })
         }
         Mode::FaultDemo => fault_demo(),
         Mode::Soak => {
@@ -205,7 +189,16 @@ fn start_services(sys: &wasmos_sched::System, config: &boot_config::BootConfig) 
             let m = info.mac;
             kprintln!(
                 "  network  : virtio-net {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} at PCI {}, {}/{}, tcp service on core {}",
-                m[0], m[1], m[2], m[3], m[4], m[5], info.pci, info.ip.address, info.ip.prefix_len, net::NET_CORE
+                m[0],
+                m[1],
+                m[2],
+                m[3],
+                m[4],
+                m[5],
+                info.pci,
+                info.ip.address,
+                info.ip.prefix_len,
+                net::NET_CORE
             );
             // xtask tells us which host port QEMU forwards to which of ours.
             if let Some((host, guest)) = config.config().get("net.hostfwd").and_then(|v| v.split_once(':')) {
@@ -225,7 +218,7 @@ fn start_storage(sys: &wasmos_sched::System, config: &boot_config::BootConfig) {
         kprintln!("  disk     : none (no virtio-blk disk; no fs service)");
         return;
     };
-    let mib = disk.sectors * wasmos_ipc::block::SECTOR as u64 >> 20;
+    let mib = (disk.sectors * wasmos_ipc::block::SECTOR as u64) >> 20;
     let ro = if disk.read_only { ", read-only" } else { "" };
     let fs = match config.bundle.and_then(|b| b.get(blk::FS_WASM)) {
         None => alloc::string::String::from("no fs.wasm in the bundle"),

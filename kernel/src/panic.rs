@@ -26,12 +26,7 @@ pub fn fatal(reason: fmt::Arguments) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     match info.location() {
-        Some(loc) => fatal(format_args!(
-            "panicked at {}:{}: {}",
-            loc.file(),
-            loc.line(),
-            info.message()
-        )),
+        Some(loc) => fatal(format_args!("panicked at {}:{}: {}", loc.file(), loc.line(), info.message())),
         None => fatal(format_args!("panicked: {}", info.message())),
     }
 }

@@ -72,8 +72,8 @@ pub fn init(boot_info: &'static BootInfo, phys_offset: u64) -> SystemInfo {
     let rsdp = boot_info.rsdp_addr.into_option().expect("bootloader found no ACPI RSDP");
     // SAFETY: the RSDP address comes from the firmware via the bootloader,
     // and all of physical memory is mapped at `phys_offset`.
-    let topology = unsafe { madt::discover(rsdp, phys_offset) }
-        .unwrap_or_else(|e| panic!("cannot read the ACPI MADT: {e:?}"));
+    let topology =
+        unsafe { madt::discover(rsdp, phys_offset) }.unwrap_or_else(|e| panic!("cannot read the ACPI MADT: {e:?}"));
 
     let apic_page = memory::with(|m| m.map_mmio(topology.lapic_phys, 4096))
         .unwrap_or_else(|e| panic!("cannot map the local APIC: {e:?}"));
@@ -164,9 +164,9 @@ fn start_application_processors(count: usize) {
         (frame, m.cr3())
     });
     let page_phys = page.start_address().as_u64();
-    for cpu_index in 1..count {
+    for (cpu_index, bottom) in STACK_BOTTOM.iter().enumerate().take(count).skip(1) {
         let stack = memory::with(|m| m.alloc_stack(AP_STACK_PAGES)).expect("out of memory for AP stacks");
-        STACK_BOTTOM[cpu_index].store(stack.bottom.as_u64(), Ordering::Release);
+        bottom.store(stack.bottom.as_u64(), Ordering::Release);
         let boot = trampoline::ApBoot {
             page_phys,
             page_virt: memory::phys_to_virt(page_phys).as_mut_ptr(),
@@ -179,10 +179,7 @@ fn start_application_processors(count: usize) {
         // never returns.
         match unsafe { trampoline::start_ap(&boot, ap_main, AP_START_TIMEOUT_MS) } {
             Ok(()) => {}
-            Err(e) => log::error!(
-                "cpu{cpu_index} (APIC ID {}) did not start: {e:?}",
-                percpu::all()[cpu_index].apic_id
-            ),
+            Err(e) => log::error!("cpu{cpu_index} (APIC ID {}) did not start: {e:?}", percpu::all()[cpu_index].apic_id),
         }
     }
     // Every AP is past the trampoline: take the identity mapping away so

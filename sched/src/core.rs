@@ -213,7 +213,10 @@ impl CoreState {
     /// Takes the answer to `caller`'s call `call` if it arrived while
     /// `caller` was running (held back in `deferred`).
     pub fn take_reply(&mut self, caller: TaskId, call: u64) -> Option<Result<wasmos_ipc::message::Payload, Status>> {
-        let at = self.deferred.iter().position(|e| matches!(e, Envelope::Reply { to, call: c, .. } if *to == caller && *c == call))?;
+        let at = self
+            .deferred
+            .iter()
+            .position(|e| matches!(e, Envelope::Reply { to, call: c, .. } if *to == caller && *c == call))?;
         match self.deferred.remove(at)? {
             Envelope::Reply { result, .. } => Some(result),
             _ => unreachable!("matched a reply"),
@@ -298,7 +301,8 @@ impl CoreState {
             return self.reap(task, TaskExit { code: -1, reason: ExitReason::OtherTrap }, false);
         };
         sys.stats[self.core].tasks.fetch_add(1, Ordering::Relaxed);
-        self.tasks.insert(id, Box::new(Task { store, exec: Some(Exec::NotStarted(start)), resume_with: 0, fuel_left: None }));
+        self.tasks
+            .insert(id, Box::new(Task { store, exec: Some(Exec::NotStarted(start)), resume_with: 0, fuel_left: None }));
         self.ready.push_back(id);
     }
 

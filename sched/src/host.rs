@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use wasmi::{Caller, Engine, Error, Linker};
-use wasmos_ipc::abi::{self, Status, MAX_PAYLOAD};
+use wasmos_ipc::abi::{self, MAX_PAYLOAD, Status};
 use wasmos_ipc::caps::{Cap, Rights};
 use wasmos_ipc::ids::TaskId;
 use wasmos_ipc::message::{Message, Payload};
@@ -254,7 +254,12 @@ fn ipc_call(mut caller: Ctx, handle: i32, ptr: i32, len: i32, buf: i32, cap: i32
 /// not the caller's, and is queued at the back when it runs out, like any
 /// task. The callee's system calls see the caller as running, so whatever
 /// reaches the caller meanwhile (the reply) is held back in `deferred`.
-fn handoff(caller: &mut Ctx, to: TaskId, item: Incoming, call: u64) -> Result<Option<Result<Payload, Status>>, Incoming> {
+fn handoff(
+    caller: &mut Ctx,
+    to: TaskId,
+    item: Incoming,
+    call: u64,
+) -> Result<Option<Result<Payload, Status>>, Incoming> {
     let me = caller.data().id;
     let sys = caller.data().system.clone();
     let state = caller.data().state.clone();

@@ -32,6 +32,7 @@
 //! aliasing its store.
 
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -421,7 +421,8 @@ impl System {
             }
             let id = self.directory.insert(core)?;
             if let Some(name) = name {
-                services.insert(String::from(name), Cap { target: id, badge: 0, rights: wasmos_ipc::caps::Rights::ALL });
+                services
+                    .insert(String::from(name), Cap { target: id, badge: 0, rights: wasmos_ipc::caps::Rights::ALL });
             }
             id
         };

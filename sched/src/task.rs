@@ -20,12 +20,27 @@ use crate::system::System;
 
 /// Something waiting in a task's inbox.
 pub(crate) enum Incoming {
-    Message { from: TaskId, msg: Message },
-    Call { from: TaskId, msg: Message, call: u64 },
-    Grant { badge: u32, cap: Cap },
-    ChildExit { child_handle: i32, bits: u64 },
+    Message {
+        from: TaskId,
+        msg: Message,
+    },
+    Call {
+        from: TaskId,
+        msg: Message,
+        call: u64,
+    },
+    Grant {
+        badge: u32,
+        cap: Cap,
+    },
+    ChildExit {
+        child_handle: i32,
+        bits: u64,
+    },
     /// Never queued: OR-ed into [`TaskData::notifications`] on delivery.
-    Notification { bits: u64 },
+    Notification {
+        bits: u64,
+    },
 }
 
 impl Incoming {
@@ -202,7 +217,12 @@ pub(crate) fn check_range(ctx: &impl AsContext<Data = TaskData>, ptr: u32, len: 
 }
 
 /// Checks that `[ptr, ptr+len)` lies in the task's memory.
-fn range(ctx: &impl AsContext<Data = TaskData>, memory: Option<Memory>, ptr: u32, len: u32) -> Result<(Memory, usize, usize), Status> {
+fn range(
+    ctx: &impl AsContext<Data = TaskData>,
+    memory: Option<Memory>,
+    ptr: u32,
+    len: u32,
+) -> Result<(Memory, usize, usize), Status> {
     let memory = memory.ok_or(Status::BadPointer)?;
     let start = ptr as usize;
     let end = start.checked_add(len as usize).ok_or(Status::BadPointer)?;
@@ -400,7 +420,9 @@ fn take_incoming(data: &mut TaskData, from: Option<TaskId>, cap: u32) -> Take {
     let (info, payload) = match item {
         // Messages and calls carry the sender's task id in `bits`: a server
         // keys per-client state on it (ids are never reused).
-        Incoming::Message { from, msg } => (RecvInfo { bits: from.0, ..msg.info(Kind::Message, new_handle) }, msg.payload),
+        Incoming::Message { from, msg } => {
+            (RecvInfo { bits: from.0, ..msg.info(Kind::Message, new_handle) }, msg.payload)
+        }
         Incoming::Call { from, msg, call } => {
             let token = data.next_token.max(1);
             data.next_token = token.wrapping_add(1);

@@ -51,7 +51,11 @@ pub(crate) enum Fd {
     Stderr,
     Root,
     /// A boot-bundle file, read through the platform on every access.
-    File { entry: String, size: u64, pos: u64 },
+    File {
+        entry: String,
+        size: u64,
+        pos: u64,
+    },
 }
 
 /// Per-task WASI state.

@@ -97,7 +97,11 @@ fn nested_handoffs_and_their_depth_limit() {
         let back = sys.spawn(&back, "back", 0).unwrap();
         let relay = sys.spawn(&relay, "relay", 0).unwrap();
         let client = sys.spawn(&program("echo_client"), "client", 0).unwrap();
-        assert_eq!(run(&sys, &platform, &[client, relay, back], 30), [exited(0), exited(0), exited(0)], "depth {depth}");
+        assert_eq!(
+            run(&sys, &platform, &[client, relay, back], 30),
+            [exited(0), exited(0), exited(0)],
+            "depth {depth}"
+        );
         let n = handoffs(&sys);
         assert!(expected.contains(&n), "depth {depth}: {n} hand-offs");
     }
@@ -275,7 +279,8 @@ fn a_full_inbox_pushes_back_with_would_block() {
             (loop $l
               (if (i32.eq (call $send (local.get $h) (i32.const 0) (i32.const 4)) (i32.const 0))
                 (then (local.set $n (i32.add (local.get $n) (i32.const 1))) (br $l))))
-            (call $exit (local.get $n)))"#.to_string();
+            (call $exit (local.get $n)))"#
+        .to_string();
     // The sender registers *itself* as "echo" and floods itself: same-core
     // inbox limit.
     let id = sys.spawn(&wasm(&body), "flood-self", 0).unwrap();
@@ -532,8 +537,8 @@ fn a_call_gets_through_to_a_full_inbox() {
 /// running yet); the call waits and completes once the core starts.
 #[test]
 fn a_call_into_a_full_ring_waits_instead_of_failing() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     let (sys, platform) = system(2, Config { ring_capacity: 16, ..Config::default() });
     // The child counts one-way messages and answers the first call.
     let child = wasm(

@@ -76,9 +76,7 @@ impl AcpiHandler for OffsetHandler {
         // SAFETY: all physical memory is mapped at `phys_offset` for the
         // kernel's lifetime, so the range stays valid; the pointer is
         // non-null because `phys_offset` is a higher-half address.
-        unsafe {
-            PhysicalMapping::new(physical_address, NonNull::new_unchecked(virt), size, size, *self)
-        }
+        unsafe { PhysicalMapping::new(physical_address, NonNull::new_unchecked(virt), size, size, *self) }
     }
 
     fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
@@ -99,16 +97,12 @@ pub unsafe fn discover(rsdp_phys: u64, phys_offset: u64) -> Result<Topology, Err
     let mut raw = Vec::new();
     for entry in madt.entries() {
         match entry {
-            MadtEntry::LocalApic(e) => raw.push(RawCpuEntry {
-                apic_id: e.apic_id as u32,
-                acpi_uid: e.processor_id as u32,
-                flags: e.flags,
-            }),
-            MadtEntry::LocalX2Apic(e) => raw.push(RawCpuEntry {
-                apic_id: e.x2apic_id,
-                acpi_uid: e.processor_uid,
-                flags: e.flags,
-            }),
+            MadtEntry::LocalApic(e) => {
+                raw.push(RawCpuEntry { apic_id: e.apic_id as u32, acpi_uid: e.processor_id as u32, flags: e.flags })
+            }
+            MadtEntry::LocalX2Apic(e) => {
+                raw.push(RawCpuEntry { apic_id: e.x2apic_id, acpi_uid: e.processor_uid, flags: e.flags })
+            }
             MadtEntry::LocalApicAddressOverride(e) => lapic_phys = e.local_apic_address,
             _ => {}
         }

@@ -34,8 +34,7 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<Got, String> {
 
 fn read(response: &mut ureq::http::Response<ureq::Body>) -> Result<Got, String> {
     let status = response.status().as_u16();
-    let content_type =
-        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let body = response.body_mut().read_to_vec().map_err(|e| format!("body: {e}"))?;
     Ok(Got { status, content_type, body })
 }
@@ -102,7 +101,8 @@ pub fn webapi_checks(prefix: &str, addr: SocketAddr, cores: usize) -> Vec<Check>
         }
         // webapi itself is a task, and its IPC with the tcp service counts.
         let tasks: u64 = json["tasks_per_core"].as_array().unwrap().iter().filter_map(|v| v.as_u64()).sum();
-        let delivered: u64 = json["messages_delivered_per_core"].as_array().unwrap().iter().filter_map(|v| v.as_u64()).sum();
+        let delivered: u64 =
+            json["messages_delivered_per_core"].as_array().unwrap().iter().filter_map(|v| v.as_u64()).sum();
         if tasks < 1 || delivered < 1 || json["uptime_ms"].as_u64().is_none() {
             return Err(format!("implausible counters: {json}"));
         }
@@ -263,7 +263,9 @@ fn client_loop(addr: SocketAddr, client: usize, stop: &std::sync::atomic::Atomic
         i += 1;
         let result = if i.is_multiple_of(2) {
             get(&agent, &format!("{base}/api/stats")).and_then(|g| {
-                serde_json::from_slice::<serde_json::Value>(&g.body).map(drop).map_err(|e| format!("stats not JSON: {e}"))
+                serde_json::from_slice::<serde_json::Value>(&g.body)
+                    .map(drop)
+                    .map_err(|e| format!("stats not JSON: {e}"))
             })
         } else {
             let body = format!("client {client} request {i}");
@@ -273,7 +275,13 @@ fn client_loop(addr: SocketAddr, client: usize, stop: &std::sync::atomic::Atomic
                 .send(body.as_bytes())
                 .map_err(|e| format!("POST: {e}"))
                 .and_then(|mut r| read(&mut r))
-                .and_then(|g| if g.body == body.as_bytes() { Ok(()) } else { Err(format!("echo returned {} bytes", g.body.len())) })
+                .and_then(|g| {
+                    if g.body == body.as_bytes() {
+                        Ok(())
+                    } else {
+                        Err(format!("echo returned {} bytes", g.body.len()))
+                    }
+                })
         };
         match result {
             Ok(()) => report.ok += 1,

@@ -40,7 +40,8 @@ programs!(
 
 /// Assembles `(module <prelude> <body>)`.
 pub fn module(body: &str) -> Vec<u8> {
-    wat::parse_str(format!("(module {PRELUDE} {body})")).unwrap_or_else(|e| panic!("test program does not assemble: {e}"))
+    wat::parse_str(format!("(module {PRELUDE} {body})"))
+        .unwrap_or_else(|e| panic!("test program does not assemble: {e}"))
 }
 
 /// The assembled program `name`. `spawn_bomb` gets `sleeper` embedded as

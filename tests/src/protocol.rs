@@ -91,8 +91,12 @@ fn key_values(s: &str) -> BTreeMap<&str, &str> {
 /// The outcome of one kernel test.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Pass { micros: u64 },
-    Fail { reason: String },
+    Pass {
+        micros: u64,
+    },
+    Fail {
+        reason: String,
+    },
     /// Started but never finished: the kernel died or hung inside it.
     Unfinished,
 }
@@ -206,7 +210,9 @@ mod tests {
 
     #[test]
     fn truncated_and_garbage_lines_are_ignored() {
-        let r = Report::parse("WASMOS-RESULTS 1\ntest-start x\ntest-pa\u{0}\u{7f}ss x 1\nboot cpus_found=2\ndone passed=\n");
+        let r = Report::parse(
+            "WASMOS-RESULTS 1\ntest-start x\ntest-pa\u{0}\u{7f}ss x 1\nboot cpus_found=2\ndone passed=\n",
+        );
         assert!(r.boot.is_none(), "incomplete boot line must not parse");
         assert!(r.done.is_none());
         assert_eq!(r.unfinished(), Some("x"));

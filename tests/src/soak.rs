@@ -17,7 +17,12 @@ pub const FRAME_LOSS_BOUND: u64 = 2048;
 /// The key=value pairs of the last `soak-result` line.
 pub fn parse(text: &str) -> Option<BTreeMap<String, u64>> {
     let line = text.lines().rev().find_map(|l| l.strip_prefix("soak-result "))?;
-    Some(line.split_whitespace().filter_map(|kv| kv.split_once('=')).filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?))).collect())
+    Some(
+        line.split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+            .collect(),
+    )
 }
 
 /// The soak's checks, named `<prefix>::...`.

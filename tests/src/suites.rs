@@ -82,7 +82,9 @@ pub enum Exit {
     Status(i32),
     /// Killed by a signal we did not send.
     Signal,
-    TimedOut { after_secs: u64 },
+    TimedOut {
+        after_secs: u64,
+    },
 }
 
 /// One counted check: a kernel test or a suite-level check.
@@ -128,7 +130,11 @@ pub fn evaluate(suite: &Suite, report: &Report, log: &str, exit: Exit) -> Vec<Ch
                     if p as usize == report.passed() && f as usize == report.failed() {
                         Ok(None)
                     } else {
-                        Err(format!("done line says {p} passed/{f} failed, channel shows {}/{}", report.passed(), report.failed()))
+                        Err(format!(
+                            "done line says {p} passed/{f} failed, channel shows {}/{}",
+                            report.passed(),
+                            report.failed()
+                        ))
                     }
                 }
                 (Exit::Status(EXIT_SUCCESS), None, None) => Err("exit status success but no done line".into()),
@@ -162,7 +168,10 @@ fn boot_check(suite: &Suite, report: &Report, name: String) -> Check {
     };
     let smp = suite.smp;
     if boot.cpus_found != smp || boot.cpus_online != smp {
-        return Check::fail(name, format!("asked for {smp} cores: {} found, {} online", boot.cpus_found, boot.cpus_online));
+        return Check::fail(
+            name,
+            format!("asked for {smp} cores: {} found, {} online", boot.cpus_found, boot.cpus_online),
+        );
     }
     if boot.firmware != suite.firmware.name() {
         return Check::fail(name, format!("booted by {} firmware, expected {}", boot.firmware, suite.firmware.name()));
@@ -246,7 +255,9 @@ mod tests {
         let ok = Report::parse(OK_RUN);
         assert!(!ended_abnormally(&ok, Exit::Status(EXIT_SUCCESS)));
         // Failing tests reported normally are not a crash.
-        let failing = Report::parse(&OK_RUN.replace("test-pass t1 5", "test-fail t1 no").replace("passed=1 failed=0", "passed=0 failed=1"));
+        let failing = Report::parse(
+            &OK_RUN.replace("test-pass t1 5", "test-fail t1 no").replace("passed=1 failed=0", "passed=0 failed=1"),
+        );
         assert!(!ended_abnormally(&failing, Exit::Status(EXIT_FAILURE)));
         assert!(ended_abnormally(&ok, Exit::Status(0)));
         assert!(ended_abnormally(&ok, Exit::TimedOut { after_secs: 1 }));
@@ -263,12 +274,16 @@ mod tests {
 
     #[test]
     fn fault_demo_needs_report_and_failure() {
-        let log = format!("EXCEPTION #PF (vector 14, Page Fault) on cpu 0\n  error code: 0x0\n  RIP=0x1\n  {FAULT_DEMO_ADDRESS}\n");
+        let log = format!(
+            "EXCEPTION #PF (vector 14, Page Fault) on cpu 0\n  error code: 0x0\n  RIP=0x1\n  {FAULT_DEMO_ADDRESS}\n"
+        );
         let r = Report::parse("WASMOS-RESULTS 1\npanic cpu0: EXCEPTION #PF vector 14 error=0x0\n");
         let s = suite(Expect::FaultReport);
         assert!(evaluate(&s, &r, &log, Exit::Status(EXIT_FAILURE)).iter().all(Check::passed));
         // A #GP instead of a #PF, or a run that "succeeds", must fail.
-        assert!(!evaluate(&s, &r, &log.replace("#PF (vector 14", "#GP (vector 13"), Exit::Status(EXIT_FAILURE))[0].passed());
+        assert!(
+            !evaluate(&s, &r, &log.replace("#PF (vector 14", "#GP (vector 13"), Exit::Status(EXIT_FAILURE))[0].passed()
+        );
         assert!(!evaluate(&s, &r, &log, Exit::Status(EXIT_SUCCESS))[1].passed());
     }
 }

@@ -51,8 +51,22 @@ pub fn run(root: &Path, opts: &Opts) -> Result<PathBuf> {
 
     let config = BootConfig { bench_quick: opts.quick, ..BootConfig::mode(Mode::Bench) };
     let image = build::image_named(root, "bench", Profile::Release, false, &config)?;
-    let machine = Machine { image, uefi: false, smp: opts.smp, mem: "512M".into(), accel: opts.accel, http_port: None, rdtscp: true, disk: None };
-    println!("==> bench{} in QEMU ({}, -cpu {})", if opts.quick { " --quick" } else { "" }, machine.describe(), machine.cpu());
+    let machine = Machine {
+        image,
+        uefi: false,
+        smp: opts.smp,
+        mem: "512M".into(),
+        accel: opts.accel,
+        http_port: None,
+        rdtscp: true,
+        disk: None,
+    };
+    println!(
+        "==> bench{} in QEMU ({}, -cpu {})",
+        if opts.quick { " --quick" } else { "" },
+        machine.describe(),
+        machine.cpu()
+    );
     let timeout = Duration::from_secs(if opts.quick { 900 } else { 3600 });
     let mut shown = 0;
     let qemu_started = Instant::now();
@@ -63,8 +77,13 @@ pub fn run(root: &Path, opts: &Opts) -> Result<PathBuf> {
             }
             shown += 1;
             match wasmos_bench::protocol::parse_line(line) {
-                Some(Line::Progress { index, total, workload, path }) if !opts.quiet || index == 1 || index == total => {
-                    println!("  [{index:>3}/{total}] {workload} ({path}) [{:.0} s]", qemu_started.elapsed().as_secs_f64())
+                Some(Line::Progress { index, total, workload, path })
+                    if !opts.quiet || index == 1 || index == total =>
+                {
+                    println!(
+                        "  [{index:>3}/{total}] {workload} ({path}) [{:.0} s]",
+                        qemu_started.elapsed().as_secs_f64()
+                    )
                 }
                 Some(Line::Fail(why)) => println!("  FAILED: {why}"),
                 _ => {}
@@ -126,7 +145,8 @@ pub fn run(root: &Path, opts: &Opts) -> Result<PathBuf> {
         for c in &results.comparisons {
             let find = |p| results.workloads.iter().find(|w| w.name == c.workload && w.path == p);
             if let (Some(w), Some(n)) = (find(BenchPath::Wasm), find(BenchPath::Native)) {
-                let (wasm, native) = (report::fmt_op(w.ns.median, w.cycles.median), report::fmt_op(n.ns.median, n.cycles.median));
+                let (wasm, native) =
+                    (report::fmt_op(w.ns.median, w.cycles.median), report::fmt_op(n.ns.median, n.cycles.median));
                 println!("{:<28} {wasm:>22} {native:>22} {:>8.2}", c.workload, c.ratio_median);
             }
         }
@@ -150,13 +170,23 @@ fn host_baselines(quick: bool, quiet: bool) -> Result<(u64, Vec<Workload>)> {
         let s = s.map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         let w = Workload::new(name, BenchPath::Host, cores, unit, batch, &s, hz, None);
         if !quiet {
-            println!("  {name:<28} median {:>22}  p99 {:>22}", report::fmt_op(w.ns.median, w.cycles.median), report::fmt_op(w.ns.p99, w.cycles.p99));
+            println!(
+                "  {name:<28} median {:>22}  p99 {:>22}",
+                report::fmt_op(w.ns.median, w.cycles.median),
+                report::fmt_op(w.ns.p99, w.cycles.p99)
+            );
         }
         out.push(w);
         Ok(())
     };
     let n = sizes.rt_same as usize;
-    add("host/getpid", 1, Unit::Cycles, sizes.null_batch as u64, Ok(host::getpid(sizes.null_samples as usize, sizes.null_batch)))?;
+    add(
+        "host/getpid",
+        1,
+        Unit::Cycles,
+        sizes.null_batch as u64,
+        Ok(host::getpid(sizes.null_samples as usize, sizes.null_batch)),
+    )?;
     let exe = std::env::current_exe()?;
     let child = || {
         let mut cmd = Command::new(&exe);
@@ -168,7 +198,13 @@ fn host_baselines(quick: bool, quiet: bool) -> Result<(u64, Vec<Workload>)> {
     add("host/pipe/cross_core", 2, Unit::Cycles, 1, host::pipe_pingpong(&mut child(), 0, other, n))?;
     add("host/futex/same_core", 1, Unit::Cycles, 1, host::futex_pingpong(0, 0, n))?;
     add("host/futex/cross_core", 2, Unit::Cycles, 1, host::futex_pingpong(0, other, n))?;
-    add("hosted/null_syscall", 1, Unit::Ns, sizes.null_batch as u64, hosted::null_syscall(sizes.null_samples, sizes.null_batch / 10))?;
+    add(
+        "hosted/null_syscall",
+        1,
+        Unit::Ns,
+        sizes.null_batch as u64,
+        hosted::null_syscall(sizes.null_samples, sizes.null_batch / 10),
+    )?;
     add("hosted/ipc_rt/same_core", 1, Unit::Ns, 1, hosted::round_trip(0, sizes.rt_same, true))?;
     add("hosted/ipc_rt/same_core_queued", 1, Unit::Ns, 1, hosted::round_trip(0, sizes.rt_same, false))?;
     add("hosted/ipc_rt/cross_core", 2, Unit::Ns, 1, hosted::round_trip(1, sizes.rt_same, true))?;
@@ -177,7 +213,13 @@ fn host_baselines(quick: bool, quiet: bool) -> Result<(u64, Vec<Workload>)> {
 
 fn git(root: &Path) -> Git {
     let run = |args: &[&str]| {
-        Command::new("git").args(args).current_dir(root).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
     };
     Git {
         commit: run(&["rev-parse", "HEAD"]).map(|s| s.trim().to_owned()).unwrap_or_else(|| "unknown".into()),
@@ -212,13 +254,19 @@ pub fn quick_check(root: &Path) -> Result<Vec<Check>> {
     let _ = std::fs::remove_dir_all(&dir);
     let opts = Opts { quick: true, smp: 8, accel: Accel::Tcg, out: Some(dir.clone()), quiet: true };
     let ran = run(root, &opts);
-    let mut checks = vec![Check { name: "bench::quick_run".into(), result: ran.as_ref().map(|_| None).map_err(|e| format!("{e:#}")) }];
-    let report = std::fs::read_to_string(dir.join("results.json"))
-        .map_err(|e| e.to_string())
-        .and_then(|text| serde_json::from_str::<Results>(&text).map_err(|e| format!("results.json does not parse: {e}")));
+    let mut checks = vec![Check {
+        name: "bench::quick_run".into(),
+        result: ran.as_ref().map(|_| None).map_err(|e| format!("{e:#}")),
+    }];
+    let report = std::fs::read_to_string(dir.join("results.json")).map_err(|e| e.to_string()).and_then(|text| {
+        serde_json::from_str::<Results>(&text).map_err(|e| format!("results.json does not parse: {e}"))
+    });
     let well_formed = report.and_then(|r| {
         let problems = r.problems();
-        let plots = ["latency.svg", "cross_core.svg", "throughput.svg", "summary.md"].iter().filter(|f| !dir.join(f).exists()).count();
+        let plots = ["latency.svg", "cross_core.svg", "throughput.svg", "summary.md"]
+            .iter()
+            .filter(|f| !dir.join(f).exists())
+            .count();
         if !problems.is_empty() {
             Err(problems.join("; "))
         } else if plots > 0 {

@@ -240,7 +240,11 @@ fn kernel_with(root: &Path, profile: Profile, quiet: bool) -> Result<PathBuf> {
     cmd.args(["build", "--package", "wasmos-kernel", "--target", KERNEL_TARGET_SPEC]);
     // `compiler-builtins-mem`: memcpy and friends, which the prebuilt
     // `core` of x86_64-unknown-none carried.
-    cmd.args(["-Zbuild-std=core,alloc,compiler_builtins", "-Zbuild-std-features=compiler-builtins-mem", "-Zjson-target-spec"]);
+    cmd.args([
+        "-Zbuild-std=core,alloc,compiler_builtins",
+        "-Zbuild-std-features=compiler-builtins-mem",
+        "-Zjson-target-spec",
+    ]);
     cmd.env("RUSTC_BOOTSTRAP", "1");
     if quiet {
         cmd.arg("--quiet");
@@ -411,7 +415,14 @@ pub fn image_named(root: &Path, name: &str, profile: Profile, uefi: bool, config
     image_in(root, name, profile, uefi, config, true)
 }
 
-fn image_in(root: &Path, name: &str, profile: Profile, uefi: bool, config: &BootConfig, quiet: bool) -> Result<PathBuf> {
+fn image_in(
+    root: &Path,
+    name: &str,
+    profile: Profile,
+    uefi: bool,
+    config: &BootConfig,
+    quiet: bool,
+) -> Result<PathBuf> {
     let kernel = kernel_with(root, profile, quiet)?;
     let builder = image_builder(root)?;
     let bundle = bundle(root, name, config)?;

@@ -41,7 +41,9 @@ fn cargo_fuzz_version() -> Option<String> {
 /// installing either if needed.
 pub fn prerequisites() -> Result<()> {
     if !succeeds(Command::new("rustup").args(["run", NIGHTLY, "rustc", "--version"]).env_remove("RUSTUP_TOOLCHAIN")) {
-        eprintln!("xtask: installing toolchain {NIGHTLY} for the fuzz targets (rustup toolchain install {NIGHTLY} --profile minimal)");
+        eprintln!(
+            "xtask: installing toolchain {NIGHTLY} for the fuzz targets (rustup toolchain install {NIGHTLY} --profile minimal)"
+        );
         let status = Command::new("rustup")
             .args(["toolchain", "install", NIGHTLY, "--profile", "minimal"])
             .env_remove("RUSTUP_TOOLCHAIN")

@@ -13,6 +13,7 @@ mod bench;
 mod build;
 mod disk;
 mod fuzz;
+mod lint;
 mod prereq;
 mod profile;
 mod qemu;
@@ -51,6 +52,9 @@ enum Command {
     Bench(BenchOpts),
     /// Make a disk image, or put host files on it and take them off.
     Disk(disk::DiskOpts),
+    /// `cargo fmt --check` and `cargo clippy -D warnings` over every
+    /// workspace and target (also a suite of `cargo xtask test`).
+    Lint,
     /// Instruction counts per IPC operation on the hosted runtime (callgrind).
     Profile {
         /// Also show where each operation's instructions go, per function.
@@ -230,8 +234,9 @@ fn main() {
 /// Runs one subcommand; returns the status xtask exits with.
 fn run(cli: Cli) -> Result<i32> {
     let cwd = std::env::current_dir()?;
-    let root = workspace_root(&cwd)
-        .with_context(|| format!("{} is not inside a WasmOS checkout (no directory above has xtask/Cargo.toml)", cwd.display()))?;
+    let root = workspace_root(&cwd).with_context(|| {
+        format!("{} is not inside a WasmOS checkout (no directory above has xtask/Cargo.toml)", cwd.display())
+    })?;
     std::env::set_current_dir(&root)?;
     match cli.command {
         Command::Build(opts) => {
@@ -246,13 +251,31 @@ fn run(cli: Cli) -> Result<i32> {
             prereq::toolchain(&root)?;
             prereq::qemu(false)?;
             let out = opts.out.as_ref().map(|p| cwd.join(p));
-            bench::run(&root, &bench::Opts { quick: opts.quick, smp: opts.smp, accel: opts.accel, out, quiet: false }).map(|_| 0)
+            bench::run(&root, &bench::Opts { quick: opts.quick, smp: opts.smp, accel: opts.accel, out, quiet: false })
+                .map(|_| 0)
         }
         Command::Disk(opts) => {
             // Its FILE and DEST paths are the user's, relative to where
             // the command was given.
             std::env::set_current_dir(&cwd)?;
             disk::command(&root, &opts).map(|()| 0)
+        }
+        Command::Lint => {
+            prereq::toolchain(&root)?;
+            let mut failed = 0;
+            for (name, result) in lint::checks(&root)? {
+                match result {
+                    Ok(_) => println!("  ok    {name}"),
+                    Err(why) => {
+                        failed += 1;
+                        println!("  FAIL  {name}:\n        {why}");
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} lint check(s) failed");
+            }
+            Ok(0)
         }
         Command::Profile { breakdown } => profile::run(&root, breakdown).map(|()| 0),
         Command::BenchPipeChild { cpu } => {
@@ -278,8 +301,11 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Fuzz(opts) => {
             fuzz::prerequisites()?;
             fuzz::build(&root)?;
-            let targets: Vec<&str> =
-                if opts.targets.is_empty() { fuzz::TARGETS.to_vec() } else { opts.targets.iter().map(String::as_str).collect() };
+            let targets: Vec<&str> = if opts.targets.is_empty() {
+                fuzz::TARGETS.to_vec()
+            } else {
+                opts.targets.iter().map(String::as_str).collect()
+            };
             let mut found = 0;
             for target in targets {
                 println!("==> fuzz {target} for {} s", opts.seconds);
@@ -383,7 +409,10 @@ fn hosted_args(root: &Path, cwd: &Path, opts: &HostedOpts, binary: PathBuf) -> s
 /// directory at or above `start` with `xtask/Cargo.toml` beside a
 /// `Cargo.toml`.
 fn workspace_root(start: &Path) -> Option<PathBuf> {
-    start.ancestors().find(|d| d.join("xtask/Cargo.toml").is_file() && d.join("Cargo.toml").is_file()).map(Path::to_path_buf)
+    start
+        .ancestors()
+        .find(|d| d.join("xtask/Cargo.toml").is_file() && d.join("Cargo.toml").is_file())
+        .map(Path::to_path_buf)
 }
 
 #[cfg(test)]
@@ -398,7 +427,8 @@ mod tests {
 
     #[test]
     fn run_passes_every_argument_exactly() {
-        let Command::Run(opts) = parse(&["run", "--wasm", "prog.wasm", "--exit", "--", "first", SECOND, "", "--not-an-option"])
+        let Command::Run(opts) =
+            parse(&["run", "--wasm", "prog.wasm", "--exit", "--", "first", SECOND, "", "--not-an-option"])
         else {
             panic!("not run")
         };
@@ -424,7 +454,10 @@ mod tests {
         };
         let cmd = hosted_args(Path::new("/repo"), Path::new("/cwd"), &opts, PathBuf::from("wasmos-hosted"));
         let args: Vec<&str> = cmd.get_args().map(|a| a.to_str().unwrap()).collect();
-        assert_eq!(args, ["--cores", "8", "--timeout", "5", "--files", "/cwd/data", "/cwd/prog.wasm@all", "--", SECOND, "-x"]);
+        assert_eq!(
+            args,
+            ["--cores", "8", "--timeout", "5", "--files", "/cwd/data", "/cwd/prog.wasm@all", "--", SECOND, "-x"]
+        );
     }
 
     #[test]

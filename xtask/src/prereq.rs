@@ -39,7 +39,9 @@ fn toml_values(text: &str, key: &str) -> Option<Vec<String>> {
 
 impl Pinned {
     pub fn parse(text: &str) -> Result<Pinned> {
-        let channel = toml_values(text, "channel").and_then(|v| v.into_iter().next()).context("rust-toolchain.toml has no channel")?;
+        let channel = toml_values(text, "channel")
+            .and_then(|v| v.into_iter().next())
+            .context("rust-toolchain.toml has no channel")?;
         Ok(Pinned {
             channel,
             components: toml_values(text, "components").unwrap_or_default(),
@@ -84,14 +86,17 @@ fn installed(kind: &str, channel: &str) -> Result<String> {
 fn has_component(list: &str, component: &str) -> bool {
     let name = component.strip_suffix("-preview").unwrap_or(component);
     let host = list.lines().find_map(|l| l.trim().strip_prefix("rustc-")).unwrap_or("");
-    list.lines().map(str::trim).any(|l| l == name || l.strip_prefix(name).and_then(|r| r.strip_prefix('-')) == Some(host))
+    list.lines()
+        .map(str::trim)
+        .any(|l| l == name || l.strip_prefix(name).and_then(|r| r.strip_prefix('-')) == Some(host))
 }
 
 /// The pinned targets and components not installed yet.
 fn missing_rust(pinned: &Pinned) -> Result<(Vec<&str>, Vec<&str>)> {
     let targets = installed("target", &pinned.channel)?;
     let components = installed("component", &pinned.channel)?;
-    let targets = pinned.targets.iter().map(String::as_str).filter(|t| !targets.lines().any(|l| l.trim() == *t)).collect();
+    let targets =
+        pinned.targets.iter().map(String::as_str).filter(|t| !targets.lines().any(|l| l.trim() == *t)).collect();
     let components = pinned.components.iter().map(String::as_str).filter(|c| !has_component(&components, c)).collect();
     Ok((targets, components))
 }
@@ -102,7 +107,8 @@ fn rustup_add(kind: &str, channel: &str, items: &[&str]) -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: adding {kind}s {} to toolchain {channel} (rustup {kind} add)", items.join(", "));
-    let status = rustup().args([kind, "add", "--toolchain", channel]).args(items).status().context("cannot run rustup")?;
+    let status =
+        rustup().args([kind, "add", "--toolchain", channel]).args(items).status().context("cannot run rustup")?;
     if !status.success() {
         bail!("`rustup {kind} add --toolchain {channel} {}` failed", items.join(" "));
     }
@@ -170,7 +176,10 @@ fn system_packages(packages: &[Package]) -> Result<()> {
     }
     let command = format!("sudo apt-get install -y {}", missing.join(" "));
     let Some(prefix) = apt_prefix().filter(|_| on_path("apt-get")) else {
-        bail!("{} not installed and xtask cannot install them (not root, no `sudo -n`, or no apt-get): run `{command}`", missing.join(", "));
+        bail!(
+            "{} not installed and xtask cannot install them (not root, no `sudo -n`, or no apt-get): run `{command}`",
+            missing.join(", ")
+        );
     };
     let how = if prefix.is_empty() { "as root" } else { "with sudo -n" };
     eprintln!("xtask: installing {} (apt-get install, {how})", missing.join(", "));
@@ -223,7 +232,10 @@ mod tests {
     fn parses_lists_and_strings() {
         let text = "[toolchain]\nchannel = \"1.2.3\"\ncomponents = [\"a\", \"b-c\"]\ntargets = []\n";
         let pinned = Pinned::parse(text).unwrap();
-        assert_eq!(pinned, Pinned { channel: "1.2.3".into(), components: vec!["a".into(), "b-c".into()], targets: vec![] });
+        assert_eq!(
+            pinned,
+            Pinned { channel: "1.2.3".into(), components: vec!["a".into(), "b-c".into()], targets: vec![] }
+        );
         assert!(Pinned::parse("[toolchain]\n").is_err());
     }
 

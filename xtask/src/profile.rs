@@ -50,8 +50,10 @@ pub fn run(root: &Path, breakdown: bool) -> Result<()> {
         println!("{name:<10} {per_op:>12.0}  {what}");
         if breakdown {
             let (a, b) = (functions(&small.1)?, functions(&large.1)?);
-            let mut rows: Vec<(f64, &String)> =
-                b.iter().map(|(f, n)| ((*n as f64 - *a.get(f).unwrap_or(&0) as f64) / (LARGE - SMALL) as f64, f)).collect();
+            let mut rows: Vec<(f64, &String)> = b
+                .iter()
+                .map(|(f, n)| ((*n as f64 - *a.get(f).unwrap_or(&0) as f64) / (LARGE - SMALL) as f64, f))
+                .collect();
             rows.sort_by(|x, y| y.0.total_cmp(&x.0));
             for (n, f) in rows.iter().take(25).filter(|(n, _)| *n >= 10.0) {
                 println!("           {n:>8.0}  {f}");

@@ -237,7 +237,12 @@ pub struct Captured {
 /// Boots with both serial ports in files under `dir`, calling `progress`
 /// with the result channel's text as it grows, until QEMU exits or
 /// `timeout` passes.
-pub fn run_captured(machine: &Machine, dir: &Path, timeout: Duration, mut progress: impl FnMut(&str)) -> Result<(Exit, Captured)> {
+pub fn run_captured(
+    machine: &Machine,
+    dir: &Path,
+    timeout: Duration,
+    mut progress: impl FnMut(&str),
+) -> Result<(Exit, Captured)> {
     let (mut child, files) = spawn_captured(machine, dir)?;
     let start = Instant::now();
     let exit = loop {

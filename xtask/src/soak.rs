@@ -21,11 +21,22 @@ const HTTP_CLIENTS: usize = 2;
 /// Runs a soak of `seconds` on `smp` cores and returns its checks.
 pub fn run(root: &Path, seconds: u64, smp: u32) -> Result<Vec<Check>> {
     let port = qemu::free_port()?;
-    let config =
-        BootConfig { soak_seconds: Some(seconds), hostfwd: Some((port, qemu::GUEST_HTTP_PORT)), ..BootConfig::mode(Mode::Soak) };
+    let config = BootConfig {
+        soak_seconds: Some(seconds),
+        hostfwd: Some((port, qemu::GUEST_HTTP_PORT)),
+        ..BootConfig::mode(Mode::Soak)
+    };
     let image = build::image_named(root, "soak", Profile::Release, false, &config)?;
-    let machine =
-        Machine { image, uefi: false, smp, mem: "512M".into(), accel: Accel::Tcg, http_port: Some(port), rdtscp: false, disk: None };
+    let machine = Machine {
+        image,
+        uefi: false,
+        smp,
+        mem: "512M".into(),
+        accel: Accel::Tcg,
+        http_port: Some(port),
+        rdtscp: false,
+        disk: None,
+    };
     let clients = wasmos_tests::http::Clients::start(std::net::SocketAddr::from(([127, 0, 0, 1], port)), HTTP_CLIENTS);
     println!("==> soak for {seconds} s ({})", machine.describe());
     let dir = build::out_dir(root).join("soak");

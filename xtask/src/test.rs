@@ -44,7 +44,8 @@ impl Tally {
 
 pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     let filter = opts.suite.as_deref();
-    let selected: Vec<Suite> = suites::all().into_iter().filter(|s| filter.is_none_or(|f| s.name.contains(f))).collect();
+    let selected: Vec<Suite> =
+        suites::all().into_iter().filter(|s| filter.is_none_or(|f| s.name.contains(f))).collect();
     let run_hosted = filter.is_none_or(|f| "hosted".contains(f));
     let run_soak = filter.is_none_or(|f| "soak".contains(f));
     let run_net = filter.is_none_or(|f| "net".contains(f));
@@ -52,7 +53,17 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     let run_bench = filter.is_none_or(|f| "bench".contains(f));
     let run_exit = filter.is_none_or(|f| "run-exit".contains(f));
     let run_storage = filter.is_none_or(|f| "storage-qemu-hosted".contains(f));
-    if selected.is_empty() && !run_hosted && !run_soak && !run_fuzz && !run_net && !run_bench && !run_storage && !run_exit {
+    let run_lint = filter.is_none_or(|f| "lint".contains(f));
+    if selected.is_empty()
+        && !run_lint
+        && !run_hosted
+        && !run_soak
+        && !run_fuzz
+        && !run_net
+        && !run_bench
+        && !run_storage
+        && !run_exit
+    {
         bail!("no suite matches {:?}", opts.suite);
     }
     let started = Instant::now();
@@ -62,6 +73,15 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     // the summary below is always the last line of the output.
     let prerequisites = crate::prereq::toolchain(root).and_then(|()| crate::prereq::test_tools());
     if step(&mut tally, "prerequisites", |_| prerequisites) {
+        if run_lint {
+            println!("==> lint (cargo fmt --check, cargo clippy -D warnings; every workspace and target)");
+            step(&mut tally, "lint::setup", |t| {
+                for (name, result) in crate::lint::checks(root)? {
+                    t.record(&name, &result);
+                }
+                Ok(())
+            });
+        }
         if !opts.no_host {
             step(&mut tally, "host::unit_tests", |t| host_unit_tests(root, t));
         }
@@ -214,7 +234,9 @@ fn cargo_test(dir: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &str)], tally
             let name = names.next().unwrap_or_else(|| "?".into());
             let count = |key: &str| {
                 rest.split(';')
-                    .find_map(|part| part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(key))
+                    .find_map(|part| {
+                        part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(key)
+                    })
                     .and_then(|n| n.trim().parse::<usize>().ok())
                     .unwrap_or(0)
             };
@@ -254,8 +276,16 @@ fn run_suite(root: &Path, suite: &Suite, profile: Profile, tally: &mut Tally) ->
         _ => Mode::Test,
     };
     let image = build::image_named(root, suite.name, profile, uefi, &BootConfig::mode(mode))?;
-    let machine =
-        Machine { image, uefi, smp: suite.smp, mem: "512M".into(), accel: Accel::Tcg, http_port: None, rdtscp: false, disk: None };
+    let machine = Machine {
+        image,
+        uefi,
+        smp: suite.smp,
+        mem: "512M".into(),
+        accel: Accel::Tcg,
+        http_port: None,
+        rdtscp: false,
+        disk: None,
+    };
     println!("==> suite {} ({})", suite.name, machine.describe());
     let dir = build::out_dir(root).join(suite.name);
     let started = Instant::now();
@@ -268,7 +298,9 @@ fn run_suite(root: &Path, suite: &Suite, profile: Profile, tally: &mut Tally) ->
         for (name, outcome) in report.tests.iter().skip(shown) {
             match outcome {
                 Outcome::Unfinished => break,
-                Outcome::Pass { micros } => println!("  ok    {}::{name} ({:.1} ms)", suite.name, *micros as f64 / 1000.0),
+                Outcome::Pass { micros } => {
+                    println!("  ok    {}::{name} ({:.1} ms)", suite.name, *micros as f64 / 1000.0)
+                }
                 Outcome::Fail { reason } => println!("  FAIL  {}::{name}: {reason}", suite.name),
             }
             shown += 1;
@@ -340,9 +372,24 @@ fn hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
     // (check, arguments, expected exit code, text stdout must contain)
     let cases: Vec<(&str, Vec<String>, i32, &str)> = vec![
         ("hosted::token_ring_4_cores", vec![format!("{token_ring}@all")], 0, "token ring: 1000 laps over 4 cores"),
-        ("hosted::ping_pong_cross_core", vec![format!("{}@1", write("echo_server")?), format!("{}@0", write("echo_client")?)], 0, ""),
-        ("hosted::ping_pong_same_core", vec![format!("{}@2", write("echo_server")?), format!("{}@2", write("echo_client")?)], 0, ""),
-        ("hosted::wasi_std_program", vec!["--files".into(), files.clone(), wasi.clone(), "--".into(), "hello-arg".into()], 42, "sock_accept: ENOSYS"),
+        (
+            "hosted::ping_pong_cross_core",
+            vec![format!("{}@1", write("echo_server")?), format!("{}@0", write("echo_client")?)],
+            0,
+            "",
+        ),
+        (
+            "hosted::ping_pong_same_core",
+            vec![format!("{}@2", write("echo_server")?), format!("{}@2", write("echo_client")?)],
+            0,
+            "",
+        ),
+        (
+            "hosted::wasi_std_program",
+            vec!["--files".into(), files.clone(), wasi.clone(), "--".into(), "hello-arg".into()],
+            42,
+            "sock_accept: ENOSYS",
+        ),
         ("hosted::exact_args", [vec!["--files".into(), files, wasi, "--".into()], exact].concat(), 42, &exact_line),
     ];
     let mut wasi_output = String::new();
@@ -424,8 +471,16 @@ fn run_exit_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()
         ..BootConfig::run()
     };
     let image = build::image_named(root, "run-exit", profile, false, &config)?;
-    let machine =
-        Machine { image, uefi: false, smp: 2, mem: "512M".into(), accel: Accel::Tcg, http_port: None, rdtscp: false, disk: None };
+    let machine = Machine {
+        image,
+        uefi: false,
+        smp: 2,
+        mem: "512M".into(),
+        accel: Accel::Tcg,
+        http_port: None,
+        rdtscp: false,
+        disk: None,
+    };
     let (exit, files) = qemu::run_captured(&machine, &dir.join("boot"), Duration::from_secs(180), |_| {})?;
     let log = String::from_utf8_lossy(&std::fs::read(&files.log).unwrap_or_default()).into_owned();
     let report = Report::parse(&String::from_utf8_lossy(&std::fs::read(&files.results).unwrap_or_default()));
@@ -455,7 +510,16 @@ fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
     let config = BootConfig { hostfwd: Some((port, qemu::GUEST_HTTP_PORT)), ..BootConfig::run() };
     let image = build::image_named(root, "net-qemu", profile, false, &config)?;
     let http_port = Some(port);
-    let machine = Machine { image, uefi: false, smp: 8, mem: "512M".into(), accel: Accel::Tcg, http_port, rdtscp: false, disk: None };
+    let machine = Machine {
+        image,
+        uefi: false,
+        smp: 8,
+        mem: "512M".into(),
+        accel: Accel::Tcg,
+        http_port,
+        rdtscp: false,
+        disk: None,
+    };
     let dir = build::out_dir(root).join("net-qemu");
     let mut vm = qemu::Running::start(&machine, &dir)?;
     let up = vm.wait_for("webapi: listening on port", Duration::from_secs(180));
@@ -504,10 +568,13 @@ fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
     // is byte for byte the file wasmos-hosted ran.
     let bundle_path = build::out_dir(root).join("net-qemu/bundle.bin");
     let bundle_bytes = std::fs::read(&bundle_path).with_context(|| format!("cannot read {}", bundle_path.display()))?;
-    let same = match wasmos_bundle::Bundle::parse(&bundle_bytes).map_err(|e| anyhow::anyhow!("{e}"))?.get("webapi.wasm") {
+    let same = match wasmos_bundle::Bundle::parse(&bundle_bytes).map_err(|e| anyhow::anyhow!("{e}"))?.get("webapi.wasm")
+    {
         None => Err("the net-qemu bundle has no webapi.wasm".to_owned()),
         Some(booted) if booted == std::fs::read(&webapi)?.as_slice() => Ok(None),
-        Some(booted) => Err(format!("bundle has {} bytes, hosted ran {}", booted.len(), std::fs::metadata(&webapi)?.len())),
+        Some(booted) => {
+            Err(format!("bundle has {} bytes, hosted ran {}", booted.len(), std::fs::metadata(&webapi)?.len()))
+        }
     };
     tally.record("net::same_webapi_wasm_in_both_worlds", &same);
     Ok(())

@@ -67,7 +67,7 @@ impl Disk for VirtioDisk {
         self.driver.readonly()
     }
     fn read(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        debug_assert!(buf.len() % SECTOR == 0);
+        debug_assert!(buf.len().is_multiple_of(SECTOR));
         self.driver.read_blocks(lba as usize, buf).map_err(io)
     }
     fn write(&mut self, lba: u64, data: &[u8]) -> Result<(), BlockError> {

@@ -74,9 +74,11 @@ fn contiguous_frames(_: &mut Ctx) -> TestResult {
         memory::with(|m| m.frames.free(f));
     }
     for i in 0..64 {
-        memory::with(|m| m.frames.free(x86_64::structures::paging::PhysFrame::containing_address(
-            x86_64::PhysAddr::new(start + i * PAGE_SIZE),
-        )));
+        memory::with(|m| {
+            m.frames.free(x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(
+                start + i * PAGE_SIZE,
+            )))
+        });
     }
     if let Some(f) = low {
         ensure!(f.start_address().as_u64() < 0x10_0000, "limit ignored");

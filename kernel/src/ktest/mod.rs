@@ -8,8 +8,8 @@
 //! a `test-start` without an outcome and blames that test.
 
 mod memory;
-pub mod soak;
 mod smp;
+pub mod soak;
 mod storage;
 mod wasm;
 

@@ -39,7 +39,8 @@ pub(crate) fn exited(code: i32) -> Option<TaskExit> {
 /// Starts test program `name` on `core`.
 pub(crate) fn spawn(ctx: &Ctx, name: &str, core: i32) -> Result<TaskId, alloc::string::String> {
     let entry = format!("test/{name}.wasm");
-    let bytes = ctx.bundle.and_then(|b| b.get(&entry)).ok_or_else(|| format!("{entry} missing from the boot bundle"))?;
+    let bytes =
+        ctx.bundle.and_then(|b| b.get(&entry)).ok_or_else(|| format!("{entry} missing from the boot bundle"))?;
     ctx.sys.spawn(bytes, name, core).map_err(|e| format!("spawning {name}: {}", e.name()))
 }
 
@@ -103,7 +104,12 @@ fn all_to_all_storm(ctx: &mut Ctx) -> TestResult {
     let exits = wait(ctx, &ids, 120);
     for (i, exit) in exits.iter().enumerate() {
         let expected = if i % 2 == 0 { 200 * cores } else { 0 };
-        ensure!(*exit == exited(expected), "{} on core {}: {exit:?}, expected {expected}", if i % 2 == 0 { "sink" } else { "sender" }, i / 2);
+        ensure!(
+            *exit == exited(expected),
+            "{} on core {}: {exit:?}, expected {expected}",
+            if i % 2 == 0 { "sink" } else { "sender" },
+            i / 2
+        );
     }
     crate::kprintln!("  storm: {} messages counted across {} cores", 200 * cores * cores, cores);
     Ok(())
@@ -122,15 +128,24 @@ fn ten_million_host_calls(ctx: &mut Ctx) -> TestResult {
     ensure!(crate::cpu::sse_enabled(), "SSE is not enabled on core {} (CR0/CR4)", crate::cpu::current_index());
     let core = last_core(ctx);
     let bottom = crate::smp::stack_bottom(core as usize).ok_or(format!("core {core}'s stack bottom is not known"))?;
-    ensure!(crate::interrupts::probe_read_u64(bottom).is_ok(), "the lowest page of core {core}'s stack ({bottom:#x}) is not mapped");
+    ensure!(
+        crate::interrupts::probe_read_u64(bottom).is_ok(),
+        "the lowest page of core {core}'s stack ({bottom:#x}) is not mapped"
+    );
     match crate::interrupts::probe_read_u64(bottom - 8) {
         Ok(v) => return Err(format!("no guard page below core {core}'s stack: {:#x} reads {v:#x}", bottom - 8)),
-        Err(f) => ensure!(f.vector == 14 && f.error_code & 1 == 0, "reading the guard page: {f:?}, expected a not-present page fault"),
+        Err(f) => ensure!(
+            f.vector == 14 && f.error_code & 1 == 0,
+            "reading the guard page: {f:?}, expected a not-present page fault"
+        ),
     }
     let start = crate::smp::now_ns();
     let id = spawn(ctx, "host_calls", core)?;
     let exits = wait(ctx, &[id], 300);
-    ensure!(exits == [exited(10_000_000)], "host_calls ended {exits:?}, expected 10000000 calls made (-1: core_id answers did not add up)");
+    ensure!(
+        exits == [exited(10_000_000)],
+        "host_calls ended {exits:?}, expected 10000000 calls made (-1: core_id answers did not add up)"
+    );
     let ms = (crate::smp::now_ns() - start) / 1_000_000;
     crate::kprintln!("  10M host calls on core {core} in {ms} ms; its stack ends at {bottom:#x}, guard page below");
     Ok(())
@@ -174,7 +189,11 @@ fn caller_of_dead_server_told(ctx: &mut Ctx) -> TestResult {
         let client = spawn(ctx, "echo_client", 0)?;
         let exits = wait(ctx, &[client, server], 60);
         let expected = exited(1000 - Status::DeadTarget.code());
-        ensure!(exits[0] == expected, "client ended {:?}, expected DEAD_TARGET (server on core {server_core})", exits[0]);
+        ensure!(
+            exits[0] == expected,
+            "client ended {:?}, expected DEAD_TARGET (server on core {server_core})",
+            exits[0]
+        );
         ensure!(exits[1].map(|e| e.reason) == Some(ExitReason::Unreachable), "server ended {:?}", exits[1]);
     }
     Ok(())
@@ -214,7 +233,10 @@ fn init_starts_listed_programs(ctx: &mut Ctx) -> TestResult {
 /// `cargo xtask test`.
 fn wasi_std_program(ctx: &mut Ctx) -> TestResult {
     let bytes = ctx.bundle.and_then(|b| b.get("test/wasi_check.wasm")).ok_or("wasi_check.wasm missing")?;
-    let id = ctx.sys.spawn_args(bytes, &["wasi-check", "hello-arg"], last_core(ctx)).map_err(|e| format!("spawn: {}", e.name()))?;
+    let id = ctx
+        .sys
+        .spawn_args(bytes, &["wasi-check", "hello-arg"], last_core(ctx))
+        .map_err(|e| format!("spawn: {}", e.name()))?;
     let exits = wait(ctx, &[id], 60);
     ensure!(exits == [exited(42)], "wasi_check ended {exits:?} (see its output in the log)");
     Ok(())
@@ -264,7 +286,8 @@ fn memory_hogs_share_budget(ctx: &mut Ctx) -> TestResult {
     let mut pages = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let exit = ctx.sys.exit_of(*id);
-        pages.push(exit.filter(|e| e.reason == ExitReason::Exited).map(|e| e.code).ok_or(format!("hog {i}: {exit:?}"))?);
+        pages
+            .push(exit.filter(|e| e.reason == ExitReason::Exited).map(|e| e.code).ok_or(format!("hog {i}: {exit:?}"))?);
     }
     ensure!(peak <= budget, "peak {peak} bytes over the budget {budget}");
     ensure!(pages.iter().any(|p| *p < per_task_pages), "no hog was held back by the shared budget: {pages:?}");
@@ -283,7 +306,12 @@ const MIN_HEALTHY_SHARE: u32 = 25; // percent
 /// on `client_core`, `rate_server` on `server_core`) while the `hostile`
 /// programs run on the given cores. Waits for the hostile tasks to end too
 /// and returns their exits.
-fn healthy_rate(ctx: &mut Ctx, client_core: i32, server_core: i32, hostile: &[(&str, i32)]) -> Result<(u32, Vec<Option<TaskExit>>), alloc::string::String> {
+fn healthy_rate(
+    ctx: &mut Ctx,
+    client_core: i32,
+    server_core: i32,
+    hostile: &[(&str, i32)],
+) -> Result<(u32, Vec<Option<TaskExit>>), alloc::string::String> {
     let before = ctx.sys.task_count();
     let mut bad = Vec::new();
     for &(name, core) in hostile {
@@ -328,7 +356,9 @@ fn healthy_throughput_beside_each_kind(ctx: &mut Ctx) -> TestResult {
     #[allow(clippy::type_complexity)]
     let kinds: [(&str, &[(&str, i32)], &dyn Fn(&[Option<TaskExit>]) -> bool); 6] = [
         ("infinite loop", &[("cpu_hog", c), ("cpu_hog", s)], &|e| e.iter().all(|x| *x == exited(0))),
-        ("memory hog", &[("memory_hog", c), ("memory_hog", s)], &|e| e.iter().all(|x| x.is_some_and(|x| x.reason == ExitReason::Exited))),
+        ("memory hog", &[("memory_hog", c), ("memory_hog", s)], &|e| {
+            e.iter().all(|x| x.is_some_and(|x| x.reason == ExitReason::Exited))
+        }),
         ("spawn bomb", &[("spawn_bomb", c)], &|e| e == [exited(limit)]),
         ("flood at the server", &[("flooder", c), ("flooder", s)], &|e| e.iter().all(|x| *x == exited(0))),
         ("forged handles and pointers", &[("forger", c), ("forger", s)], &|e| e.iter().all(|x| *x == exited(0))),

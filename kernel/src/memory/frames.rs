@@ -53,9 +53,7 @@ impl BitmapFrameAllocator {
         // SAFETY: [bitmap_phys, +bitmap_bytes) is usable RAM that nothing
         // else uses yet (the allocator is being created and will mark it
         // used below), reached through the bootloader's physical mapping.
-        let bits = unsafe {
-            core::slice::from_raw_parts_mut((phys_offset + bitmap_phys) as *mut u64, words)
-        };
+        let bits = unsafe { core::slice::from_raw_parts_mut((phys_offset + bitmap_phys) as *mut u64, words) };
         bits.fill(u64::MAX);
 
         let mut this = Self { bits, frames, free: 0, usable: 0, next_hint: 0 };

@@ -28,12 +28,8 @@ use super::PAGE_SIZE;
 const GROWTH_STEP: u64 = 1 << 20;
 
 #[global_allocator]
-static HEAP: TalcLock<spinning_top::RawSpinlock, GrowingHeap, talc::DefaultBinning> = TalcLock::new(GrowingHeap {
-    start: 0,
-    end: 0,
-    limit: 0,
-    heap_end: None,
-});
+static HEAP: TalcLock<spinning_top::RawSpinlock, GrowingHeap, talc::DefaultBinning> =
+    TalcLock::new(GrowingHeap { start: 0, end: 0, limit: 0, heap_end: None });
 
 /// Bytes of address space currently mapped for the heap.
 static MAPPED: AtomicU64 = AtomicU64::new(0);
@@ -64,8 +60,7 @@ unsafe impl Source for GrowingHeap {
         }
         let from = s.end;
         let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_EXECUTE;
-        super::with(|m| m.map_fresh(VirtAddr::new(from), grow / PAGE_SIZE, flags))
-            .map_err(|_| ())?;
+        super::with(|m| m.map_fresh(VirtAddr::new(from), grow / PAGE_SIZE, flags)).map_err(|_| ())?;
         let new_end = from + grow;
         talc.source.end = new_end;
         MAPPED.store(new_end - talc.source.start, Ordering::Relaxed);

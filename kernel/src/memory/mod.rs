@@ -25,8 +25,7 @@ use frames::BitmapFrameAllocator;
 use spin::Mutex;
 use x86_64::registers::control::Cr3;
 use x86_64::structures::paging::{
-    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame, Size4KiB,
-    Translate,
+    Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as Flags, PhysFrame, Size4KiB, Translate,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -57,10 +56,7 @@ pub struct MemoryInfo {
 /// Sets up frames, page table access, our virtual regions and the heap.
 /// Must run once on the BSP before anything allocates.
 pub fn init(boot_info: &'static BootInfo) -> MemoryInfo {
-    let phys_offset = boot_info
-        .physical_memory_offset
-        .into_option()
-        .expect("bootloader did not map physical memory");
+    let phys_offset = boot_info.physical_memory_offset.into_option().expect("bootloader did not map physical memory");
     PHYS_OFFSET.call_once(|| phys_offset);
     let frames = BitmapFrameAllocator::new(&boot_info.memory_regions, phys_offset);
     let usable_bytes = frames.usable_frames() as u64 * PAGE_SIZE;
@@ -95,9 +91,7 @@ pub fn init(boot_info: &'static BootInfo) -> MemoryInfo {
 /// Runs `f` with the memory manager locked. `f` must not allocate from the
 /// heap (the heap may itself be waiting for this lock to grow).
 pub fn with<R>(f: impl FnOnce(&mut Memory) -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        f(MEMORY.lock().as_mut().expect("memory not initialised"))
-    })
+    x86_64::instructions::interrupts::without_interrupts(|| f(MEMORY.lock().as_mut().expect("memory not initialised")))
 }
 
 /// The virtual address at which physical address `phys` can be accessed.
@@ -135,13 +129,10 @@ impl Memory {
     fn map_page(&mut self, page: Page, frame: PhysFrame, flags: Flags) -> Result<(), MapError> {
         // SAFETY: callers map either fresh frames (owned by nobody else) or
         // device/trampoline frames at addresses reserved for them.
-        let flush = unsafe { self.page_table.map_to(page, frame, flags, &mut self.frames) }
-            .map_err(|e| match e {
-                x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed => {
-                    MapError::OutOfFrames
-                }
-                _ => MapError::AlreadyMapped,
-            })?;
+        let flush = unsafe { self.page_table.map_to(page, frame, flags, &mut self.frames) }.map_err(|e| match e {
+            x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed => MapError::OutOfFrames,
+            _ => MapError::AlreadyMapped,
+        })?;
         flush.flush();
         Ok(())
     }
@@ -183,11 +174,7 @@ impl Memory {
             return Err(MapError::OutOfAddressSpace);
         }
         self.mmio_next += pages * PAGE_SIZE;
-        let flags = Flags::PRESENT
-            | Flags::WRITABLE
-            | Flags::NO_CACHE
-            | Flags::WRITE_THROUGH
-            | Flags::NO_EXECUTE;
+        let flags = Flags::PRESENT | Flags::WRITABLE | Flags::NO_CACHE | Flags::WRITE_THROUGH | Flags::NO_EXECUTE;
         for i in 0..pages {
             let frame = PhysFrame::containing_address(PhysAddr::new(first + i * PAGE_SIZE));
             self.map_page(Page::containing_address(VirtAddr::new(virt + i * PAGE_SIZE)), frame, flags)?;

@@ -106,7 +106,11 @@ pub fn init_this_core(selectors: Selectors) {
         .expect("the GDT has the segment order SYSRET needs");
     LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
     SFMask::write(
-        RFlags::INTERRUPT_FLAG | RFlags::TRAP_FLAG | RFlags::DIRECTION_FLAG | RFlags::ALIGNMENT_CHECK | RFlags::NESTED_TASK,
+        RFlags::INTERRUPT_FLAG
+            | RFlags::TRAP_FLAG
+            | RFlags::DIRECTION_FLAG
+            | RFlags::ALIGNMENT_CHECK
+            | RFlags::NESTED_TASK,
     );
     KernelGsBase::write(VirtAddr::zero());
     // SAFETY: turning on SYSCALL/SYSRET; LSTAR, STAR and FMASK are set
@@ -128,6 +132,10 @@ pub unsafe fn enter_user(regs: *mut Regs) {
 /// Saves the kernel's callee-saved registers, records the stack pointer
 /// as where system calls run, and resumes the task. The matching return
 /// is the `2:` path of [`syscall_entry`].
+///
+/// # Safety
+/// As [`enter_user`]; also, GS must hold this core's per-CPU base (kernel
+/// GS), since the kernel stack pointer is saved there.
 #[unsafe(naked)]
 unsafe extern "C" fn enter_user_raw(regs: *mut Regs) {
     naked_asm!(
@@ -143,6 +151,12 @@ unsafe extern "C" fn enter_user_raw(regs: *mut Regs) {
 }
 
 /// The SYSCALL entry (LSTAR). Interrupts are off (FMASK).
+///
+/// # Safety
+/// Never called from Rust: the CPU enters it on `syscall` from ring 3,
+/// with the user's GS base, while a task made current by `set_current`
+/// runs, so that `regs_top` and `kernel_rsp` in the per-CPU block are
+/// valid.
 #[unsafe(naked)]
 unsafe extern "C" fn syscall_entry() {
     naked_asm!(
@@ -176,15 +190,39 @@ unsafe extern "C" fn syscall_entry() {
 /// Loads the task registers at `rax` and returns to ring 3, with the XMM
 /// registers zeroed (see the module comment: the kernel's values must not
 /// leak to ring 3).
+///
+/// # Safety
+/// Only jumped to, with `rax` pointing at the current task's `Regs` (a
+/// canonical user RIP, the task's address space in CR3) and kernel GS;
+/// it does not return.
 #[unsafe(naked)]
 unsafe extern "C" fn resume_user() {
     naked_asm!(
-        "xorps xmm0, xmm0", "xorps xmm1, xmm1", "xorps xmm2, xmm2", "xorps xmm3, xmm3",
-        "xorps xmm4, xmm4", "xorps xmm5, xmm5", "xorps xmm6, xmm6", "xorps xmm7, xmm7",
-        "xorps xmm8, xmm8", "xorps xmm9, xmm9", "xorps xmm10, xmm10", "xorps xmm11, xmm11",
-        "xorps xmm12, xmm12", "xorps xmm13, xmm13", "xorps xmm14, xmm14", "xorps xmm15, xmm15",
+        "xorps xmm0, xmm0",
+        "xorps xmm1, xmm1",
+        "xorps xmm2, xmm2",
+        "xorps xmm3, xmm3",
+        "xorps xmm4, xmm4",
+        "xorps xmm5, xmm5",
+        "xorps xmm6, xmm6",
+        "xorps xmm7, xmm7",
+        "xorps xmm8, xmm8",
+        "xorps xmm9, xmm9",
+        "xorps xmm10, xmm10",
+        "xorps xmm11, xmm11",
+        "xorps xmm12, xmm12",
+        "xorps xmm13, xmm13",
+        "xorps xmm14, xmm14",
+        "xorps xmm15, xmm15",
         "mov rsp, rax",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "pop rbp", "pop r11", "pop rcx",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbx",
+        "pop rbp",
+        "pop r11",
+        "pop rcx",
         "mov rax, [rsp + 8]",
         "mov rdi, [rsp + 16]",
         "mov rsi, [rsp + 24]",

@@ -104,7 +104,14 @@ impl Task {
             r15: space.data_base,
             ..Regs::default()
         };
-        Box::new(Task { regs, id, wait: Wait::None, inbox: VecDeque::with_capacity(INBOX_CAPACITY as usize), space, exit_code: 0 })
+        Box::new(Task {
+            regs,
+            id,
+            wait: Wait::None,
+            inbox: VecDeque::with_capacity(INBOX_CAPACITY as usize),
+            space,
+            exit_code: 0,
+        })
     }
 }
 
@@ -121,7 +128,8 @@ struct Slot {
     queued: AtomicU32,
 }
 
-static SLOTS: [Slot; MAX_TASKS] = [const { Slot { core: AtomicU32::new(NO_CORE), queued: AtomicU32::new(0) } }; MAX_TASKS];
+static SLOTS: [Slot; MAX_TASKS] =
+    [const { Slot { core: AtomicU32::new(NO_CORE), queued: AtomicU32::new(0) } }; MAX_TASKS];
 
 static RINGS: spin::Once<Vec<Mailbox<Envelope>>> = spin::Once::new();
 static KERNEL_CR3: spin::Once<PhysFrame> = spin::Once::new();
@@ -262,7 +270,8 @@ impl Core {
         if core == NO_CORE {
             return DEAD_TARGET;
         }
-        let reserved = slot.queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| (q < INBOX_CAPACITY).then_some(q + 1));
+        let reserved =
+            slot.queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| (q < INBOX_CAPACITY).then_some(q + 1));
         if reserved.is_err() {
             return WOULD_BLOCK;
         }

@@ -36,7 +36,8 @@ fn user_base() -> u64 {
     *USER_SLOT.call_once(|| {
         memory::with(|m| {
             let l4 = m.page_table.level_4_table();
-            (1..256).find(|&i| l4[i].is_unused()).expect("no free lower-half PML4 slot for user space") as u64 * SLOT_SIZE
+            (1..256).find(|&i| l4[i].is_unused()).expect("no free lower-half PML4 slot for user space") as u64
+                * SLOT_SIZE
         })
     })
 }
@@ -105,23 +106,24 @@ impl AddressSpace {
             // mapped at `offset`.
             let mut table = unsafe { OffsetPageTable::new(l4, offset) };
             let parents = Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE;
-            let mut map = |virt: u64, flags: Flags, alloc: &mut Recording, fill: &[u8]| -> Result<PhysFrame, MapError> {
-                let frame = alloc.allocate_frame().ok_or(MapError::OutOfFrames)?;
-                let dst = memory::phys_to_virt(frame.start_address().as_u64()).as_mut_ptr::<u8>();
-                // SAFETY: a fresh frame of 4 KiB, reached through the
-                // physical-memory mapping; `fill` is at most a page.
-                unsafe {
-                    core::ptr::write_bytes(dst, 0, PAGE_SIZE as usize);
-                    core::ptr::copy_nonoverlapping(fill.as_ptr(), dst, fill.len());
-                }
-                let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
-                // SAFETY: the page lies in the user slot of this new
-                // address space, where nothing is mapped yet.
-                unsafe { table.map_to_with_table_flags(page, frame, flags, parents, alloc) }
-                    .map_err(map_error)?
-                    .ignore();
-                Ok(frame)
-            };
+            let mut map =
+                |virt: u64, flags: Flags, alloc: &mut Recording, fill: &[u8]| -> Result<PhysFrame, MapError> {
+                    let frame = alloc.allocate_frame().ok_or(MapError::OutOfFrames)?;
+                    let dst = memory::phys_to_virt(frame.start_address().as_u64()).as_mut_ptr::<u8>();
+                    // SAFETY: a fresh frame of 4 KiB, reached through the
+                    // physical-memory mapping; `fill` is at most a page.
+                    unsafe {
+                        core::ptr::write_bytes(dst, 0, PAGE_SIZE as usize);
+                        core::ptr::copy_nonoverlapping(fill.as_ptr(), dst, fill.len());
+                    }
+                    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
+                    // SAFETY: the page lies in the user slot of this new
+                    // address space, where nothing is mapped yet.
+                    unsafe { table.map_to_with_table_flags(page, frame, flags, parents, alloc) }
+                        .map_err(map_error)?
+                        .ignore();
+                    Ok(frame)
+                };
             let code_flags = Flags::PRESENT | Flags::USER_ACCESSIBLE;
             for (i, chunk) in code.chunks(PAGE_SIZE as usize).enumerate() {
                 map(base + CODE_OFFSET + i as u64 * PAGE_SIZE, code_flags, &mut alloc, chunk)?;

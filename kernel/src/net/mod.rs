@@ -22,10 +22,10 @@ use alloc::boxed::Box;
 use wasmos_ipc::ids::TaskId;
 use wasmos_sched::{NativeCtx, NativeService, Request};
 
-use virtio_drivers::transport::pci::bus::DeviceFunction;
 use virtio_drivers::transport::DeviceType;
-use wasmos_net::stack::{Ipv4Config, Stack};
+use virtio_drivers::transport::pci::bus::DeviceFunction;
 use wasmos_net::TcpService;
+use wasmos_net::stack::{Ipv4Config, Stack};
 use wasmos_sched::System;
 
 /// The core the `tcp` service runs on.

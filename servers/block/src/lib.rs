@@ -21,6 +21,7 @@
 //! completed; the protocol and this crate's checks stay as they are.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

@@ -199,7 +199,7 @@ pub mod tests {
             Ok(())
         }
         fn write(&mut self, lba: u64, data: &[u8]) -> Result<(), FsError> {
-            assert!(data.len() <= 7 * SECTOR && data.len() % SECTOR == 0);
+            assert!(data.len() <= 7 * SECTOR && data.len().is_multiple_of(SECTOR));
             let at = lba as usize * SECTOR;
             self.bytes.get_mut(at..at + data.len()).ok_or(FsError::Io)?.copy_from_slice(data);
             self.writes += 1;

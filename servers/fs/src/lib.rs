@@ -116,7 +116,7 @@ mod program {
                 return serve(None);
             }
         };
-        let mib = device.info.sectors * SECTOR as u64 >> 20;
+        let mib = (device.info.sectors * SECTOR as u64) >> 20;
         let (mut server, mounted) = Server::new(device);
         match mounted {
             Ok(()) => {

@@ -22,6 +22,8 @@
 //! prog.wasm` exits with prog's code; a killed task counts as 101), or
 //! with 0 after `--timeout`.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,9 +33,9 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use wasmos_ipc::abi::ExitReason;
 use wasmos_ipc::ids::TaskId;
-use wasmos_sched::threads::{Cores, Wakers};
 use wasmos_net::TcpService;
 use wasmos_net::host::HostNet;
+use wasmos_sched::threads::{Cores, Wakers};
 use wasmos_sched::{Config, Platform, Stream, SysInfo, System};
 
 #[derive(Parser)]

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 
-use wasmos_ipc::net::{events, NetError};
+use wasmos_ipc::net::{NetError, events};
 
 use crate::service::Backend;
 

@@ -22,6 +22,7 @@
 //! of a frame-passing protocol and a copy per frame.
 
 #![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

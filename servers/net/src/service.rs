@@ -6,7 +6,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use wasmos_ipc::ids::TaskId;
-use wasmos_ipc::net::{events, NetError, Op, Request as NetRequest, MAX_EVENTS, MAX_RECV, NO_TIMEOUT};
+use wasmos_ipc::net::{MAX_EVENTS, MAX_RECV, NO_TIMEOUT, NetError, Op, Request as NetRequest, events};
 use wasmos_sched::{NativeCtx, NativeService, ReplyTo, Request};
 
 /// What moves the bytes: a TCP/IP stack or the host's sockets. Every
@@ -199,7 +199,11 @@ impl<B: Backend> TcpService<B> {
 }
 
 /// `owner`'s socket `id`; another task's socket is as good as none.
-fn owned<B: Backend>(sockets: &mut BTreeMap<u32, Socket<B>>, owner: TaskId, id: u32) -> Result<&mut Socket<B>, NetError> {
+fn owned<B: Backend>(
+    sockets: &mut BTreeMap<u32, Socket<B>>,
+    owner: TaskId,
+    id: u32,
+) -> Result<&mut Socket<B>, NetError> {
     sockets.get_mut(&id).filter(|s| s.owner == owner).ok_or(NetError::InvalidSocket)
 }
 

@@ -19,15 +19,15 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use alloc::collections::VecDeque;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
 use wasmos_ipc::ids::TaskId;
-use wasmos_ipc::net::{events, NetError};
+use wasmos_ipc::net::{NetError, events};
 
 use crate::service::Backend;
 
@@ -55,8 +55,11 @@ pub struct Ipv4Config {
 impl Ipv4Config {
     /// QEMU's user-mode network: the guest is 10.0.2.15/24, the host and
     /// router 10.0.2.2.
-    pub const QEMU_USER: Ipv4Config =
-        Ipv4Config { address: Ipv4Address::new(10, 0, 2, 15), prefix_len: 24, gateway: Some(Ipv4Address::new(10, 0, 2, 2)) };
+    pub const QEMU_USER: Ipv4Config = Ipv4Config {
+        address: Ipv4Address::new(10, 0, 2, 15),
+        prefix_len: 24,
+        gateway: Some(Ipv4Address::new(10, 0, 2, 2)),
+    };
 }
 
 /// Received frames waiting for the stack, at most (more are dropped).

@@ -21,9 +21,9 @@
 #![no_std]
 
 pub use wasmos_ipc::abi;
+pub use wasmos_ipc::abi::{Kind, RecvInfo, Status};
 /// The block protocol (for the file server and its tests).
 pub use wasmos_ipc::block;
-pub use wasmos_ipc::abi::{Kind, RecvInfo, Status};
 
 use core::fmt::{self, Write};
 
@@ -38,7 +38,15 @@ pub mod sys {
     #[link(wasm_import_module = "wasmos")]
     unsafe extern "C" {
         pub fn console_write(ptr: *const u8, len: i32) -> i32;
-        pub fn task_spawn(wasm: *const u8, wasm_len: i32, name: *const u8, name_len: i32, core: i32, caps: *const i32, ncaps: i32) -> i32;
+        pub fn task_spawn(
+            wasm: *const u8,
+            wasm_len: i32,
+            name: *const u8,
+            name_len: i32,
+            core: i32,
+            caps: *const i32,
+            ncaps: i32,
+        ) -> i32;
         pub fn task_exit(code: i32) -> !;
         pub fn core_id() -> i32;
         pub fn core_count() -> i32;
@@ -168,7 +176,15 @@ pub fn spawn(wasm: &[u8], name: &str, core: Option<u32>, caps: &[Handle]) -> Res
         for (slot, cap) in ids.iter_mut().zip(caps) {
             *slot = cap.0;
         }
-        sys::task_spawn(wasm.as_ptr(), wasm.len() as i32, name.as_ptr(), name.len() as i32, core, ids.as_ptr(), n as i32)
+        sys::task_spawn(
+            wasm.as_ptr(),
+            wasm.len() as i32,
+            name.as_ptr(),
+            name.len() as i32,
+            core,
+            ids.as_ptr(),
+            n as i32,
+        )
     };
     check(raw).map(Handle)
 }

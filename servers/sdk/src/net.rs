@@ -14,8 +14,8 @@
 //! }
 //! ```
 
-pub use wasmos_ipc::net::{events, NetError, MAX_RECV, MAX_SEND};
-use wasmos_ipc::net::{decode_reply, Op, Request, HEADER, NO_TIMEOUT, SERVICE};
+use wasmos_ipc::net::{HEADER, NO_TIMEOUT, Op, Request, SERVICE, decode_reply};
+pub use wasmos_ipc::net::{MAX_RECV, MAX_SEND, NetError, events};
 
 use crate::{Handle, Status};
 

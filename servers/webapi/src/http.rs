@@ -153,7 +153,11 @@ pub fn route(req: &Request<'_>, stats: impl FnOnce() -> String) -> Response {
     // The path without a query string.
     let path = req.path.split('?').next().unwrap_or("");
     let (allowed, response) = match path {
-        "/" => ("GET, HEAD", (req.method == "GET" || req.method == "HEAD").then(|| Response::new(200, "text/html; charset=utf-8", INDEX))),
+        "/" => (
+            "GET, HEAD",
+            (req.method == "GET" || req.method == "HEAD")
+                .then(|| Response::new(200, "text/html; charset=utf-8", INDEX)),
+        ),
         "/api/stats" => ("GET", (req.method == "GET").then(|| Response::new(200, "application/json", stats()))),
         "/api/echo" => (
             "POST",
@@ -231,9 +235,18 @@ mod tests {
         assert_eq!(route(&get("/nope"), stats).status, 404);
         let wrong = route(&get("/api/echo"), stats);
         assert_eq!((wrong.status, wrong.allow), (405, Some("POST")));
-        let post = Request { method: "POST", path: "/api/echo", body: b"hi", content_type: Some("text/plain"), keep_alive: true };
+        let post = Request {
+            method: "POST",
+            path: "/api/echo",
+            body: b"hi",
+            content_type: Some("text/plain"),
+            keep_alive: true,
+        };
         let echoed = route(&post, stats);
-        assert_eq!((echoed.status, echoed.body.as_slice(), echoed.content_type), (200, &b"hi"[..], "text/plain; charset=utf-8"));
+        assert_eq!(
+            (echoed.status, echoed.body.as_slice(), echoed.content_type),
+            (200, &b"hi"[..], "text/plain; charset=utf-8")
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use wasmos_sdk::net::{events, Error, Event, NetError, Socket, Tcp};
+use wasmos_sdk::net::{Error, Event, NetError, Socket, Tcp, events};
 use wasmos_sdk::{env, println};
 
 use crate::http::{self, Parsed, Response};
@@ -85,7 +85,13 @@ impl Server {
                     let _ = self.tcp.close(socket);
                 }
                 Ok(socket) => {
-                    let conn = Conn { input: Vec::new(), output: Vec::new(), sent: 0, last_active: wasmos_sdk::now_ns(), closing: false };
+                    let conn = Conn {
+                        input: Vec::new(),
+                        output: Vec::new(),
+                        sent: 0,
+                        last_active: wasmos_sdk::now_ns(),
+                        closing: false,
+                    };
                     self.conns.insert(socket, conn);
                 }
                 Err(Error::Net(NetError::WouldBlock)) => return,
@@ -100,7 +106,10 @@ impl Server {
     /// Reads what arrived, answers every whole request in it, writes.
     fn serve(&mut self, socket: Socket, bits: u32) {
         let Some(mut conn) = self.conns.remove(&socket) else { return };
-        let keep = bits & events::ERROR == 0 && self.read(socket, &mut conn) && self.answer(&mut conn) && self.write(socket, &mut conn);
+        let keep = bits & events::ERROR == 0
+            && self.read(socket, &mut conn)
+            && self.answer(&mut conn)
+            && self.write(socket, &mut conn);
         if keep && !(conn.closing && conn.sent == conn.output.len()) {
             self.conns.insert(socket, conn);
         } else {
@@ -174,8 +183,12 @@ impl Server {
 
     fn close_idle(&mut self) {
         let now = wasmos_sdk::now_ns();
-        let idle: Vec<Socket> =
-            self.conns.iter().filter(|(_, c)| now.saturating_sub(c.last_active) > IDLE_TIMEOUT_NS).map(|(&s, _)| s).collect();
+        let idle: Vec<Socket> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now.saturating_sub(c.last_active) > IDLE_TIMEOUT_NS)
+            .map(|(&s, _)| s)
+            .collect();
         for socket in idle {
             self.conns.remove(&socket);
             let _ = self.tcp.close(socket);
