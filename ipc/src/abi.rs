@@ -63,6 +63,13 @@ pub const FOREVER: i64 = -1;
 /// Messages a task may have queued before senders get `WOULD_BLOCK`.
 pub const INBOX_CAPACITY: usize = 256;
 
+/// Names one task may have registered with `service_register` at once
+/// (more is `QUOTA_EXCEEDED`; they are returned when the task ends). The
+/// name service as a whole holds a bounded number too (`NO_MEMORY` when
+/// full), part of it kept for the kernel's own services; names are
+/// 1..=1024 bytes of UTF-8 (empty is `INVALID_ARGUMENT`).
+pub const MAX_NAMES_PER_TASK: usize = 16;
+
 /// Status codes. Success is any value `>= 0`.
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -238,8 +238,27 @@ impl CoreState {
         }
     }
 
-    /// Creates a task from a spawn request, on this core.
+    /// Creates a task from a spawn request that came through the ring.
     fn instantiate(&mut self, request: SpawnRequest) {
+        let id = request.id;
+        let task = self.prepare(request);
+        self.start_task(id, task);
+    }
+
+    /// Enters a task spawned by a task on this same core: into the task
+    /// table at once (instantiated when it first runs, `start_task`), so
+    /// that whatever its parent sends it right after `task_spawn` finds
+    /// it. Through the ring, the spawn would arrive after those sends,
+    /// which are delivered straight into this core's table.
+    pub fn spawn_local(&mut self, request: SpawnRequest) {
+        let id = request.id;
+        let task = self.prepare(request);
+        self.tasks.insert(id, task);
+        self.ready.push_back(id);
+    }
+
+    /// The task's store and state, not instantiated yet.
+    fn prepare(&mut self, request: SpawnRequest) -> Box<Task> {
         let sys = self.sys.clone();
         let SpawnRequest { id, name, module, caps, parent, init, args } = request;
         let uses_wasi = module.imports().any(|i| i.module() == crate::wasi::MODULE);
@@ -258,14 +277,20 @@ impl CoreState {
             ];
             crate::wasi::Wasi::new(args, env)
         });
+        let mut limits = crate::quota::MemoryBudget::new(sys.config.max_memory_bytes, 100_000, sys.memory.clone());
+        if parent.is_some() {
+            limits =
+                limits.with_ceiling(sys.config.total_memory_bytes.saturating_sub(sys.config.system_memory_reserve));
+        }
         let data = TaskData {
             id,
-            name: name.clone(),
+            name,
             core: self.core,
             system: sys.clone(),
             state: self.self_ref.upgrade().expect("the core state outlives its tasks"),
             memory: None,
-            limits: crate::quota::MemoryBudget::new(sys.config.max_memory_bytes, 100_000, sys.memory.clone()),
+            limits,
+            queued: Arc::new(crate::quota::SharedBudget::new(sys.config.max_queued_bytes)),
             children: 0,
             handles: HandleTable::new(sys.config.max_handles),
             inbox: VecDeque::new(),
@@ -288,21 +313,25 @@ impl CoreState {
             // Fresh table, fewer caps than the limit was checked at spawn.
             let _ = store.data_mut().handles.insert(cap);
         }
-        let instance = match self.linker.instantiate_and_start(&mut store, &module) {
+        Box::new(Task { store, exec: Some(Exec::Instantiate(module)), resume_with: 0, fuel_left: None })
+    }
+
+    /// Instantiates a prepared task (runs its start function) and queues
+    /// it to run `_start`; a failure is its exit.
+    fn start_task(&mut self, id: TaskId, mut task: Box<Task>) {
+        let sys = self.sys.clone();
+        let Some(Exec::Instantiate(module)) = task.exec.take() else { unreachable!("a prepared task") };
+        let instance = match self.linker.instantiate_and_start(&mut task.store, &module) {
             Ok(instance) => instance,
-            Err(e) => {
-                let task = Box::new(Task { store, exec: None, resume_with: 0, fuel_left: None });
-                return self.reap(task, exit_of_error(&e), false);
-            }
+            Err(e) => return self.reap(task, exit_of_error(&e), false),
         };
-        store.data_mut().memory = instance.get_memory(&store, "memory");
-        let Some(start) = instance.get_func(&store, "_start") else {
-            let task = Box::new(Task { store, exec: None, resume_with: 0, fuel_left: None });
+        task.data_mut().memory = instance.get_memory(&task.store, "memory");
+        let Some(start) = instance.get_func(&task.store, "_start") else {
             return self.reap(task, TaskExit { code: -1, reason: ExitReason::OtherTrap }, false);
         };
         sys.stats[self.core].tasks.fetch_add(1, Ordering::Relaxed);
-        self.tasks
-            .insert(id, Box::new(Task { store, exec: Some(Exec::NotStarted(start)), resume_with: 0, fuel_left: None }));
+        task.exec = Some(Exec::NotStarted(start));
+        self.tasks.insert(id, task);
         self.ready.push_back(id);
     }
 
@@ -316,7 +345,8 @@ impl CoreState {
         let data = task.data_mut();
         let id = data.id;
         sys.directory.remove(id);
-        sys.services.lock().retain(|_, cap| cap.target != id);
+        // Its names, and names others registered for it.
+        sys.services.lock().retain(|_, s| s.cap.target != id && s.owner != Some(id));
         if let Some(deadline) = data.wait.and_then(|w| w.deadline()) {
             self.sleepers.remove(&(deadline, id));
         }
@@ -514,6 +544,11 @@ impl CoreScheduler {
             }
         };
         let Some((id, mut task)) = next else { return Poll::Busy };
+        if matches!(task.exec, Some(Exec::Instantiate(_))) {
+            // Spawned on this core by a task: instantiated on its first turn.
+            self.state.borrow_mut().start_task(id, task);
+            return Poll::Busy;
+        }
         self.state.borrow_mut().running.push(id);
         sys.stats[self.core()].switches.fetch_add(1, Ordering::Relaxed);
         let outcome = run_slice(&sys, &mut task);
@@ -553,6 +588,7 @@ pub(crate) fn run_slice(sys: &System, task: &mut Task) -> Result<(), TaskExit> {
     let budget = task.fuel_left.unwrap_or(sys.config.fuel_slice);
     let _ = task.store.set_fuel(budget.max(needed));
     let result = match task.exec.take().expect("a ready task has an execution state") {
+        Exec::Instantiate(_) => unreachable!("instantiated before its first slice (`CoreState::start_task`)"),
         Exec::NotStarted(func) => func.call_resumable(&mut task.store, &[], &mut []),
         Exec::HostTrap(call) => {
             let value = [wasmi::Val::I32(task.resume_with)];

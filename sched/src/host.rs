@@ -45,6 +45,38 @@ pub fn provides(name: &str) -> bool {
     FUNCTIONS.contains(&name)
 }
 
+/// Whether `ty` is the signature of the `wasmos` function `name`, taken
+/// from the host function itself (so it cannot drift from its definition):
+/// a module importing it with another one is `INVALID_WASM` at spawn.
+pub fn signature_matches(name: &str, ty: &wasmi::FuncType) -> bool {
+    use wasmi::IntoFunc;
+    fn of<P, R>(f: impl IntoFunc<TaskData, P, R>) -> wasmi::FuncType {
+        f.into_func().0
+    }
+    let expected = match name {
+        "ipc_send" => of(ipc_send),
+        "ipc_send_cap" => of(ipc_send_cap),
+        "ipc_recv" => of(ipc_recv),
+        "ipc_call" => of(ipc_call),
+        "ipc_reply" => of(ipc_reply),
+        "ipc_grant" => of(ipc_grant),
+        "notify" => of(notify),
+        "task_spawn" => of(task_spawn),
+        "task_exit" => of(task_exit),
+        "service_register" => of(service_register),
+        "service_lookup" => of(service_lookup),
+        "handle_close" => of(handle_close),
+        "time_now_ns" => of(time_now_ns),
+        "sleep_ns" => of(sleep_ns),
+        "console_write" => of(console_write),
+        "core_id" => of(core_id),
+        "core_count" => of(core_count),
+        "boot_file" => of(boot_file),
+        _ => return false,
+    };
+    expected == *ty
+}
+
 type Ctx<'a> = Caller<'a, TaskData>;
 
 /// Fuel a system call costs, on top of the instructions around it. The
@@ -85,6 +117,18 @@ fn block<T>(caller: &mut Ctx, wait: Wait) -> Result<T, Error> {
 
 /// Longest service name, or task argv (`task_spawn`), in bytes.
 const MAX_NAME: i32 = 1024;
+
+/// Charges a one-way item with a payload of `len` bytes to the calling
+/// task and to the system's queue budget (see `quota::QueueCharge`), before
+/// anything is copied: `WOULD_BLOCK` when the caller has
+/// `Config::max_queued_bytes` in flight, `NO_MEMORY` when the system's
+/// queues are full (ordinary tasks stop short of the system's reserve).
+fn queue_charge(caller: &Ctx, len: i32) -> Result<crate::quota::QueueCharge, Status> {
+    let data = caller.data();
+    let bytes = crate::system::QUEUED_ITEM_OVERHEAD + (len.clamp(0, MAX_PAYLOAD as i32) as usize);
+    let sys = &data.system;
+    crate::quota::QueueCharge::take(Some(&data.queued), &sys.queued, data.queue_ceiling(), bytes)
+}
 
 fn name_bytes(caller: &Ctx, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
     if len > MAX_NAME {
@@ -176,9 +220,14 @@ fn ipc_send(mut caller: Ctx, handle: i32, ptr: i32, len: i32) -> Result<i32, Err
     charge(&mut caller);
     let r = (|| {
         let cap = caller.data().handles.get(handle, Rights::SEND)?;
+        let charge = queue_charge(&caller, len)?;
         let payload = payload(&caller, ptr, len)?;
         let from = caller.data().id;
-        send(&mut caller, cap.target, Incoming::Message { from, msg: Message::new(cap.badge, payload) })
+        send(
+            &mut caller,
+            cap.target,
+            Incoming::Message { from, msg: Message::new(cap.badge, payload), _charge: charge },
+        )
     })();
     code(r)
 }
@@ -191,10 +240,11 @@ fn ipc_send_cap(mut caller: Ctx, handle: i32, ptr: i32, len: i32, transfer: i32)
     let r = (|| {
         let cap = caller.data().handles.get(handle, Rights::SEND)?;
         let granted = caller.data().handles.get(transfer, Rights::GRANT)?;
+        let charge = queue_charge(&caller, len)?;
         let payload = payload(&caller, ptr, len)?;
         let from = caller.data().id;
         let msg = Message { badge: cap.badge, payload, transfer: Some(granted) };
-        send(&mut caller, cap.target, Incoming::Message { from, msg })
+        send(&mut caller, cap.target, Incoming::Message { from, msg, _charge: charge })
     })();
     code(r)
 }
@@ -302,6 +352,10 @@ fn handoff(
 
 fn ipc_recv(mut caller: Ctx, from: i32, buf: i32, cap: i32, info: i32, timeout_ns: i64) -> Result<i32, Error> {
     charge(&mut caller);
+    if timeout_ns < abi::FOREVER {
+        // Only -1 means forever; another negative value is a mistake.
+        return Ok(Status::InvalidArgument.code());
+    }
     if buf < 0 || cap < 0 || info < 0 {
         return Ok(Status::BadPointer.code());
     }
@@ -374,7 +428,8 @@ fn ipc_grant(mut caller: Ctx, handle: i32, granted: i32) -> Result<i32, Error> {
     let r = (|| {
         let target = caller.data().handles.get(handle, Rights::SEND)?;
         let cap = caller.data().handles.get(granted, Rights::GRANT)?;
-        send(&mut caller, target.target, Incoming::Grant { badge: target.badge, cap })
+        let charge = queue_charge(&caller, 0)?;
+        send(&mut caller, target.target, Incoming::Grant { badge: target.badge, cap, _charge: charge })
     })();
     code(r)
 }
@@ -405,7 +460,14 @@ fn task_spawn(
         // NUL-separated argv; the first part names the task.
         let argv = name_bytes(&caller, name, name_len)?;
         let args: Vec<String> = argv.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        let name = args[0].clone();
+        // The name prefixes the task's console lines: a control character
+        // (a newline) in it could forge lines of other tasks or the kernel.
+        let name_part = argv.split(|b| *b == 0).next().unwrap_or(&[]);
+        let name = core::str::from_utf8(name_part).map_err(|_| Status::InvalidArgument)?;
+        if name.chars().any(char::is_control) {
+            return Err(Status::InvalidArgument);
+        }
+        let name = String::from(name);
         let ncaps = usize::try_from(ncaps).map_err(|_| Status::InvalidArgument)?;
         let cap_bytes = task::read_bytes(&caller, caps, (ncaps * 4) as i32)?;
         let granted = cap_bytes
@@ -427,7 +489,14 @@ fn task_spawn(
         };
         let parent = Some((caller.data().id, handle));
         let request = SpawnRequest { id, name, module, caps: granted, parent, init: false, args };
-        if let Err(e) = sys.start(request) {
+        let state = caller.data().state.clone();
+        if id.core() == state.borrow().core {
+            // On this core the child enters the task table now, not
+            // through the ring: a send right after the spawn finds it
+            // there (it would else find no task and be lost).
+            sys.spawned.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            state.borrow_mut().spawn_local(request);
+        } else if let Err(e) = sys.start(request) {
             let _ = caller.data_mut().handles.remove(handle);
             return Err(e);
         }
@@ -446,17 +515,34 @@ fn service_register(mut caller: Ctx, name: i32, len: i32, handle: i32) -> Result
     charge(&mut caller);
     let r = (|| {
         let name = String::from_utf8(name_bytes(&caller, name, len)?).map_err(|_| Status::InvalidArgument)?;
+        if name.is_empty() {
+            return Err(Status::InvalidArgument);
+        }
         let cap = if handle == 0 {
             Cap { target: caller.data().id, badge: 0, rights: Rights::ALL }
         } else {
             caller.data().handles.get(handle, Rights::GRANT)?
         };
+        let me = caller.data().id;
         let sys = caller.data().system.clone();
+        // Every name is charged to the task that registered it (and goes
+        // when it ends): at most `MAX_NAMES_PER_TASK` each, and ordinary
+        // tasks together stop `SYSTEM_NAMES` short of the global limit.
+        let ceiling = match caller.data().parent {
+            None => sys.config.max_names,
+            Some(_) => sys.config.max_names.saturating_sub(crate::system::SYSTEM_NAMES),
+        };
         let mut services = sys.services.lock();
         if services.contains_key(&name) {
             return Err(Status::AlreadyExists);
         }
-        services.insert(name, cap);
+        if services.values().filter(|s| s.owner == Some(me)).count() >= abi::MAX_NAMES_PER_TASK {
+            return Err(Status::QuotaExceeded);
+        }
+        if services.len() >= ceiling {
+            return Err(Status::NoMemory);
+        }
+        services.insert(name, crate::system::Service { cap, owner: Some(me) });
         Ok(0)
     })();
     let _ = &mut caller;
@@ -469,7 +555,7 @@ fn service_lookup(mut caller: Ctx, name: i32, len: i32) -> Result<i32, Error> {
         let name = name_bytes(&caller, name, len)?;
         let name = core::str::from_utf8(&name).map_err(|_| Status::InvalidArgument)?;
         let sys = caller.data().system.clone();
-        let cap = *sys.services.lock().get(name).ok_or(Status::NotFound)?;
+        let cap = sys.services.lock().get(name).ok_or(Status::NotFound)?.cap;
         // Clients may send, not pass the server on.
         caller.data_mut().handles.insert(Cap { rights: Rights::SEND, ..cap })
     })();

@@ -104,11 +104,24 @@ impl NativeCtx<'_> {
     /// Sends a one-way message to `to` (a task or another service), with
     /// the same bounds as `ipc_send`: `WOULD_BLOCK` when `to` has
     /// `INBOX_CAPACITY` items queued or the ring to its core is full,
-    /// `DEAD_TARGET` when it is gone, `TOO_LARGE` over `MAX_PAYLOAD`.
+    /// `DEAD_TARGET` when it is gone, `TOO_LARGE` over `MAX_PAYLOAD`,
+    /// `NO_MEMORY` when the system's queue budget is full (a service may
+    /// use all of it, the reserve too; see `Config::total_queued_bytes`).
     pub fn send(&mut self, to: TaskId, bytes: &[u8]) -> Result<(), Status> {
+        if bytes.len() > wasmos_ipc::abi::MAX_PAYLOAD {
+            return Err(Status::TooLarge);
+        }
+        let sys = self.state.sys.clone();
+        let charge = crate::quota::QueueCharge::take(
+            None,
+            &sys.queued,
+            sys.config.total_queued_bytes,
+            crate::system::QUEUED_ITEM_OVERHEAD + bytes.len(),
+        )?;
         let payload = Payload::copy_from(bytes)?;
-        let core = self.state.sys.reserve(to)?;
-        self.state.send_one_way(core, to, Incoming::Message { from: self.id, msg: Message::new(0, payload) })
+        let core = sys.reserve(to)?;
+        let msg = Message::new(0, payload);
+        self.state.send_one_way(core, to, Incoming::Message { from: self.id, msg, _charge: charge })
     }
 
     /// Whether `task` is still alive (a service drops what a dead client
@@ -172,7 +185,7 @@ pub(crate) fn run(state: &mut CoreState, id: TaskId) {
     let mut ctx = NativeCtx { state, id };
     for item in inbox {
         let request = match item {
-            Incoming::Message { from, msg } => {
+            Incoming::Message { from, msg, .. } => {
                 ctx.state.sys.directory.received(id);
                 Request { from, badge: msg.badge, payload: msg.payload, reply: None }
             }

@@ -28,10 +28,24 @@ impl SharedBudget {
         self.used.load(Ordering::Relaxed)
     }
 
-    fn try_charge(&self, bytes: usize) -> bool {
+    /// The most it may hold.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub(crate) fn try_charge(&self, bytes: usize) -> bool {
+        self.try_charge_below(bytes, self.limit)
+    }
+
+    /// Charges `bytes` if the total stays within `ceiling` (and the
+    /// limit). Ordinary tasks are held to a ceiling below the limit; the
+    /// rest is a reserve only the kernel's own tasks and services can use,
+    /// so a flood by ordinary tasks cannot starve the system servers.
+    pub(crate) fn try_charge_below(&self, bytes: usize, ceiling: usize) -> bool {
+        let ceiling = ceiling.min(self.limit);
         let mut used = self.used.load(Ordering::Relaxed);
         loop {
-            let Some(next) = used.checked_add(bytes).filter(|n| *n <= self.limit) else { return false };
+            let Some(next) = used.checked_add(bytes).filter(|n| *n <= ceiling) else { return false };
             match self.used.compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => return true,
                 Err(now) => used = now,
@@ -39,14 +53,63 @@ impl SharedBudget {
         }
     }
 
-    fn release(&self, bytes: usize) {
+    pub(crate) fn release(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// Bytes of one queued one-way item (message, grant) charged to its sender
+/// and to the system-wide queue budget, from the moment it is sent until it
+/// is received or dropped (its receiver died): the charge travels inside
+/// the item and is returned by its `Drop`, on every path an item can end.
+pub(crate) struct QueueCharge {
+    /// The sending task's own budget; `None` for a native service.
+    sender: Option<Arc<SharedBudget>>,
+    global: Arc<SharedBudget>,
+    bytes: usize,
+}
+
+impl QueueCharge {
+    /// Charges `bytes` to `sender` (its per-task budget: `WOULD_BLOCK` when
+    /// full, it frees up as receivers take its messages) and to `global`
+    /// up to `ceiling` (`NO_MEMORY` when the system's queues are full).
+    pub fn take(
+        sender: Option<&Arc<SharedBudget>>,
+        global: &Arc<SharedBudget>,
+        ceiling: usize,
+        bytes: usize,
+    ) -> Result<QueueCharge, wasmos_ipc::abi::Status> {
+        use wasmos_ipc::abi::Status;
+        if let Some(own) = sender
+            && !own.try_charge(bytes)
+        {
+            return Err(Status::WouldBlock);
+        }
+        if !global.try_charge_below(bytes, ceiling) {
+            if let Some(own) = sender {
+                own.release(bytes);
+            }
+            return Err(Status::NoMemory);
+        }
+        Ok(QueueCharge { sender: sender.cloned(), global: global.clone(), bytes })
+    }
+}
+
+impl Drop for QueueCharge {
+    fn drop(&mut self) {
+        if let Some(own) = &self.sender {
+            own.release(self.bytes);
+        }
+        self.global.release(self.bytes);
     }
 }
 
 /// One task's limiter (wasmi calls it on every memory or table growth).
 pub(crate) struct MemoryBudget {
     per_task: usize,
+    /// How much of `shared` may be in use when this task grows: below its
+    /// limit for ordinary tasks (see [`SharedBudget::try_charge_below`]).
+    ceiling: usize,
     max_table_elements: usize,
     shared: Arc<SharedBudget>,
     /// Bytes this task holds against `shared`.
@@ -65,7 +128,13 @@ pub const GROWTH_BYTES_PER_FUEL: usize = 64;
 
 impl MemoryBudget {
     pub fn new(per_task: usize, max_table_elements: usize, shared: Arc<SharedBudget>) -> MemoryBudget {
-        MemoryBudget { per_task, max_table_elements, shared, charged: 0, last: 0, unpaid: 0 }
+        MemoryBudget { per_task, ceiling: usize::MAX, max_table_elements, shared, charged: 0, last: 0, unpaid: 0 }
+    }
+
+    /// Holds this task to `ceiling` bytes of the shared budget in use.
+    pub fn with_ceiling(mut self, ceiling: usize) -> MemoryBudget {
+        self.ceiling = ceiling;
+        self
     }
 
     /// Fuel owed for memory grown since the last call (see
@@ -81,7 +150,7 @@ impl wasmi::ResourceLimiter for MemoryBudget {
             return Ok(false);
         }
         let delta = desired.saturating_sub(current);
-        if !self.shared.try_charge(delta) {
+        if !self.shared.try_charge_below(delta, self.ceiling) {
             return Ok(false);
         }
         self.charged += delta;
@@ -144,5 +213,33 @@ mod tests {
         assert_eq!(shared.used(), 40);
         b.memory_grow_failed(&MemoryError::OutOfBoundsGrowth).unwrap();
         assert_eq!(shared.used(), 0, "a failed growth is returned");
+    }
+
+    #[test]
+    fn ordinary_tasks_leave_the_reserve() {
+        let shared = Arc::new(SharedBudget::new(100));
+        let mut user = MemoryBudget::new(100, 10, shared.clone()).with_ceiling(70);
+        let mut system = MemoryBudget::new(100, 10, shared.clone());
+        assert_eq!(user.memory_growing(0, 80, None).ok(), Some(false), "above the ceiling");
+        assert_eq!(user.memory_growing(0, 70, None).ok(), Some(true));
+        assert_eq!(system.memory_growing(0, 30, None).ok(), Some(true), "the reserve is the system's");
+        drop((user, system));
+        assert_eq!(shared.used(), 0);
+    }
+
+    #[test]
+    fn queue_charges_come_back_on_drop() {
+        use wasmos_ipc::abi::Status;
+        let global = Arc::new(SharedBudget::new(100));
+        let own = Arc::new(SharedBudget::new(50));
+        let a = QueueCharge::take(Some(&own), &global, 80, 40).unwrap();
+        assert_eq!(QueueCharge::take(Some(&own), &global, 80, 20).err(), Some(Status::WouldBlock));
+        let other = Arc::new(SharedBudget::new(50));
+        let b = QueueCharge::take(Some(&other), &global, 80, 40).unwrap();
+        assert_eq!(QueueCharge::take(Some(&other), &global, 80, 1).err(), Some(Status::NoMemory));
+        assert_eq!(other.used(), 40, "a refused charge is not kept");
+        let system = QueueCharge::take(None, &global, 100, 20).unwrap();
+        drop((a, b, system));
+        assert_eq!((global.used(), own.used(), other.used()), (0, 0, 0));
     }
 }

@@ -71,7 +71,35 @@ pub struct Config {
     /// calls a third task on the core hands off again, up to this depth;
     /// beyond it calls go through the ready queue). 0 = never hand off.
     pub handoff_depth: usize,
+    /// Of [`Config::total_memory_bytes`], how much only tasks the kernel
+    /// started itself (system servers, init) may use: ordinary tasks
+    /// together stop below it, so they cannot keep a system server from
+    /// instantiating or growing.
+    pub system_memory_reserve: usize,
+    /// Bytes of one-way items (messages, grants) one task may have sent
+    /// and not yet received by anyone ([`QUEUED_ITEM_OVERHEAD`] plus the
+    /// payload each). Over it, sends are `WOULD_BLOCK` until receivers
+    /// catch up.
+    pub max_queued_bytes: usize,
+    /// Bytes of one-way items queued in the whole system (every inbox and
+    /// ring). Over it, sends are `NO_MEMORY`.
+    pub total_queued_bytes: usize,
+    /// Of [`Config::total_queued_bytes`], the part only the kernel's own
+    /// tasks and services may fill.
+    pub system_queue_reserve: usize,
+    /// Names registered in the name service, in the whole system; the
+    /// last [`SYSTEM_NAMES`] of them only for the kernel's own tasks and
+    /// services.
+    pub max_names: usize,
 }
+
+/// Kernel bookkeeping charged for each queued one-way item on top of its
+/// payload (the item, its place in an inbox or ring).
+pub const QUEUED_ITEM_OVERHEAD: usize = 64;
+
+/// Names of the name service kept for the kernel's own tasks and services
+/// (see [`Config::max_names`]).
+pub const SYSTEM_NAMES: usize = 64;
 
 impl Default for Config {
     fn default() -> Self {
@@ -85,6 +113,11 @@ impl Default for Config {
             max_tasks: 512,
             max_children: 64,
             handoff_depth: 4,
+            system_memory_reserve: 16 << 20,
+            max_queued_bytes: 1 << 20,
+            total_queued_bytes: 32 << 20,
+            system_queue_reserve: 8 << 20,
+            max_names: 1024,
         }
     }
 }
@@ -114,6 +147,15 @@ pub(crate) struct SpawnRequest {
     pub init: bool,
     /// argv for WASI programs (argv[0] is the name).
     pub args: Vec<String>,
+}
+
+/// A name in the name service: the capability a lookup copies, and the
+/// task charged for the entry (`None`: the kernel). An entry goes when
+/// either ends, so every name a task registered is returned with it.
+#[derive(Clone, Copy)]
+pub(crate) struct Service {
+    pub cap: Cap,
+    pub owner: Option<TaskId>,
 }
 
 /// How a task ended, as recorded for tasks the kernel started itself.
@@ -147,7 +189,9 @@ pub struct System {
     /// task has at most one call outstanding, so they are bounded by the
     /// number of tasks. The home core is part of the id.
     pub(crate) directory: Directory,
-    pub(crate) services: Mutex<BTreeMap<String, Cap>>,
+    pub(crate) services: Mutex<BTreeMap<String, Service>>,
+    /// Bytes of one-way items queued anywhere (see [`crate::quota::QueueCharge`]).
+    pub(crate) queued: Arc<crate::quota::SharedBudget>,
     /// Exits of tasks started by the kernel (no parent task to tell).
     pub(crate) orphan_exits: Mutex<BTreeMap<TaskId, TaskExit>>,
     pub(crate) stats: Vec<CoreStats>,
@@ -181,6 +225,7 @@ impl System {
             config: config.clone(),
             directory: Directory::new(config.max_tasks + SERVICE_SLOTS),
             services: Mutex::new(BTreeMap::new()),
+            queued: Arc::new(crate::quota::SharedBudget::new(config.total_queued_bytes)),
             orphan_exits: Mutex::new(BTreeMap::new()),
             stats: (0..cores).map(|_| CoreStats::default()).collect(),
             memory: Arc::new(crate::quota::SharedBudget::new(config.total_memory_bytes)),
@@ -261,6 +306,17 @@ impl System {
         self.memory.used()
     }
 
+    /// Bytes of one-way items queued now, in every inbox and ring (each
+    /// charged [`QUEUED_ITEM_OVERHEAD`] plus its payload).
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.used()
+    }
+
+    /// Names registered in the name service now.
+    pub fn service_count(&self) -> usize {
+        self.services.lock().len()
+    }
+
     pub fn task_count(&self) -> usize {
         self.directory.len()
     }
@@ -270,10 +326,12 @@ impl System {
         self.orphan_exits.lock().get(&id).copied()
     }
 
-    /// Picks a core: the hint if valid, else round robin.
+    /// Picks a core: the hint if valid, round robin for `-1`; any other
+    /// value is `INVALID_ARGUMENT`.
     pub(crate) fn choose_core(&self, hint: i32) -> Result<usize, Status> {
         match hint {
-            h if h < 0 => Ok(self.next_core.fetch_add(1, Ordering::Relaxed) % self.cores()),
+            -1 => Ok(self.next_core.fetch_add(1, Ordering::Relaxed) % self.cores()),
+            h if h < 0 => Err(Status::InvalidArgument),
             h if (h as usize) < self.cores() => Ok(h as usize),
             _ => Err(Status::InvalidArgument),
         }
@@ -297,8 +355,12 @@ impl System {
         let module = Module::new(&self.engine, bytes).map_err(|_| Status::InvalidWasm)?;
         // Our own ABI by name; any WASI function (unimplemented ones get an
         // ENOSYS stub at instantiation).
+        // A `wasmos` import must have the function's own signature: a
+        // mismatch would otherwise pass here and fail at instantiation.
         let known = module.imports().all(|i| {
-            (i.module() == wasmos_ipc::abi::MODULE && crate::host::provides(i.name()))
+            (i.module() == wasmos_ipc::abi::MODULE
+                && crate::host::provides(i.name())
+                && i.ty().func().is_some_and(|ty| crate::host::signature_matches(i.name(), ty)))
                 || (i.module() == crate::wasi::MODULE && i.ty().func().is_some())
         });
         if !known {
@@ -421,8 +483,8 @@ impl System {
             }
             let id = self.directory.insert(core)?;
             if let Some(name) = name {
-                services
-                    .insert(String::from(name), Cap { target: id, badge: 0, rights: wasmos_ipc::caps::Rights::ALL });
+                let cap = Cap { target: id, badge: 0, rights: wasmos_ipc::caps::Rights::ALL };
+                services.insert(String::from(name), Service { cap, owner: None });
             }
             id
         };

@@ -20,9 +20,12 @@ use crate::system::System;
 
 /// Something waiting in a task's inbox.
 pub(crate) enum Incoming {
+    /// `_charge`: the bytes it holds, charged to its sender until it is
+    /// received or dropped (returned by its `Drop`).
     Message {
         from: TaskId,
         msg: Message,
+        _charge: crate::quota::QueueCharge,
     },
     Call {
         from: TaskId,
@@ -32,6 +35,7 @@ pub(crate) enum Incoming {
     Grant {
         badge: u32,
         cap: Cap,
+        _charge: crate::quota::QueueCharge,
     },
     ChildExit {
         child_handle: i32,
@@ -100,6 +104,9 @@ pub struct TaskData {
     pub(crate) state: Rc<RefCell<CoreState>>,
     pub(crate) memory: Option<Memory>,
     pub(crate) limits: crate::quota::MemoryBudget,
+    /// Bytes of one-way items this task sent that are still queued
+    /// somewhere (`Config::max_queued_bytes`).
+    pub(crate) queued: Arc<crate::quota::SharedBudget>,
     /// Live children (spawned, exit not yet delivered).
     pub(crate) children: u32,
     pub(crate) handles: HandleTable,
@@ -131,8 +138,28 @@ pub struct TaskData {
     pub(crate) wasi: Option<crate::wasi::Wasi>,
 }
 
+impl TaskData {
+    /// Whether the kernel started this task itself (a system server, init)
+    /// rather than another task: only those may use the reserves.
+    pub(crate) fn is_system(&self) -> bool {
+        self.parent.is_none()
+    }
+
+    /// How full the system's queue budget may be when this task sends.
+    pub(crate) fn queue_ceiling(&self) -> usize {
+        let config = &self.system.config;
+        match self.is_system() {
+            true => config.total_queued_bytes,
+            false => config.total_queued_bytes.saturating_sub(config.system_queue_reserve),
+        }
+    }
+}
+
 /// Where a task's Wasm execution stands.
 pub(crate) enum Exec {
+    /// Spawned on its parent's core and in its table, not instantiated
+    /// yet: that happens when it first runs (`CoreState::spawn_local`).
+    Instantiate(wasmi::Module),
     NotStarted(Func),
     HostTrap(ResumableCallHostTrap),
     OutOfFuel(ResumableCallOutOfFuel),
@@ -420,7 +447,7 @@ fn take_incoming(data: &mut TaskData, from: Option<TaskId>, cap: u32) -> Take {
     let (info, payload) = match item {
         // Messages and calls carry the sender's task id in `bits`: a server
         // keys per-client state on it (ids are never reused).
-        Incoming::Message { from, msg } => {
+        Incoming::Message { from, msg, .. } => {
             (RecvInfo { bits: from.0, ..msg.info(Kind::Message, new_handle) }, msg.payload)
         }
         Incoming::Call { from, msg, call } => {
