@@ -50,4 +50,4 @@ pub mod wasi;
 pub use crate::core::{CoreScheduler, Poll};
 pub use native::{NativeCtx, NativeService, ReplyTo, Request, SysInfo};
 pub use platform::{Platform, Stream};
-pub use system::{Config, System, TaskExit};
+pub use system::{Config, QUEUED_ITEM_OVERHEAD, SYSTEM_NAMES, System, TaskExit};
