@@ -43,12 +43,31 @@ pub trait Backend: Send {
     fn frames_out(&mut self) -> Option<(TaskId, &mut VecDeque<Vec<u8>>)> {
         None
     }
+
+    /// Kernel heap bytes a listener holds (its backlog's buffers), charged
+    /// against [`MEMORY_BUDGET`] before it is made; 0 when the sockets are
+    /// the host's.
+    fn listener_bytes(&self) -> usize {
+        0
+    }
+
+    /// Kernel heap bytes an accepted connection adds.
+    fn conn_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Sockets one task may hold at once.
 pub const SOCKETS_PER_TASK: usize = 256;
 /// Sockets the service holds at once, for all tasks.
 pub const MAX_SOCKETS: usize = 1024;
+/// Listeners one task may hold at once (each costs a backlog of
+/// connections' buffers).
+pub const LISTENERS_PER_TASK: usize = 8;
+/// Heap bytes the service's sockets may hold together (see
+/// [`Backend::listener_bytes`]): about 150 listeners of the kernel's stack
+/// exhausted the kernel heap before this bound.
+pub const MEMORY_BUDGET: usize = 16 << 20;
 /// How often sockets of dead tasks are looked for.
 const GC_INTERVAL_NS: u64 = 100_000_000;
 
@@ -75,6 +94,8 @@ pub struct TcpService<B: Backend> {
     sockets: BTreeMap<u32, Socket<B>>,
     next_id: u32,
     waiters: Vec<Waiter>,
+    /// Heap bytes the open sockets hold (at most [`MEMORY_BUDGET`]).
+    memory: usize,
     next_gc: u64,
     /// Frames the driver would not take (its queue full): lost, as on a
     /// network card whose ring is full; TCP sends them again.
@@ -83,7 +104,15 @@ pub struct TcpService<B: Backend> {
 
 impl<B: Backend> TcpService<B> {
     pub fn new(backend: B) -> TcpService<B> {
-        TcpService { backend, sockets: BTreeMap::new(), next_id: 1, waiters: Vec::new(), next_gc: 0, frames_dropped: 0 }
+        TcpService {
+            backend,
+            sockets: BTreeMap::new(),
+            next_id: 1,
+            waiters: Vec::new(),
+            memory: 0,
+            next_gc: 0,
+            frames_dropped: 0,
+        }
     }
 
     /// Sockets open now (for tests and stats).
@@ -91,15 +120,36 @@ impl<B: Backend> TcpService<B> {
         self.sockets.len()
     }
 
-    fn add(&mut self, owner: TaskId, kind: Kind<B>) -> Result<u32, NetError> {
-        let owned = self.sockets.values().filter(|s| s.owner == owner).count();
-        if owned >= SOCKETS_PER_TASK || self.sockets.len() >= MAX_SOCKETS {
-            match kind {
-                Kind::Listener(l) => self.backend.close_listener(l),
-                Kind::Conn(c) => self.backend.close(c),
-            }
+    /// Heap bytes the open sockets hold (for tests and stats).
+    pub fn memory_in_use(&self) -> usize {
+        self.memory
+    }
+
+    /// Heap bytes a socket of this kind holds.
+    fn cost(&self, listener: bool) -> usize {
+        if listener { self.backend.listener_bytes() } else { self.backend.conn_bytes() }
+    }
+
+    /// Whether `owner` may open one more socket (a listener if `listener`):
+    /// checked before the backend allocates anything, so a task asking for
+    /// too much gets `NO_RESOURCES`, never an allocation the heap cannot
+    /// hold.
+    fn may_add(&self, owner: TaskId, listener: bool) -> Result<(), NetError> {
+        let owned = || self.sockets.values().filter(|s| s.owner == owner);
+        let listeners = owned().filter(|s| matches!(s.kind, Kind::Listener(_))).count();
+        if owned().count() >= SOCKETS_PER_TASK
+            || self.sockets.len() >= MAX_SOCKETS
+            || (listener && listeners >= LISTENERS_PER_TASK)
+            || self.memory + self.cost(listener) > MEMORY_BUDGET
+        {
             return Err(NetError::NoResources);
         }
+        Ok(())
+    }
+
+    /// Enters a socket that [`TcpService::may_add`] allowed.
+    fn add(&mut self, owner: TaskId, kind: Kind<B>) -> Result<u32, NetError> {
+        self.memory += self.cost(matches!(kind, Kind::Listener(_)));
         let id = self.next_id;
         // Ids are not reused soon (wrapping after 4 billion sockets), so a
         // stale id does not silently reach a newer socket.
@@ -110,6 +160,7 @@ impl<B: Backend> TcpService<B> {
 
     fn remove(&mut self, id: u32) {
         if let Some(socket) = self.sockets.remove(&id) {
+            self.memory -= self.cost(matches!(socket.kind, Kind::Listener(_)));
             match socket.kind {
                 Kind::Listener(l) => self.backend.close_listener(l),
                 Kind::Conn(c) => self.backend.close(c),
@@ -122,10 +173,13 @@ impl<B: Backend> TcpService<B> {
         match req.op {
             Op::Listen => {
                 let port = u16::try_from(req.arg).ok().filter(|&p| p != 0).ok_or(NetError::BadRequest)?;
+                self.may_add(owner, true)?;
                 let listener = self.backend.listen(port)?;
                 self.add(owner, Kind::Listener(listener))
             }
             Op::Accept => {
+                owned(&mut self.sockets, owner, req.socket)?;
+                self.may_add(owner, false)?;
                 let socket = owned(&mut self.sockets, owner, req.socket)?;
                 let Kind::Listener(listener) = &mut socket.kind else { return Err(NetError::WrongKind) };
                 match self.backend.accept(listener)? {
@@ -276,5 +330,119 @@ impl<B: Backend> NativeService for TcpService<B> {
         let deadlines = self.waiters.iter().filter_map(|w| w.deadline);
         let gc = (!self.sockets.is_empty()).then_some(self.next_gc);
         device.into_iter().chain(deadlines).chain(gc).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend whose listeners cost a third of the budget, counting what
+    /// it holds.
+    struct Fake {
+        open: usize,
+    }
+
+    impl Backend for Fake {
+        type Listener = ();
+        type Conn = ();
+        fn listen(&mut self, _: u16) -> Result<(), NetError> {
+            self.open += 1;
+            Ok(())
+        }
+        fn accept(&mut self, _: &mut ()) -> Result<Option<()>, NetError> {
+            Ok(None)
+        }
+        fn can_accept(&mut self, _: &mut ()) -> bool {
+            false
+        }
+        fn recv(&mut self, _: &mut (), _: &mut [u8]) -> Result<Option<usize>, NetError> {
+            Ok(None)
+        }
+        fn send(&mut self, _: &mut (), _: &[u8]) -> Result<Option<usize>, NetError> {
+            Ok(None)
+        }
+        fn readiness(&mut self, _: &mut ()) -> u32 {
+            0
+        }
+        fn close(&mut self, _: ()) {}
+        fn close_listener(&mut self, _: ()) {
+            self.open -= 1;
+        }
+        fn poll(&mut self, _: u64, _: bool) -> Option<u64> {
+            None
+        }
+        fn listener_bytes(&self) -> usize {
+            MEMORY_BUDGET / 3
+        }
+    }
+
+    fn listen(service: &mut TcpService<Fake>, owner: u64, port: u32) -> Result<u32, NetError> {
+        let req = NetRequest { op: Op::Listen, socket: 0, arg: port, data: &[] };
+        service.handle(TaskId(owner), &req, &mut Vec::new())
+    }
+
+    /// The listener flood of issue #17: one task gets `NO_RESOURCES` after
+    /// `LISTENERS_PER_TASK`, all tasks together at the memory budget, and
+    /// the refused ones are never made (the backend allocates nothing).
+    #[test]
+    fn listeners_are_bounded_per_task_and_by_memory() {
+        let mut cheap = TcpService::new(HostlessCount::default());
+        for port in 1..=LISTENERS_PER_TASK as u32 {
+            assert!(cheap.handle(TaskId(1), &listen_req(port), &mut Vec::new()).is_ok());
+        }
+        let over = cheap.handle(TaskId(1), &listen_req(999), &mut Vec::new());
+        assert_eq!(over, Err(NetError::NoResources));
+        assert_eq!(cheap.backend.0, LISTENERS_PER_TASK, "a refused listener was made");
+        assert!(cheap.handle(TaskId(2), &listen_req(999), &mut Vec::new()).is_ok(), "another task is still served");
+
+        let mut dear = TcpService::new(Fake { open: 0 });
+        let ids: Vec<u32> = (1..=3).map(|p| listen(&mut dear, p as u64, p).unwrap()).collect();
+        assert_eq!(listen(&mut dear, 4, 4), Err(NetError::NoResources));
+        assert_eq!(dear.backend.open, 3);
+        for id in ids {
+            dear.remove(id);
+        }
+        assert_eq!((dear.memory_in_use(), dear.backend.open), (0, 0), "memory not returned");
+        assert!(listen(&mut dear, 4, 4).is_ok());
+    }
+
+    fn listen_req(port: u32) -> NetRequest<'static> {
+        NetRequest { op: Op::Listen, socket: 0, arg: port, data: &[] }
+    }
+
+    /// A free backend (costs nothing) that counts its listeners.
+    #[derive(Default)]
+    struct HostlessCount(usize);
+
+    impl Backend for HostlessCount {
+        type Listener = ();
+        type Conn = ();
+        fn listen(&mut self, _: u16) -> Result<(), NetError> {
+            self.0 += 1;
+            Ok(())
+        }
+        fn accept(&mut self, _: &mut ()) -> Result<Option<()>, NetError> {
+            Ok(None)
+        }
+        fn can_accept(&mut self, _: &mut ()) -> bool {
+            false
+        }
+        fn recv(&mut self, _: &mut (), _: &mut [u8]) -> Result<Option<usize>, NetError> {
+            Ok(None)
+        }
+        fn send(&mut self, _: &mut (), _: &[u8]) -> Result<Option<usize>, NetError> {
+            Ok(None)
+        }
+        fn readiness(&mut self, _: &mut ()) -> u32 {
+            0
+        }
+        fn close(&mut self, _: ()) {}
+        fn close_listener(&mut self, _: ()) {
+            self.0 -= 1;
+        }
+        fn poll(&mut self, _: u64, _: bool) -> Option<u64> {
+            None
+        }
     }
 }

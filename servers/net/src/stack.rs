@@ -206,6 +206,14 @@ impl Backend for Stack {
         Ok(Listener { port, backlog })
     }
 
+    fn listener_bytes(&self) -> usize {
+        BACKLOG * (RX_BUFFER + TX_BUFFER)
+    }
+
+    fn conn_bytes(&self) -> usize {
+        RX_BUFFER + TX_BUFFER
+    }
+
     fn accept(&mut self, listener: &mut Listener) -> Result<Option<SocketHandle>, NetError> {
         let Some(i) = listener.backlog.iter().position(|&h| accepted(self.socket(h).state())) else { return Ok(None) };
         let fresh = self.listening_socket(listener.port)?;
