@@ -9,16 +9,16 @@
 //!
 //! | function | signature | blocks? |
 //! |---|---|---|
-//! | `ipc_send(h, msg, len) -> st` | `(i32,i32,i32)->i32` | never: `WOULD_BLOCK` if the target's queue is full |
+//! | `ipc_send(h, msg, len) -> st` | `(i32,i32,i32)->i32` | never: `WOULD_BLOCK` if the target's queue is full or the sender's queued bytes (charged to it until received: payload + 64, 1 MiB by default) are; `NO_MEMORY` if the system's are |
 //! | `ipc_send_cap(h, msg, len, cap_h) -> st` | `(i32,i32,i32,i32)->i32` | never; like `ipc_send`, and a copy of `cap_h` (needs GRANT) travels with the message |
-//! | `ipc_recv(from, buf, cap, info, timeout_ns) -> len` | `(i32,i32,i32,i32,i64)->i32` | until a message, or timeout (`-1` = forever, `0` = poll) |
+//! | `ipc_recv(from, buf, cap, info, timeout_ns) -> len` | `(i32,i32,i32,i32,i64)->i32` | until a message, or timeout (`-1` = forever, `0` = poll, other negatives `INVALID_ARGUMENT`) |
 //! | `ipc_call(h, msg, len, buf, cap) -> len` | `(i32,i32,i32,i32,i32)->i32` | until the reply; a full queue delays the request instead of failing (never `WOULD_BLOCK`); a callee waiting in `ipc_recv` on the same core runs inside the call (direct hand-off) |
 //! | `ipc_reply(token, msg, len) -> st` | `(i32,i32,i32)->i32` | never; a waiting caller on the same core runs next (the replier right after it) if the replier has more calls queued |
 //! | `notify(h, bits) -> st` | `(i32,i64)->i32` | never; bits are OR-ed into the target's pending set |
-//! | `ipc_grant(h, cap_h) -> st` | `(i32,i32)->i32` | never; passes a copy of `cap_h` (needs GRANT) to `h`'s task |
-//! | `task_spawn(wasm, len, argv, alen, core, caps, ncaps) -> h` | `(i32×7)->i32` | no; `argv` is NUL-separated, its first part the task's name (WASI programs see all of it) |
+//! | `ipc_grant(h, cap_h) -> st` | `(i32,i32)->i32` | never; passes a copy of `cap_h` (needs GRANT) to `h`'s task; charged and limited as `ipc_send` |
+//! | `task_spawn(wasm, len, argv, alen, core, caps, ncaps) -> h` | `(i32×7)->i32` | no; `argv` is NUL-separated, its first part the task's name (UTF-8, no control characters; WASI programs see all of it); `core` is `-1` (any) or a core, else `INVALID_ARGUMENT`; a `wasmos` import with the wrong signature is `INVALID_WASM` |
 //! | `task_exit(code)` | `(i32)->()` | does not return |
-//! | `service_register(name, nlen, h) -> st` | `(i32,i32,i32)->i32` | no |
+//! | `service_register(name, nlen, h) -> st` | `(i32,i32,i32)->i32` | no; 1..=1024 bytes; [`MAX_NAMES_PER_TASK`] per task (`QUOTA_EXCEEDED`), `NO_MEMORY` when the name service is full |
 //! | `service_lookup(name, nlen) -> h` | `(i32,i32)->i32` | no |
 //! | `handle_close(h) -> st` | `(i32)->i32` | no |
 //! | `time_now_ns() -> t` | `()->i64` | no |
@@ -79,7 +79,8 @@ pub enum Status {
     InvalidHandle = -1,
     /// The handle exists but lacks the right for this operation.
     NoCapability = -2,
-    /// The target's queue (or the ring to its core) is full; try again.
+    /// The target's queue (or the ring to its core) is full, or the sender
+    /// has its whole queued-bytes budget in flight; try again.
     WouldBlock = -3,
     /// The target task has exited or was killed.
     DeadTarget = -4,
@@ -89,12 +90,14 @@ pub enum Status {
     TooLarge = -6,
     /// The timeout passed before a message arrived.
     TimedOut = -7,
-    /// The kernel could not allocate what the operation needs.
+    /// A system-wide budget of kernel memory is used up: queued message
+    /// bytes (`ipc_send`, `ipc_send_cap`, `ipc_grant`) or names
+    /// (`service_register`). Nothing was done.
     NoMemory = -8,
     /// The bytes given to `task_spawn` are not a valid Wasm module, or it
     /// imports something the kernel does not provide.
     InvalidWasm = -9,
-    /// A per-task limit (tasks, handles, memory) would be exceeded.
+    /// A per-task limit (tasks, handles, children, names) would be exceeded.
     QuotaExceeded = -10,
     /// No service is registered under that name.
     NotFound = -11,

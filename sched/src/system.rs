@@ -115,8 +115,8 @@ impl Default for Config {
             handoff_depth: 4,
             system_memory_reserve: 16 << 20,
             max_queued_bytes: 1 << 20,
-            total_queued_bytes: 32 << 20,
-            system_queue_reserve: 8 << 20,
+            total_queued_bytes: 16 << 20,
+            system_queue_reserve: 4 << 20,
             max_names: 1024,
         }
     }
