@@ -36,6 +36,9 @@ programs!(
     "flooder",
     "forger",
     "host_calls",
+    "namer",
+    "name_flood",
+    "msg_flood",
 );
 
 /// Assembles `(module <prelude> <body>)`.
@@ -44,12 +47,14 @@ pub fn module(body: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("test program does not assemble: {e}"))
 }
 
-/// The assembled program `name`. `spawn_bomb` gets `sleeper` embedded as
-/// the child it spawns (`$CHILD_BYTES`, `$CHILD_LEN`).
+/// The assembled program `name`. A program that spawns a child gets it
+/// embedded (`$CHILD_BYTES`, `$CHILD_LEN`): the program named on its
+/// `;; child: <name>` line, else `sleeper`.
 pub fn get(name: &str) -> Vec<u8> {
     let body = ALL.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no test program {name}")).1;
     if body.contains("$CHILD_BYTES") {
-        let child = get("sleeper");
+        let child = body.lines().find_map(|l| l.trim().strip_prefix(";; child: ")).unwrap_or("sleeper");
+        let child = get(child.trim());
         let escaped: String = child.iter().map(|b| format!("\\{b:02x}")).collect();
         return module(&body.replace("$CHILD_BYTES", &escaped).replace("$CHILD_LEN", &child.len().to_string()));
     }

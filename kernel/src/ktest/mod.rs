@@ -7,6 +7,7 @@
 //! `done` line. A test that panics or faults kills the run; the harness sees
 //! a `test-start` without an outcome and blames that test.
 
+mod accounting;
 mod memory;
 mod smp;
 pub mod soak;
@@ -53,7 +54,7 @@ macro_rules! ensure {
     };
 }
 
-const ALL: &[&[Test]] = &[memory::TESTS, smp::TESTS, wasm::TESTS, storage::TESTS];
+const ALL: &[&[Test]] = &[memory::TESTS, smp::TESTS, wasm::TESTS, accounting::TESTS, storage::TESTS];
 
 /// Tests that need what only their own suite sets up (the storage tests
 /// need a prepared disk): they run only when the filter names them.
