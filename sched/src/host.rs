@@ -19,30 +19,18 @@ use crate::platform::Stream;
 use crate::system::{Envelope, SpawnRequest};
 use crate::task::{self, Blocked, Incoming, TaskData, Wait};
 
-/// Every function name the module provides (checked at spawn).
-const FUNCTIONS: &[&str] = &[
-    "ipc_send",
-    "ipc_send_cap",
-    "ipc_recv",
-    "ipc_call",
-    "ipc_reply",
-    "ipc_grant",
-    "notify",
-    "task_spawn",
-    "task_exit",
-    "service_register",
-    "service_lookup",
-    "handle_close",
-    "time_now_ns",
-    "sleep_ns",
-    "console_write",
-    "core_id",
-    "core_count",
-    "boot_file",
-];
-
-pub fn provides(name: &str) -> bool {
-    FUNCTIONS.contains(&name)
+/// Whether `import` (of module [`abi::MODULE`]) is a system call of
+/// [`abi::FUNCTIONS`] with exactly its signature. Checked at spawn, so a
+/// wrong signature is `INVALID_WASM` there rather than a trap later.
+pub fn provides(name: &str, ty: &wasmi::FuncType) -> bool {
+    let wasm = |t: abi::ValType| match t {
+        abi::ValType::I32 => wasmi::ValType::I32,
+        abi::ValType::I64 => wasmi::ValType::I64,
+    };
+    abi::function(name).is_some_and(|f| {
+        f.params.iter().map(|(_, t)| wasm(*t)).eq(ty.params().iter().copied())
+            && f.result.map(wasm).into_iter().eq(ty.results().iter().copied())
+    })
 }
 
 type Ctx<'a> = Caller<'a, TaskData>;

@@ -295,10 +295,10 @@ impl System {
             return Ok(module.clone());
         }
         let module = Module::new(&self.engine, bytes).map_err(|_| Status::InvalidWasm)?;
-        // Our own ABI by name; any WASI function (unimplemented ones get an
-        // ENOSYS stub at instantiation).
+        // Our own ABI by name and signature; any WASI function
+        // (unimplemented ones get an ENOSYS stub at instantiation).
         let known = module.imports().all(|i| {
-            (i.module() == wasmos_ipc::abi::MODULE && crate::host::provides(i.name()))
+            (i.module() == wasmos_ipc::abi::MODULE && i.ty().func().is_some_and(|f| crate::host::provides(i.name(), f)))
                 || (i.module() == crate::wasi::MODULE && i.ty().func().is_some())
         });
         if !known {

@@ -54,6 +54,7 @@ pub mod sys {
         pub fn sleep_ns(ns: i64) -> i32;
         pub fn boot_file(name: *const u8, name_len: i32, buf: *mut u8, cap: i32) -> i32;
         pub fn ipc_send(handle: i32, msg: *const u8, len: i32) -> i32;
+        pub fn ipc_send_cap(handle: i32, msg: *const u8, len: i32, cap: i32) -> i32;
         pub fn ipc_recv(from: i32, buf: *mut u8, cap: i32, info: *mut u8, timeout_ns: i64) -> i32;
         pub fn ipc_call(handle: i32, msg: *const u8, len: i32, buf: *mut u8, cap: i32) -> i32;
         pub fn ipc_reply(token: i32, msg: *const u8, len: i32) -> i32;
@@ -220,6 +221,13 @@ pub fn boot_file(name: &str, buf: &mut [u8]) -> Result<usize, Status> {
 pub fn send(to: Handle, msg: &[u8]) -> Result<(), Status> {
     // SAFETY: pointer and length describe `msg`.
     check(unsafe { sys::ipc_send(to.0, msg.as_ptr(), msg.len() as i32) }).map(drop)
+}
+
+/// Sends `msg` to `to` with a copy of `cap` (which needs GRANT); the
+/// receiver finds its handle for it in `RecvInfo::reply_token`.
+pub fn send_cap(to: Handle, msg: &[u8], cap: Handle) -> Result<(), Status> {
+    // SAFETY: pointer and length describe `msg`.
+    check(unsafe { sys::ipc_send_cap(to.0, msg.as_ptr(), msg.len() as i32, cap.0) }).map(drop)
 }
 
 /// Waits for a message (from anyone, or from `from` only), at most
