@@ -183,6 +183,13 @@ pub const FUNCTIONS: &[Function] = &[
     },
     Function { name: "task_exit", params: &[("code", I32)], result: None, blocks: false, errors: &[] },
     Function {
+        name: "task_kill",
+        params: &[("h", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[InvalidHandle, NoCapability, DeadTarget, InvalidArgument],
+    },
+    Function {
         name: "service_register",
         params: &[("name", I32), ("name_len", I32), ("h", I32)],
         result: Some(I32),
@@ -195,6 +202,13 @@ pub const FUNCTIONS: &[Function] = &[
         result: Some(I32),
         blocks: false,
         errors: &[BadPointer, InvalidArgument, NotFound, QuotaExceeded],
+    },
+    Function {
+        name: "cap_mint",
+        params: &[("h", I32), ("badge", I32), ("rights", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[InvalidHandle, NoCapability, InvalidArgument, QuotaExceeded],
     },
     Function {
         name: "handle_close",
@@ -351,7 +365,7 @@ pub enum ExitReason {
     OutOfMemory = 5,
     /// Any other trap (bad indirect call, bad conversion...).
     OtherTrap = 6,
-    /// Killed by the kernel (for example at shutdown).
+    /// Ended by `task_kill` (its parent, or whoever it gave the KILL right).
     Killed = 7,
 }
 

@@ -66,7 +66,7 @@ impl CoreState {
     pub fn route(&mut self, envelope: Envelope) {
         let sys = self.sys.clone();
         let core = match &envelope {
-            Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } => sys.core_of(*to),
+            Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } | Envelope::Kill { to } => sys.core_of(*to),
             Envelope::Spawn(_) | Envelope::StartNative(_) => Some(self.core),
         };
         match core {
@@ -109,7 +109,7 @@ impl CoreState {
     pub fn deliver_local(&mut self, envelope: Envelope) {
         let sys = self.sys.clone();
         let target = match &envelope {
-            Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } => Some(*to),
+            Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } | Envelope::Kill { to } => Some(*to),
             Envelope::Spawn(_) | Envelope::StartNative(_) => None,
         };
         if target.is_some_and(|t| self.running.contains(&t)) {
@@ -134,6 +134,21 @@ impl CoreState {
                 sys.stats[self.core].delivered.fetch_add(1, Ordering::Relaxed);
                 self.wake_receiver(to);
             }
+            Envelope::Kill { to } => match self.tasks.remove(&to) {
+                // Its id may still sit in the ready queue: a stale entry
+                // there is skipped (ids are never reused).
+                Some(task) => self.reap(task, TaskExit { code: -1, reason: ExitReason::Killed }, true),
+                // Admitted to this core but not started yet: its spawn
+                // request is still in this core's ring, ahead of a kill
+                // posted there now, so the kill comes right after it.
+                None if sys.core_of(to) == Some(self.core) && !self.natives.contains_key(&to) => {
+                    if let Err(envelope) = sys.post(self.core, Envelope::Kill { to }) {
+                        self.outbox.push_back((self.core, envelope));
+                    }
+                }
+                // Gone already (its exit is reported), or a native service.
+                None => {}
+            },
             Envelope::Reply { to, call, result } => {
                 let Some(task) = self.tasks.get_mut(&to) else { return };
                 let Some(Wait::Reply { call: waiting, buf, cap }) = task.data().wait else { return };

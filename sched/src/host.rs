@@ -426,6 +426,57 @@ fn task_spawn(
     code(r)
 }
 
+/// Ends the task behind `handle` (which needs KILL: the parent's handle
+/// to its child has it), on whatever core it lives, as if it had trapped:
+/// its exit is reported to its parent with [`ExitReason::Killed`]. The
+/// kill is asynchronous (it travels like a message) but ordered: the
+/// target runs no further slice once it is processed, and nothing the
+/// caller sends the target after the kill reaches it.
+fn task_kill(mut caller: Ctx, handle: i32) -> Result<i32, Error> {
+    charge(&mut caller);
+    let r = (|| {
+        let cap = caller.data().handles.get(handle, Rights::KILL)?;
+        if cap.target == caller.data().id {
+            // `task_exit` is the way out; a kill of the running task
+            // would have to unwind its own host call.
+            return Err(Status::InvalidArgument);
+        }
+        let sys = caller.data().system.clone();
+        if sys.core_of(cap.target).is_none() {
+            return Err(Status::DeadTarget);
+        }
+        let state = caller.data().state.clone();
+        state.borrow_mut().route(Envelope::Kill { to: cap.target });
+        Ok(0)
+    })();
+    code(r)
+}
+
+/// A new handle to `handle`'s target (`0`: the caller itself) carrying
+/// `badge` and the rights of `handle` masked by `rights`; needs GRANT.
+/// A badged capability cannot be re-badged (seL4's rule): only a badge-0
+/// one can be minted from, so a client handed a badged copy cannot pass
+/// itself off as another client.
+fn cap_mint(mut caller: Ctx, handle: i32, badge: i32, rights: i32) -> Result<i32, Error> {
+    charge(&mut caller);
+    let r = (|| {
+        if rights & !(Rights::ALL.0 as i32) != 0 {
+            return Err(Status::InvalidArgument);
+        }
+        let cap = if handle == 0 {
+            Cap { target: caller.data().id, badge: 0, rights: Rights::ENDPOINT }
+        } else {
+            caller.data().handles.get(handle, Rights::GRANT)?
+        };
+        if cap.badge != 0 {
+            return Err(Status::NoCapability);
+        }
+        let minted = Cap { target: cap.target, badge: badge as u32, rights: Rights(cap.rights.0 & rights as u8) };
+        caller.data_mut().handles.insert(minted)
+    })();
+    code(r)
+}
+
 fn task_exit(_: Ctx, status: i32) -> Result<(), Error> {
     Err(Error::i32_exit(status))
 }
@@ -435,7 +486,7 @@ fn service_register(mut caller: Ctx, name: i32, len: i32, handle: i32) -> Result
     let r = (|| {
         let name = String::from_utf8(name_bytes(&caller, name, len)?).map_err(|_| Status::InvalidArgument)?;
         let cap = if handle == 0 {
-            Cap { target: caller.data().id, badge: 0, rights: Rights::ALL }
+            Cap { target: caller.data().id, badge: 0, rights: Rights::ENDPOINT }
         } else {
             caller.data().handles.get(handle, Rights::GRANT)?
         };
@@ -536,6 +587,8 @@ pub fn linker(engine: &Engine) -> Linker<TaskData> {
         l.func_wrap(m, "notify", notify).err(),
         l.func_wrap(m, "task_spawn", task_spawn).err(),
         l.func_wrap(m, "task_exit", task_exit).err(),
+        l.func_wrap(m, "task_kill", task_kill).err(),
+        l.func_wrap(m, "cap_mint", cap_mint).err(),
         l.func_wrap(m, "service_register", service_register).err(),
         l.func_wrap(m, "service_lookup", service_lookup).err(),
         l.func_wrap(m, "handle_close", handle_close).err(),

@@ -99,6 +99,8 @@ pub(crate) enum Envelope {
     Spawn(Box<SpawnRequest>),
     /// Start a native service on the receiving core.
     StartNative(Box<crate::native::NativeStart>),
+    /// End a task (`task_kill`): reaped with [`ExitReason::Killed`].
+    Kill { to: TaskId },
 }
 
 pub(crate) struct SpawnRequest {
@@ -421,8 +423,10 @@ impl System {
             }
             let id = self.directory.insert(core)?;
             if let Some(name) = name {
-                services
-                    .insert(String::from(name), Cap { target: id, badge: 0, rights: wasmos_ipc::caps::Rights::ALL });
+                services.insert(
+                    String::from(name),
+                    Cap { target: id, badge: 0, rights: wasmos_ipc::caps::Rights::ENDPOINT },
+                );
             }
             id
         };

@@ -48,6 +48,8 @@ pub mod sys {
             ncaps: i32,
         ) -> i32;
         pub fn task_exit(code: i32) -> !;
+        pub fn task_kill(handle: i32) -> i32;
+        pub fn cap_mint(handle: i32, badge: i32, rights: i32) -> i32;
         pub fn core_id() -> i32;
         pub fn core_count() -> i32;
         pub fn time_now_ns() -> i64;
@@ -289,6 +291,22 @@ pub fn lookup_wait(name: &str) -> Handle {
             Err(_) => sleep_ns(1_000_000),
         }
     }
+}
+
+/// Ends the task behind `h` (needs the KILL right, which the handle a
+/// spawn returns has); its parent hears of it as an exit with reason
+/// `Killed`.
+pub fn kill(h: Handle) -> Result<(), Status> {
+    // SAFETY: no memory access.
+    check(unsafe { sys::task_kill(h.0) }).map(drop)
+}
+
+/// A new handle to `h`'s target (`None`: this task) carrying `badge`, with
+/// `h`'s rights masked by `rights` (bits of `wasmos_ipc::caps::Rights`).
+/// Needs GRANT on `h`, and `h` must be unbadged.
+pub fn mint(h: Option<Handle>, badge: u32, rights: u8) -> Result<Handle, Status> {
+    // SAFETY: no memory access.
+    check(unsafe { sys::cap_mint(h.map_or(0, |h| h.0), badge as i32, rights as i32) }).map(Handle)
 }
 
 /// Drops a capability.
