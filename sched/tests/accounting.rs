@@ -96,11 +96,14 @@ fn a_name_flood_gets_a_status_and_the_names_come_back() {
     let server = sys.spawn(&program("echo_server"), "echo", 1).unwrap();
     let client = sys.spawn(&program("echo_client"), "client", 1).unwrap();
     let full = namer_code(MAX_NAMES_PER_TASK, Status::QuotaExceeded);
-    let last = namer_code(max_names - SYSTEM_NAMES - 2 * MAX_NAMES_PER_TASK, Status::NoMemory);
-    assert_eq!(
-        run(&sys, &platform, &[flood, late, client, server], 20),
-        [exited(full | full << 9 | last << 18), exited(0), exited(0), exited(0)]
-    );
+    let exits = run(&sys, &platform, &[flood, late, client, server], 20);
+    assert_eq!(exits[1..], [exited(0), exited(0), exited(0)], "late registrar, client, server");
+    // The third namer gets what ordinary tasks may still fill: 4, or 3 if
+    // the echo server (a system task, on the other core) registered "echo"
+    // before it.
+    let code = exits[0].expect("flood ended").code;
+    let lasts = [4, 3].map(|n| namer_code(n, Status::NoMemory));
+    assert!(lasts.iter().any(|last| code == full | full << 9 | last << 18), "flood ended with {code:#x}");
     assert_eq!(sys.service_count(), 0, "names not returned");
 }
 

@@ -2,11 +2,15 @@
 //!
 //! - [`protocol`]: the result channel the kernel writes on COM2, and its parser;
 //! - [`suites`]: the list of QEMU suites and the checks each one applies;
-//! - [`http`]: what webapi must answer, checked with a real HTTP client.
+//! - [`http`]: what webapi must answer, checked with a real HTTP client;
+//! - `abi_copies` (tests only): every copy of the system-call list agrees
+//!   with `wasmos_ipc::abi::FUNCTIONS`.
 //!
 //! xtask only drives (builds images, runs QEMU, prints); the decisions of
 //! what passes live here, where they are unit-tested on the host.
 
+#[cfg(test)]
+mod abi_copies;
 pub mod http;
 pub mod programs;
 pub mod protocol;
