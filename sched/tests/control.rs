@@ -183,3 +183,10 @@ fn a_call_to_a_server_that_never_answers_times_out() {
         assert_eq!(run(&sys, &platform, &[client], 20), [exited(0)], "mute server on core {mute_core}");
     }
 }
+
+#[test]
+fn the_kernel_suites_killer_program_passes_here_too() {
+    let (sys, platform) = system(3, Config::default());
+    let id = sys.spawn(&program("killer"), "killer", 0).unwrap();
+    assert_eq!(run(&sys, &platform, &[id], 20), [exited(3)]);
+}
