@@ -39,6 +39,7 @@ programs!(
     "namer",
     "name_flood",
     "msg_flood",
+    "killer",
 );
 
 /// Assembles `(module <prelude> <body>)`.
