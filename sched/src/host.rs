@@ -79,8 +79,13 @@ const MAX_NAME: i32 = 1024;
 /// anything is copied: `WOULD_BLOCK` when the caller has
 /// `Config::max_queued_bytes` in flight, `NO_MEMORY` when the system's
 /// queues are full (ordinary tasks stop short of the system's reserve).
-fn queue_charge(caller: &Ctx, len: i32) -> Result<crate::quota::QueueCharge, Status> {
+fn queue_charge(caller: &Ctx, to: TaskId, len: i32) -> Result<crate::quota::QueueCharge, Status> {
     let data = caller.data();
+    // A full inbox is refused before anything is charged: a flooder
+    // retrying on `WOULD_BLOCK` then costs its core no more than before.
+    if data.system.directory.queued(to) >= abi::INBOX_CAPACITY {
+        return Err(Status::WouldBlock);
+    }
     let bytes = crate::system::QUEUED_ITEM_OVERHEAD + (len.clamp(0, MAX_PAYLOAD as i32) as usize);
     let sys = &data.system;
     crate::quota::QueueCharge::take(Some(&data.queued), &sys.queued, data.queue_ceiling(), bytes)
@@ -176,7 +181,7 @@ fn ipc_send(mut caller: Ctx, handle: i32, ptr: i32, len: i32) -> Result<i32, Err
     charge(&mut caller);
     let r = (|| {
         let cap = caller.data().handles.get(handle, Rights::SEND)?;
-        let charge = queue_charge(&caller, len)?;
+        let charge = queue_charge(&caller, cap.target, len)?;
         let payload = payload(&caller, ptr, len)?;
         let from = caller.data().id;
         send(
@@ -196,7 +201,7 @@ fn ipc_send_cap(mut caller: Ctx, handle: i32, ptr: i32, len: i32, transfer: i32)
     let r = (|| {
         let cap = caller.data().handles.get(handle, Rights::SEND)?;
         let granted = caller.data().handles.get(transfer, Rights::GRANT)?;
-        let charge = queue_charge(&caller, len)?;
+        let charge = queue_charge(&caller, cap.target, len)?;
         let payload = payload(&caller, ptr, len)?;
         let from = caller.data().id;
         let msg = Message { badge: cap.badge, payload, transfer: Some(granted) };
@@ -405,7 +410,7 @@ fn ipc_grant(mut caller: Ctx, handle: i32, granted: i32) -> Result<i32, Error> {
     let r = (|| {
         let target = caller.data().handles.get(handle, Rights::SEND)?;
         let cap = caller.data().handles.get(granted, Rights::GRANT)?;
-        let charge = queue_charge(&caller, 0)?;
+        let charge = queue_charge(&caller, target.target, 0)?;
         send(&mut caller, target.target, Incoming::Grant { badge: target.badge, cap, _charge: charge })
     })();
     code(r)
