@@ -2,11 +2,14 @@
 //!
 //! - [`protocol`]: the result channel the kernel writes on COM2, and its parser;
 //! - [`suites`]: the list of QEMU suites and the checks each one applies;
-//! - [`http`]: what webapi must answer, checked with a real HTTP client.
+//! - [`http`]: what webapi must answer, checked with a real HTTP client;
+//! - [`hostile`]: what webapi must survive (clients that never read,
+//!   trickle, burst, half-close) and the HTTP/1.1 points it claims.
 //!
 //! xtask only drives (builds images, runs QEMU, prints); the decisions of
 //! what passes live here, where they are unit-tested on the host.
 
+pub mod hostile;
 pub mod http;
 pub mod programs;
 pub mod protocol;

@@ -529,6 +529,11 @@ fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
         for check in wasmos_tests::http::webapi_checks("net-qemu", addr, 8) {
             tally.record(&check.name, &check.result);
         }
+        let pace =
+            wasmos_tests::hostile::Pace { answer_within: Duration::from_secs(25), crowd: 200, burst_answered: 200 };
+        for check in wasmos_tests::hostile::checks("net-qemu", addr, pace) {
+            tally.record(&check.name, &check.result);
+        }
         let log = vm.log();
         let healthy = if !vm.alive() {
             Err("QEMU ended during the checks".to_owned())
@@ -547,7 +552,7 @@ fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
     let webapi = build::program_path(root, "webapi.wasm");
     let port = qemu::free_port()?;
     let mut child = Command::new(&binary)
-        .args(["--cores", "4"])
+        .args(["--cores", "4", "--restart"])
         .arg(&webapi)
         .args(["--", "--port", &port.to_string()])
         .stdout(std::process::Stdio::null())
@@ -556,6 +561,11 @@ fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     if wasmos_tests::http::wait_for_port(addr, Duration::from_secs(30)) {
         for check in wasmos_tests::http::webapi_checks("net-hosted", addr, 4) {
+            tally.record(&check.name, &check.result);
+        }
+        let pace =
+            wasmos_tests::hostile::Pace { answer_within: Duration::from_secs(15), crowd: 200, burst_answered: 200 };
+        for check in wasmos_tests::hostile::checks("net-hosted", addr, pace) {
             tally.record(&check.name, &check.result);
         }
     } else {
