@@ -2,30 +2,20 @@
 //!
 //! Every function is imported from module [`MODULE`]. Pointers are offsets
 //! into the caller's linear memory (i32), lengths are i32, times are i64
-//! nanoseconds. Every function returns an i32 status: `>= 0` is success
-//! (some functions return a value, such as a handle or a length), `< 0` is
-//! one of the [`Status`] errors. A bad pointer never traps the kernel: the
+//! nanoseconds. Every function but `task_exit` (which does not return) and
+//! `time_now_ns` (an i64 time) returns an i32: `>= 0` is success (some
+//! functions return a value, such as a handle or a length), `< 0` is one
+//! of the [`Status`] errors. A bad pointer never traps the kernel: the
 //! range is checked against the caller's memory and `BAD_POINTER` returned.
 //!
-//! | function | signature | blocks? |
-//! |---|---|---|
-//! | `ipc_send(h, msg, len) -> st` | `(i32,i32,i32)->i32` | never: `WOULD_BLOCK` if the target's queue is full |
-//! | `ipc_send_cap(h, msg, len, cap_h) -> st` | `(i32,i32,i32,i32)->i32` | never; like `ipc_send`, and a copy of `cap_h` (needs GRANT) travels with the message |
-//! | `ipc_recv(from, buf, cap, info, timeout_ns) -> len` | `(i32,i32,i32,i32,i64)->i32` | until a message, or timeout (`-1` = forever, `0` = poll) |
-//! | `ipc_call(h, msg, len, buf, cap) -> len` | `(i32,i32,i32,i32,i32)->i32` | until the reply; a full queue delays the request instead of failing (never `WOULD_BLOCK`); a callee waiting in `ipc_recv` on the same core runs inside the call (direct hand-off) |
-//! | `ipc_reply(token, msg, len) -> st` | `(i32,i32,i32)->i32` | never; a waiting caller on the same core runs next (the replier right after it) if the replier has more calls queued |
-//! | `notify(h, bits) -> st` | `(i32,i64)->i32` | never; bits are OR-ed into the target's pending set |
-//! | `ipc_grant(h, cap_h) -> st` | `(i32,i32)->i32` | never; passes a copy of `cap_h` (needs GRANT) to `h`'s task |
-//! | `task_spawn(wasm, len, argv, alen, core, caps, ncaps) -> h` | `(i32×7)->i32` | no; `argv` is NUL-separated, its first part the task's name (WASI programs see all of it) |
-//! | `task_exit(code)` | `(i32)->()` | does not return |
-//! | `service_register(name, nlen, h) -> st` | `(i32,i32,i32)->i32` | no |
-//! | `service_lookup(name, nlen) -> h` | `(i32,i32)->i32` | no |
-//! | `handle_close(h) -> st` | `(i32)->i32` | no |
-//! | `time_now_ns() -> t` | `()->i64` | no |
-//! | `sleep_ns(t) -> st` | `(i64)->i32` | yes |
-//! | `console_write(ptr, len) -> st` | `(i32,i32)->i32` | no |
-//! | `core_id() -> n`, `core_count() -> n` | `()->i32` | no |
-//! | `boot_file(name, nlen, buf, cap) -> len` | `(i32,i32,i32,i32)->i32` | no; init only (`NO_CAPABILITY` for others): reads a file of the boot bundle |
+//! [`FUNCTIONS`] is the one list of the system calls: each one's name,
+//! parameters, result, whether it can block, and every status it can
+//! return. Everything else is checked against it: the kernel's host
+//! functions (`sched/src/host.rs`; a module importing a name or a
+//! signature not in the table is `INVALID_WASM` at spawn), the SDK's
+//! externs (`servers/sdk`), the test programs' WAT prelude
+//! (`tests/wasm/prelude.wat`) and the table in `docs/ABI.md` (tests in
+//! `sched/tests/abi.rs` and `tests/src/abi_copies.rs`).
 //!
 //! Payloads are at most [`MAX_PAYLOAD`] bytes; larger data travels as
 //! several messages (the receiver learns each part's length from
@@ -62,6 +52,195 @@ pub const FOREVER: i64 = -1;
 
 /// Messages a task may have queued before senders get `WOULD_BLOCK`.
 pub const INBOX_CAPACITY: usize = 256;
+
+/// A Wasm value type in a system call's signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValType {
+    I32,
+    I64,
+}
+
+impl ValType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ValType::I32 => "i32",
+            ValType::I64 => "i64",
+        }
+    }
+}
+
+/// One system call: what a program imports and what it can get back.
+#[derive(Debug)]
+pub struct Function {
+    pub name: &'static str,
+    /// Parameter names (as in `docs/ABI.md`) and types.
+    pub params: &'static [(&'static str, ValType)],
+    /// `None` only for `task_exit`, which does not return.
+    pub result: Option<ValType>,
+    /// Whether the call can suspend the caller (until a message, a reply,
+    /// a timeout); a call that never blocks answers at once.
+    pub blocks: bool,
+    /// Every error status the call can return; nothing else is ever
+    /// returned below 0 (checked by `sched/tests/abi.rs`).
+    pub errors: &'static [Status],
+}
+
+impl Function {
+    /// The Wasm signature as `docs/ABI.md` writes it: `(i32,i32)->i32`.
+    pub fn signature(&self) -> Signature<'_> {
+        Signature(self)
+    }
+}
+
+/// A function's signature, displayed as `(i32,i64)->i32` (`->()` for none).
+pub struct Signature<'a>(&'a Function);
+
+impl core::fmt::Display for Signature<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("(")?;
+        for (i, (_, t)) in self.0.params.iter().enumerate() {
+            write!(f, "{}{}", if i > 0 { "," } else { "" }, t.name())?;
+        }
+        write!(f, ")->{}", self.0.result.map_or("()", ValType::name))
+    }
+}
+
+// Not `Status::*`: its `Ok` would shadow `Result::Ok` in this module.
+use Status::{
+    AlreadyExists, BadPointer, DeadTarget, InvalidArgument, InvalidHandle, InvalidWasm, NoCaller, NoCapability,
+    NotFound, QuotaExceeded, TimedOut, TooLarge, WouldBlock,
+};
+use ValType::{I32, I64};
+
+/// The statuses every call that uses a handle can return.
+const HANDLE: [Status; 2] = [InvalidHandle, NoCapability];
+
+/// Every system call, in the order of `docs/ABI.md`.
+pub const FUNCTIONS: &[Function] = &[
+    Function {
+        name: "ipc_send",
+        params: &[("h", I32), ("msg", I32), ("len", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[HANDLE[0], HANDLE[1], BadPointer, TooLarge, WouldBlock, DeadTarget],
+    },
+    Function {
+        name: "ipc_send_cap",
+        params: &[("h", I32), ("msg", I32), ("len", I32), ("cap_h", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[HANDLE[0], HANDLE[1], BadPointer, TooLarge, WouldBlock, DeadTarget],
+    },
+    Function {
+        name: "ipc_recv",
+        params: &[("from", I32), ("buf", I32), ("cap", I32), ("info", I32), ("timeout_ns", I64)],
+        result: Some(I32),
+        blocks: true,
+        errors: &[InvalidHandle, BadPointer, TooLarge, TimedOut],
+    },
+    Function {
+        name: "ipc_call",
+        params: &[("h", I32), ("msg", I32), ("len", I32), ("buf", I32), ("cap", I32)],
+        result: Some(I32),
+        blocks: true,
+        errors: &[HANDLE[0], HANDLE[1], BadPointer, TooLarge, DeadTarget, InvalidArgument],
+    },
+    Function {
+        name: "ipc_reply",
+        params: &[("token", I32), ("msg", I32), ("len", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[BadPointer, TooLarge, NoCaller, DeadTarget],
+    },
+    Function {
+        name: "ipc_grant",
+        params: &[("h", I32), ("cap_h", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[HANDLE[0], HANDLE[1], WouldBlock, DeadTarget],
+    },
+    Function {
+        name: "notify",
+        params: &[("h", I32), ("bits", I64)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[HANDLE[0], HANDLE[1], WouldBlock, DeadTarget],
+    },
+    Function {
+        name: "task_spawn",
+        params: &[
+            ("wasm", I32),
+            ("wasm_len", I32),
+            ("argv", I32),
+            ("argv_len", I32),
+            ("core_hint", I32),
+            ("caps", I32),
+            ("ncaps", I32),
+        ],
+        result: Some(I32),
+        blocks: false,
+        errors: &[BadPointer, InvalidArgument, HANDLE[0], HANDLE[1], QuotaExceeded, InvalidWasm, WouldBlock],
+    },
+    Function { name: "task_exit", params: &[("code", I32)], result: None, blocks: false, errors: &[] },
+    Function {
+        name: "task_kill",
+        params: &[("h", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[InvalidHandle, NoCapability, DeadTarget, InvalidArgument],
+    },
+    Function {
+        name: "service_register",
+        params: &[("name", I32), ("name_len", I32), ("h", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[BadPointer, InvalidArgument, HANDLE[0], HANDLE[1], AlreadyExists],
+    },
+    Function {
+        name: "service_lookup",
+        params: &[("name", I32), ("name_len", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[BadPointer, InvalidArgument, NotFound, QuotaExceeded],
+    },
+    Function {
+        name: "cap_mint",
+        params: &[("h", I32), ("badge", I32), ("rights", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[InvalidHandle, NoCapability, InvalidArgument, QuotaExceeded],
+    },
+    Function {
+        name: "handle_close",
+        params: &[("h", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[InvalidHandle],
+    },
+    Function { name: "time_now_ns", params: &[], result: Some(I64), blocks: false, errors: &[] },
+    Function { name: "sleep_ns", params: &[("ns", I64)], result: Some(I32), blocks: true, errors: &[] },
+    Function {
+        name: "console_write",
+        params: &[("ptr", I32), ("len", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[BadPointer],
+    },
+    Function { name: "core_id", params: &[], result: Some(I32), blocks: false, errors: &[] },
+    Function { name: "core_count", params: &[], result: Some(I32), blocks: false, errors: &[] },
+    Function {
+        name: "boot_file",
+        params: &[("name", I32), ("name_len", I32), ("buf", I32), ("cap", I32)],
+        result: Some(I32),
+        blocks: false,
+        errors: &[NoCapability, BadPointer, InvalidArgument, NotFound, TooLarge],
+    },
+];
+
+/// The system call named `name`, if there is one.
+pub fn function(name: &str) -> Option<&'static Function> {
+    FUNCTIONS.iter().find(|f| f.name == name)
+}
 
 /// Status codes. Success is any value `>= 0`.
 #[repr(i32)]
@@ -186,7 +365,7 @@ pub enum ExitReason {
     OutOfMemory = 5,
     /// Any other trap (bad indirect call, bad conversion...).
     OtherTrap = 6,
-    /// Killed by the kernel (for example at shutdown).
+    /// Ended by `task_kill` (its parent, or whoever it gave the KILL right).
     Killed = 7,
 }
 
@@ -278,6 +457,22 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), Status::ALL.len());
         assert_eq!(Status::from_code(-999), None);
+    }
+
+    #[test]
+    fn the_function_table_is_well_formed() {
+        for (i, f) in FUNCTIONS.iter().enumerate() {
+            assert!(FUNCTIONS[..i].iter().all(|g| g.name != f.name), "{} twice", f.name);
+            assert!(!f.errors.contains(&Status::Ok), "{}: OK is not an error", f.name);
+            let mut errors = f.errors.to_vec();
+            errors.dedup();
+            assert_eq!(errors.len(), f.errors.len(), "{}: a status listed twice", f.name);
+            assert_eq!(function(f.name).map(|g| g.name), Some(f.name));
+        }
+        assert_eq!(function("ipc_recv").unwrap().signature().to_string(), "(i32,i32,i32,i32,i64)->i32");
+        assert_eq!(function("task_exit").unwrap().signature().to_string(), "(i32)->()");
+        assert_eq!(function("time_now_ns").unwrap().signature().to_string(), "()->i64");
+        assert!(function("ipc_sendd").is_none());
     }
 
     #[test]

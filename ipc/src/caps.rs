@@ -35,9 +35,17 @@ use crate::ids::TaskId;
 pub struct Rights(pub u8);
 
 impl Rights {
+    /// Send, call, notify and grant to the target.
     pub const SEND: Rights = Rights(1);
+    /// Pass a copy of the capability on (`ipc_grant`, `ipc_send_cap`,
+    /// `task_spawn`'s caps, `service_register`, `cap_mint`).
     pub const GRANT: Rights = Rights(2);
-    pub const ALL: Rights = Rights(3);
+    /// End the target (`task_kill`). Only the handle `task_spawn` returns
+    /// to the parent has it to begin with.
+    pub const KILL: Rights = Rights(4);
+    /// What a task has to itself, and services to themselves: send and grant.
+    pub const ENDPOINT: Rights = Rights(3);
+    pub const ALL: Rights = Rights(7);
 
     pub fn contains(self, other: Rights) -> bool {
         self.0 & other.0 == other.0

@@ -4,7 +4,7 @@
 //!
 //! How each path is timed, and why:
 //! - Native tasks time themselves in ring 3 with `lfence; rdtsc` before
-//!   and `rdtscp; lfence` after each operation (`native/programs.rs`).
+//!   and `rdtscp; lfence` after each operation (`ring3/programs.rs`).
 //! - Wasm tasks time themselves with the ABI's `time_now_ns` (a host call
 //!   that reads the TSC and converts it to ns). That is what a Wasm
 //!   program can do, it brackets exactly the operation (a system call as
@@ -25,10 +25,12 @@
 //! alike; samples are pooled. Timer interrupts (100 Hz) stay on for both
 //! paths; they show in the tails (p99, max), not the medians.
 
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use wasmos_bench::protocol::{Path, ResultLine, Start, Unit, sample_record};
 use wasmos_bench::stats::summarize;
@@ -38,8 +40,67 @@ use wasmos_ipc::ids::TaskId;
 use wasmos_smp::clock;
 
 use crate::ktest::Ctx;
-use crate::native::{self, Program};
+use crate::ring3::{self, Program};
 use crate::{result, tasks};
+
+/// Bench mode's hook into every core's loop and the console
+/// ([`tasks::Hook`]), so the loop every other mode runs knows nothing of
+/// benchmarks.
+struct BenchHook;
+
+static HOOK: BenchHook = BenchHook;
+
+impl tasks::Hook for BenchHook {
+    fn idle(&self, core: usize) -> bool {
+        if ring3::has_pending(core) {
+            // Native tasks were started on this core: run them to the end.
+            ring3::run_core();
+            return true;
+        }
+        if poll_idle(core) {
+            core::hint::spin_loop();
+            return true;
+        }
+        false
+    }
+
+    fn pending(&self, core: usize) -> bool {
+        ring3::has_pending(core)
+    }
+
+    fn console(&self, task: &str, text: &[u8]) -> bool {
+        if !CAPTURE.load(Ordering::Relaxed) {
+            return false;
+        }
+        CAPTURED.lock().entry(String::from(task)).or_default().extend_from_slice(text);
+        true
+    }
+}
+
+/// Console capture: what tasks write is kept per task name instead of
+/// printed, because the bench programs report their timing samples as
+/// binary records on their console (see `bench/src/programs.rs`), and
+/// because serial output would disturb the timings.
+static CAPTURE: AtomicBool = AtomicBool::new(false);
+static CAPTURED: spin::Mutex<BTreeMap<String, Vec<u8>>> = spin::Mutex::new(BTreeMap::new());
+
+/// Takes what task `name` wrote while capture was on.
+fn take_captured(name: &str) -> Vec<u8> {
+    CAPTURED.lock().remove(name).unwrap_or_default()
+}
+
+/// Cores that poll instead of halting when idle (the "busy target"
+/// workloads: no IPI is needed to wake a core that never sleeps).
+static POLL_IDLE: [AtomicBool; wasmos_smp::MAX_CPUS] = [const { AtomicBool::new(false) }; wasmos_smp::MAX_CPUS];
+
+fn set_poll_idle(core: usize, poll: bool) {
+    POLL_IDLE[core].store(poll, Ordering::Relaxed);
+}
+
+/// Whether `core` polls when idle (read by the ring-3 scheduler too).
+pub fn poll_idle(core: usize) -> bool {
+    POLL_IDLE[core].load(Ordering::Relaxed)
+}
 
 /// How long one workload may take before the run is declared stuck.
 const WORKLOAD_TIMEOUT_NS: u64 = 300 * 1_000_000_000;
@@ -116,11 +177,12 @@ pub fn run(ctx: &mut Ctx, quick: bool) -> bool {
     if !rdtscp {
         log::warn!("no RDTSCP: timing with lfence; rdtsc instead");
     }
-    native::init();
-    tasks::set_capture(true);
+    ring3::init();
+    tasks::set_hook(&HOOK);
+    CAPTURE.store(true, Ordering::Relaxed);
     let mut b = Bench { ctx, sizes, cores, planned, done: 0, runs: 0 };
     let outcome = b.all();
-    tasks::set_capture(false);
+    CAPTURE.store(false, Ordering::Relaxed);
     match outcome {
         Ok(()) => {
             result!("bench-done results={}", b.done);
@@ -172,7 +234,7 @@ impl Bench<'_> {
                 self.runs += 1;
                 result!("bench-progress {}/{} {name} {}", self.runs, self.planned * self.sizes.rounds, path.name());
                 let mut report = f(self, path).map_err(|e| format!("{name} ({}): {e}", path.name()))?;
-                tasks::clear_captured();
+                CAPTURED.lock().clear();
                 if report.throughput.is_none() {
                     report.samples.drain(..warmup(report.samples.len()));
                 }
@@ -244,9 +306,8 @@ impl Bench<'_> {
             Path::Native => {
                 // Samples, then the table (1 KiB), then the buffer.
                 let pages = (n as u64 * 8 + 1024 + len as u64).div_ceil(crate::memory::PAGE_SIZE);
-                let task =
-                    native::task(0, Program::Crc32, len as u64, n as u64, pages).map_err(|e| format!("{e:?}"))?;
-                native::start(task, 0);
+                let task = ring3::task(0, Program::Crc32, len as u64, n as u64, pages).map_err(|e| format!("{e:?}"))?;
+                ring3::start(task, 0);
                 let tasks = self.native_wait(&[0])?;
                 if tasks[0].exit_code != want as u64 {
                     return Err(format!("native CRC {:#x}, expected {want:#x}", tasks[0].exit_code));
@@ -261,12 +322,12 @@ impl Bench<'_> {
 
     fn round_trip(&mut self, path: Path, server_core: usize, busy: bool, n: u32) -> Result<Report, String> {
         if busy {
-            tasks::set_poll_idle(0, true);
-            tasks::set_poll_idle(server_core, true);
+            set_poll_idle(0, true);
+            set_poll_idle(server_core, true);
         }
         let r = self.round_trip_inner(path, server_core, n);
-        tasks::set_poll_idle(0, false);
-        tasks::set_poll_idle(server_core, false);
+        set_poll_idle(0, false);
+        set_poll_idle(server_core, false);
         let mut r = r?;
         r.cores = if server_core == 0 { 1 } else { 2 };
         Ok(r)
@@ -275,11 +336,11 @@ impl Bench<'_> {
     fn round_trip_inner(&mut self, path: Path, server_core: usize, n: u32) -> Result<Report, String> {
         match path {
             Path::Native => {
-                let server = native::task(1, Program::Server, 0, 0, 1).map_err(|e| format!("{e:?}"))?;
-                let client = native::task(0, Program::Client, 1, n as u64, native::pages_for(n as u64))
+                let server = ring3::task(1, Program::Server, 0, 0, 1).map_err(|e| format!("{e:?}"))?;
+                let client = ring3::task(0, Program::Client, 1, n as u64, ring3::pages_for(n as u64))
                     .map_err(|e| format!("{e:?}"))?;
-                native::start(server, server_core);
-                native::start(client, 0);
+                ring3::start(server, server_core);
+                ring3::start(client, 0);
                 let tasks = self.native_wait(&[0, 1])?;
                 Ok(Report::cycles(tasks[0].samples(n as usize)))
             }
@@ -297,12 +358,12 @@ impl Bench<'_> {
         let n = self.sizes.ctx_switch;
         let mut r = match path {
             Path::Native => {
-                let a = native::task(0, Program::Yield, 0, n as u64, native::pages_for(n as u64))
+                let a = ring3::task(0, Program::Yield, 0, n as u64, ring3::pages_for(n as u64))
                     .map_err(|e| format!("{e:?}"))?;
-                let b = native::task(1, Program::Yield, 0, n as u64, native::pages_for(n as u64))
+                let b = ring3::task(1, Program::Yield, 0, n as u64, ring3::pages_for(n as u64))
                     .map_err(|e| format!("{e:?}"))?;
-                native::start(a, 0);
-                native::start(b, 0);
+                ring3::start(a, 0);
+                ring3::start(b, 0);
                 let tasks = self.native_wait(&[0, 1])?;
                 Report::cycles(tasks[0].samples(n as usize))
             }
@@ -324,8 +385,8 @@ impl Bench<'_> {
             let t0 = tsc_begin();
             match path {
                 Path::Native => {
-                    let task = native::task(0, Program::Nop, 0, 0, 1).map_err(|e| format!("{e:?}"))?;
-                    native::start(task, 0);
+                    let task = ring3::task(0, Program::Nop, 0, 0, 1).map_err(|e| format!("{e:?}"))?;
+                    ring3::start(task, 0);
                     drop(self.native_wait(&[0])?);
                 }
                 _ => {
@@ -361,23 +422,23 @@ impl Bench<'_> {
                 let mut ids = Vec::new();
                 for c in 0..consumers {
                     let id = (2 * c) as u32;
-                    let t = native::task(
+                    let t = ring3::task(
                         id,
                         Program::Consumer,
                         batch as u64,
                         per_consumer as u64,
-                        native::pages_for(batches as u64 + 1),
+                        ring3::pages_for(batches as u64 + 1),
                     )
                     .map_err(|e| format!("{e:?}"))?;
-                    native::start(t, c);
+                    ring3::start(t, c);
                     ids.push(id);
                 }
                 for c in 0..consumers {
                     for i in 0..producers {
                         let id = if pairs { 2 * c + 1 } else { 1 + i } as u32;
-                        let t = native::task(id, Program::Producer, (2 * c) as u64, m as u64, 1)
+                        let t = ring3::task(id, Program::Producer, (2 * c) as u64, m as u64, 1)
                             .map_err(|e| format!("{e:?}"))?;
-                        native::start(t, core_of(c, i));
+                        ring3::start(t, core_of(c, i));
                         ids.push(id);
                     }
                 }
@@ -428,27 +489,26 @@ impl Bench<'_> {
 
     /// One native task with the given program on core `core`, its samples.
     fn native_single(&mut self, program: Program, r12: u64, n: u32, core: usize) -> Result<Report, String> {
-        let task =
-            native::task(0, program, r12, n as u64, native::pages_for(n as u64)).map_err(|e| format!("{e:?}"))?;
-        native::start(task, core);
+        let task = ring3::task(0, program, r12, n as u64, ring3::pages_for(n as u64)).map_err(|e| format!("{e:?}"))?;
+        ring3::start(task, core);
         let tasks = self.native_wait(&[0])?;
         Ok(Report::cycles(tasks[0].samples(n as usize)))
     }
 
     /// Runs core 0's native tasks (if any), then waits until all `ids`
     /// exited; returns them in that order.
-    fn native_wait(&mut self, ids: &[u32]) -> Result<Vec<native::Task>, String> {
-        native::run_core();
+    fn native_wait(&mut self, ids: &[u32]) -> Result<Vec<ring3::Task>, String> {
+        ring3::run_core();
         let deadline = clock::now_ns() + WORKLOAD_TIMEOUT_NS;
         loop {
-            if let Some(tasks) = native::take_exited(ids) {
+            if let Some(tasks) = ring3::take_exited(ids) {
                 return Ok(tasks);
             }
             if clock::now_ns() > deadline {
                 return Err(format!("native tasks {ids:?} did not all exit in time"));
             }
-            if native::has_pending(0) {
-                native::run_core();
+            if ring3::has_pending(0) {
+                ring3::run_core();
             }
             // The other cores are working: sleep until the next tick
             // rather than compete with them for the host's CPUs.
@@ -512,7 +572,7 @@ impl Bench<'_> {
     }
 
     fn captured(&self, task: &str) -> Result<Vec<u64>, String> {
-        sample_record(&tasks::take_captured(task)).ok_or_else(|| format!("{task} wrote no sample record"))
+        sample_record(&take_captured(task)).ok_or_else(|| format!("{task} wrote no sample record"))
     }
 
     fn bundle_file(&self, name: &str) -> Result<&'static [u8], String> {

@@ -11,7 +11,7 @@
 //! report instead of a triple fault.
 //!
 //! The GDT also holds ring-3 segments for the native tasks of the
-//! benchmark baseline (`native/`), in the order SYSRET needs: it loads
+//! benchmark baseline (`ring3/`), in the order SYSRET needs: it loads
 //! SS from STAR[63:48] + 8 and CS from STAR[63:48] + 16, so user data
 //! must come right before user code. An interrupt that arrives while a
 //! core runs ring-3 code switches to the TSS's RSP0 stack.
@@ -23,7 +23,7 @@
 //! BSP first thing in `kmain`, on the APs in the trampoline's own
 //! assembly (`wasmos_smp::trampoline`), and again, harmlessly, in
 //! [`init_this_core`]. Who saves the XMM state where: `interrupts.rs`
-//! (every interrupt and exception) and `native/entry.rs` (ring 3).
+//! (every interrupt and exception) and `ring3/entry.rs` (ring 3).
 
 use alloc::boxed::Box;
 use x86_64::VirtAddr;
@@ -166,7 +166,7 @@ pub fn init_this_core(cpu_index: usize) {
     let ring3 = ring3.unwrap_or_else(|e| panic!("cpu{cpu_index}: no ring-3 interrupt stack: {e:?}"));
     let selectors = load_tables(double_fault.top, nmi.top, ring3.top);
     crate::interrupts::load_idt(selectors.kernel_code.0);
-    crate::native::init_this_core(selectors);
+    crate::ring3::init_this_core(selectors);
 }
 
 /// Pages of the stack that interrupts taken in ring 3 run on (RSP0). The

@@ -103,7 +103,7 @@ wasmos_isr_stubs:
 /// enables no AVX state (CR4.OSXSAVE stays clear), so FXSAVE covers
 /// every register the CPU lets anyone use.
 ///
-/// An interrupt from ring 3 (a native benchmark task, `native/`) arrives
+/// An interrupt from ring 3 (a native benchmark task, `ring3/`) arrives
 /// with the user's GS base loaded: `swapgs` puts the kernel's per-CPU GS
 /// base back on the way in and the user's on the way out. The test is on
 /// the RPL bits of the interrupted CS, at `[rsp + 24]` right after the

@@ -4,14 +4,15 @@
 //! Every core runs [`core_loop`]: poll the scheduler; when it is idle,
 //! announce sleep on the core's ring and halt with `sti; hlt`, which wakes
 //! on the next IPI (a message arrived) or timer tick (a sleep may be over).
+//! A mode may hook into that loop and the console ([`Hook`]); only bench
+//! mode does.
 //! The announce-then-halt order, with interrupts off in between, is the
 //! race-free protocol described in `ipc/src/ring.rs`.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -84,8 +85,7 @@ impl Platform for BareMetal {
     }
 
     fn console_write(&self, core: usize, task: &str, text: &[u8]) {
-        if CAPTURE.load(Ordering::Relaxed) {
-            CAPTURED.lock().entry(String::from(task)).or_default().extend_from_slice(text);
+        if HOOK.get().is_some_and(|h| h.console(task, text)) {
             return;
         }
         let text = core::str::from_utf8(text).unwrap_or("<not UTF-8>");
@@ -116,26 +116,26 @@ pub fn exit_with(names: &[&str]) {
     EXIT_WATCH.lock().pending = names.iter().map(|n| String::from(*n)).collect();
 }
 
-/// Console capture (bench mode): what tasks write is kept per task name
-/// instead of printed, because the bench programs report their timing
-/// samples as binary records on their console (see `bench/src/programs.rs`),
-/// and because serial output would disturb the timings.
-static CAPTURE: AtomicBool = AtomicBool::new(false);
-static CAPTURED: spin::Mutex<BTreeMap<String, Vec<u8>>> = spin::Mutex::new(BTreeMap::new());
-
-/// Turns console capture on or off.
-pub fn set_capture(on: bool) {
-    CAPTURE.store(on, Ordering::Relaxed);
+/// A mode's hook into every core's loop and into the console. Only bench
+/// mode sets one (`bench.rs`: it runs ring-3 tasks on idle cores, keeps
+/// cores polling for the busy-target workloads, and captures what tasks
+/// print); without one the loop is "poll the scheduler, else halt".
+pub trait Hook: Sync {
+    /// `core`'s scheduler is idle. Returns true if the core must not halt
+    /// now (the hook did work, or the core polls): the loop polls again.
+    fn idle(&self, core: usize) -> bool;
+    /// Work for `core` that no message on its ring announces, checked with
+    /// interrupts off right before it halts.
+    fn pending(&self, core: usize) -> bool;
+    /// Task `task` printed `text`; true if the hook took it (not logged).
+    fn console(&self, task: &str, text: &[u8]) -> bool;
 }
 
-/// Forgets everything captured so far.
-pub fn clear_captured() {
-    CAPTURED.lock().clear();
-}
+static HOOK: spin::Once<&'static dyn Hook> = spin::Once::new();
 
-/// Takes what task `name` wrote while capture was on.
-pub fn take_captured(name: &str) -> Vec<u8> {
-    CAPTURED.lock().remove(name).unwrap_or_default()
+/// Installs the mode's hook (once, before the mode starts work).
+pub fn set_hook(hook: &'static dyn Hook) {
+    HOOK.call_once(|| hook);
 }
 
 /// Creates the task system for `cores` cores. Runs once, on the BSP.
@@ -161,29 +161,16 @@ pub fn system() -> Option<&'static Arc<System>> {
     SYSTEM.get()
 }
 
-/// Cores that poll instead of halting when idle (the bench mode's "busy
-/// target" workloads: no IPI is needed to wake a core that never sleeps).
-static POLL_IDLE: [AtomicBool; wasmos_smp::MAX_CPUS] = [const { AtomicBool::new(false) }; wasmos_smp::MAX_CPUS];
-
-/// Makes `core` poll (true) or halt (false, the default) when idle.
-pub fn set_poll_idle(core: usize, poll: bool) {
-    POLL_IDLE[core].store(poll, Ordering::Relaxed);
-}
-
-pub fn poll_idle(core: usize) -> bool {
-    POLL_IDLE[core].load(Ordering::Relaxed)
-}
-
-/// Halts this core until something may have arrived for it (or, in
-/// polling mode, returns at once so that the caller polls again).
+/// Halts this core until something may have arrived for it (or returns
+/// at once when the mode's [`Hook`] keeps the core busy).
 pub fn idle(sys: &System, sched: &CoreScheduler) {
     let core = sched.core();
-    if poll_idle(core) {
-        core::hint::spin_loop();
+    let hook = HOOK.get();
+    if hook.is_some_and(|h| h.idle(core)) {
         return;
     }
     interrupts::disable();
-    if sys.prepare_sleep(core) && !sched.has_work() && !crate::native::has_pending(core) {
+    if sys.prepare_sleep(core) && !sched.has_work() && !hook.is_some_and(|h| h.pending(core)) {
         // `sti; hlt`: an IPI that arrived since `prepare_sleep` is taken
         // right after `hlt` begins, so it still wakes us.
         interrupts::enable_and_hlt();
@@ -220,11 +207,6 @@ pub fn core_loop(core: usize) -> ! {
     SCHEDULERS_READY.fetch_add(1, Ordering::Release);
     loop {
         if let Poll::Idle { .. } = sched.poll() {
-            if crate::native::has_pending(core) {
-                // Native benchmark tasks were started here (bench mode).
-                crate::native::run_core();
-                continue;
-            }
             idle(&sys, &sched);
         }
     }

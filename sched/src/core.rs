@@ -66,7 +66,7 @@ impl CoreState {
     pub fn route(&mut self, envelope: Envelope) {
         let sys = self.sys.clone();
         let core = match &envelope {
-            Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } => sys.core_of(*to),
+            Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } | Envelope::Kill { to } => sys.core_of(*to),
             Envelope::Spawn(_) | Envelope::StartNative(_) => Some(self.core),
         };
         match core {
@@ -109,7 +109,7 @@ impl CoreState {
     pub fn deliver_local(&mut self, envelope: Envelope) {
         let sys = self.sys.clone();
         let target = match &envelope {
-            Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } => Some(*to),
+            Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } | Envelope::Kill { to } => Some(*to),
             Envelope::Spawn(_) | Envelope::StartNative(_) => None,
         };
         if target.is_some_and(|t| self.running.contains(&t)) {
@@ -134,6 +134,21 @@ impl CoreState {
                 sys.stats[self.core].delivered.fetch_add(1, Ordering::Relaxed);
                 self.wake_receiver(to);
             }
+            Envelope::Kill { to } => match self.tasks.remove(&to) {
+                // Its id may still sit in the ready queue: a stale entry
+                // there is skipped (ids are never reused).
+                Some(task) => self.reap(task, TaskExit { code: -1, reason: ExitReason::Killed }, true),
+                // Admitted to this core but not started yet: its spawn
+                // request is still in this core's ring, ahead of a kill
+                // posted there now, so the kill comes right after it.
+                None if sys.core_of(to) == Some(self.core) && !self.natives.contains_key(&to) => {
+                    if let Err(envelope) = sys.post(self.core, Envelope::Kill { to }) {
+                        self.outbox.push_back((self.core, envelope));
+                    }
+                }
+                // Gone already (its exit is reported), or a native service.
+                None => {}
+            },
             Envelope::Reply { to, call, result } => {
                 let Some(task) = self.tasks.get_mut(&to) else { return };
                 let Some(Wait::Reply { call: waiting, buf, cap }) = task.data().wait else { return };
@@ -146,6 +161,68 @@ impl CoreState {
                 self.ready.push_front(to);
             }
         }
+    }
+
+    /// Step 1 of a poll: delivers what other cores posted (a batch, so a
+    /// flood cannot hold the core in this loop).
+    fn drain_ring(&mut self) {
+        let sys = self.sys.clone();
+        for _ in 0..DRAIN_BATCH {
+            let Some(envelope) = sys.rings[self.core].pop() else { break };
+            self.deliver_local(envelope);
+        }
+    }
+
+    /// Step 2: envelopes that found a ring full are posted again, in order.
+    fn retry_outbox(&mut self) {
+        for _ in 0..self.outbox.len() {
+            let (core, envelope) = self.outbox.pop_front().expect("length checked");
+            if let Err(envelope) = self.sys.post(core, envelope) {
+                self.outbox.push_back((core, envelope));
+            }
+        }
+    }
+
+    /// Step 3: sleeps and receive timeouts that are over make their tasks
+    /// ready (`sleep_ns` returns 0, `ipc_recv` `TIMED_OUT`).
+    fn fire_timers(&mut self, now: u64) {
+        while let Some(&(deadline, id)) = self.sleepers.first() {
+            if deadline > now {
+                break;
+            }
+            self.sleepers.pop_first();
+            if let Some(task) = self.tasks.get_mut(&id) {
+                match task.data().wait {
+                    Some(Wait::Sleep { .. }) => task.resume_with = 0,
+                    Some(Wait::Recv { .. }) => task.resume_with = Status::TimedOut.code(),
+                    _ => continue,
+                }
+                task.data_mut().wait = None;
+                self.ready.push_back(id);
+            }
+        }
+    }
+
+    /// Step 4: each native service on this core handles what it has.
+    fn run_services(&mut self) {
+        // By key, not by a list of them: no allocation on this path.
+        let mut next = self.natives.keys().next().copied();
+        while let Some(id) = next {
+            native::run(self, id);
+            next = self.natives.range((Excluded(id), Unbounded)).next().map(|(&k, _)| k);
+        }
+    }
+
+    /// Nothing is ready: busy if deliveries or service work wait, else
+    /// idle until the first timer, retry or service poll that is due.
+    fn idle(&self, now: u64) -> Poll {
+        if !self.deferred.is_empty() || self.natives.values().any(|n| n.inbox_len() > 0) {
+            return Poll::Busy;
+        }
+        let deadline = self.sleepers.first().map(|&(d, _)| d);
+        let retry = (!self.outbox.is_empty()).then_some(now + 1_000_000);
+        let natives = self.natives.values().filter_map(NativeSlot::next_poll);
+        Poll::Idle { deadline: deadline.into_iter().chain(retry).chain(natives).min() }
     }
 
     /// Puts a task back after it ran (a slice, or a hand-off): waiting
@@ -462,61 +539,29 @@ impl CoreScheduler {
             || st.natives.values().any(|n| n.due(now))
     }
 
-    /// Does one round of work: ring, retries, timers, one task slice.
+    /// Does one round of work, in this order: what arrived on the ring,
+    /// envelopes waiting to be retried, expired timers, the native
+    /// services, then one slice of the first ready task.
     pub fn poll(&mut self) -> Poll {
-        let sys = self.sys.clone();
-        let now = sys.now_ns();
-        let next = {
+        let now = self.sys.now_ns();
+        let (id, mut task) = {
             let mut st = self.state.borrow_mut();
-            let core = st.core;
-            for _ in 0..DRAIN_BATCH {
-                let Some(envelope) = sys.rings[core].pop() else { break };
-                st.deliver_local(envelope);
-            }
-            for _ in 0..st.outbox.len() {
-                let (core, envelope) = st.outbox.pop_front().expect("length checked");
-                if let Err(envelope) = sys.post(core, envelope) {
-                    st.outbox.push_back((core, envelope));
-                }
-            }
-            while let Some(&(deadline, id)) = st.sleepers.first() {
-                if deadline > now {
-                    break;
-                }
-                st.sleepers.pop_first();
-                if let Some(task) = st.tasks.get_mut(&id) {
-                    match task.data().wait {
-                        Some(Wait::Sleep { .. }) => task.resume_with = 0,
-                        Some(Wait::Recv { .. }) => task.resume_with = Status::TimedOut.code(),
-                        _ => continue,
-                    }
-                    task.data_mut().wait = None;
-                    st.ready.push_back(id);
-                }
-            }
-            // By key, not by a list of them: no allocation on this path.
-            let mut next = st.natives.keys().next().copied();
-            while let Some(id) = next {
-                native::run(&mut st, id);
-                next = st.natives.range((Excluded(id), Unbounded)).next().map(|(&k, _)| k);
-            }
+            st.drain_ring();
+            st.retry_outbox();
+            st.fire_timers(now);
+            st.run_services();
             match st.ready.pop_front() {
-                Some(id) => st.tasks.remove(&id).map(|t| (id, t)),
-                None => {
-                    if !st.deferred.is_empty() || st.natives.values().any(|n| n.inbox_len() > 0) {
-                        return Poll::Busy;
-                    }
-                    let deadline = st.sleepers.first().map(|&(d, _)| d);
-                    let retry = (!st.outbox.is_empty()).then_some(now + 1_000_000);
-                    let natives = st.natives.values().filter_map(NativeSlot::next_poll);
-                    return Poll::Idle { deadline: deadline.into_iter().chain(retry).chain(natives).min() };
-                }
+                // A stale id (its task was killed) is skipped.
+                Some(id) => match st.tasks.remove(&id) {
+                    Some(task) => (id, task),
+                    None => return Poll::Busy,
+                },
+                None => return st.idle(now),
             }
         };
-        let Some((id, mut task)) = next else { return Poll::Busy };
         self.state.borrow_mut().running.push(id);
-        sys.stats[self.core()].switches.fetch_add(1, Ordering::Relaxed);
-        let outcome = run_slice(&sys, &mut task);
+        self.sys.stats[self.core()].switches.fetch_add(1, Ordering::Relaxed);
+        let outcome = run_slice(&self.sys, &mut task);
         let mut st = self.state.borrow_mut();
         st.running.pop();
         st.settle(id, task, outcome);

@@ -19,30 +19,18 @@ use crate::platform::Stream;
 use crate::system::{Envelope, SpawnRequest};
 use crate::task::{self, Blocked, Incoming, TaskData, Wait};
 
-/// Every function name the module provides (checked at spawn).
-const FUNCTIONS: &[&str] = &[
-    "ipc_send",
-    "ipc_send_cap",
-    "ipc_recv",
-    "ipc_call",
-    "ipc_reply",
-    "ipc_grant",
-    "notify",
-    "task_spawn",
-    "task_exit",
-    "service_register",
-    "service_lookup",
-    "handle_close",
-    "time_now_ns",
-    "sleep_ns",
-    "console_write",
-    "core_id",
-    "core_count",
-    "boot_file",
-];
-
-pub fn provides(name: &str) -> bool {
-    FUNCTIONS.contains(&name)
+/// Whether `import` (of module [`abi::MODULE`]) is a system call of
+/// [`abi::FUNCTIONS`] with exactly its signature. Checked at spawn, so a
+/// wrong signature is `INVALID_WASM` there rather than a trap later.
+pub fn provides(name: &str, ty: &wasmi::FuncType) -> bool {
+    let wasm = |t: abi::ValType| match t {
+        abi::ValType::I32 => wasmi::ValType::I32,
+        abi::ValType::I64 => wasmi::ValType::I64,
+    };
+    abi::function(name).is_some_and(|f| {
+        f.params.iter().map(|(_, t)| wasm(*t)).eq(ty.params().iter().copied())
+            && f.result.map(wasm).into_iter().eq(ty.results().iter().copied())
+    })
 }
 
 type Ctx<'a> = Caller<'a, TaskData>;
@@ -438,6 +426,57 @@ fn task_spawn(
     code(r)
 }
 
+/// Ends the task behind `handle` (which needs KILL: the parent's handle
+/// to its child has it), on whatever core it lives, as if it had trapped:
+/// its exit is reported to its parent with [`ExitReason::Killed`]. The
+/// kill is asynchronous (it travels like a message) but ordered: the
+/// target runs no further slice once it is processed, and nothing the
+/// caller sends the target after the kill reaches it.
+fn task_kill(mut caller: Ctx, handle: i32) -> Result<i32, Error> {
+    charge(&mut caller);
+    let r = (|| {
+        let cap = caller.data().handles.get(handle, Rights::KILL)?;
+        if cap.target == caller.data().id {
+            // `task_exit` is the way out; a kill of the running task
+            // would have to unwind its own host call.
+            return Err(Status::InvalidArgument);
+        }
+        let sys = caller.data().system.clone();
+        if sys.core_of(cap.target).is_none() {
+            return Err(Status::DeadTarget);
+        }
+        let state = caller.data().state.clone();
+        state.borrow_mut().route(Envelope::Kill { to: cap.target });
+        Ok(0)
+    })();
+    code(r)
+}
+
+/// A new handle to `handle`'s target (`0`: the caller itself) carrying
+/// `badge` and the rights of `handle` masked by `rights`; needs GRANT.
+/// A badged capability cannot be re-badged (seL4's rule): only a badge-0
+/// one can be minted from, so a client handed a badged copy cannot pass
+/// itself off as another client.
+fn cap_mint(mut caller: Ctx, handle: i32, badge: i32, rights: i32) -> Result<i32, Error> {
+    charge(&mut caller);
+    let r = (|| {
+        if rights & !(Rights::ALL.0 as i32) != 0 {
+            return Err(Status::InvalidArgument);
+        }
+        let cap = if handle == 0 {
+            Cap { target: caller.data().id, badge: 0, rights: Rights::ENDPOINT }
+        } else {
+            caller.data().handles.get(handle, Rights::GRANT)?
+        };
+        if cap.badge != 0 {
+            return Err(Status::NoCapability);
+        }
+        let minted = Cap { target: cap.target, badge: badge as u32, rights: Rights(cap.rights.0 & rights as u8) };
+        caller.data_mut().handles.insert(minted)
+    })();
+    code(r)
+}
+
 fn task_exit(_: Ctx, status: i32) -> Result<(), Error> {
     Err(Error::i32_exit(status))
 }
@@ -447,7 +486,7 @@ fn service_register(mut caller: Ctx, name: i32, len: i32, handle: i32) -> Result
     let r = (|| {
         let name = String::from_utf8(name_bytes(&caller, name, len)?).map_err(|_| Status::InvalidArgument)?;
         let cap = if handle == 0 {
-            Cap { target: caller.data().id, badge: 0, rights: Rights::ALL }
+            Cap { target: caller.data().id, badge: 0, rights: Rights::ENDPOINT }
         } else {
             caller.data().handles.get(handle, Rights::GRANT)?
         };
@@ -548,6 +587,8 @@ pub fn linker(engine: &Engine) -> Linker<TaskData> {
         l.func_wrap(m, "notify", notify).err(),
         l.func_wrap(m, "task_spawn", task_spawn).err(),
         l.func_wrap(m, "task_exit", task_exit).err(),
+        l.func_wrap(m, "task_kill", task_kill).err(),
+        l.func_wrap(m, "cap_mint", cap_mint).err(),
         l.func_wrap(m, "service_register", service_register).err(),
         l.func_wrap(m, "service_lookup", service_lookup).err(),
         l.func_wrap(m, "handle_close", handle_close).err(),

@@ -99,6 +99,8 @@ pub(crate) enum Envelope {
     Spawn(Box<SpawnRequest>),
     /// Start a native service on the receiving core.
     StartNative(Box<crate::native::NativeStart>),
+    /// End a task (`task_kill`): reaped with [`ExitReason::Killed`].
+    Kill { to: TaskId },
 }
 
 pub(crate) struct SpawnRequest {
@@ -295,10 +297,10 @@ impl System {
             return Ok(module.clone());
         }
         let module = Module::new(&self.engine, bytes).map_err(|_| Status::InvalidWasm)?;
-        // Our own ABI by name; any WASI function (unimplemented ones get an
-        // ENOSYS stub at instantiation).
+        // Our own ABI by name and signature; any WASI function
+        // (unimplemented ones get an ENOSYS stub at instantiation).
         let known = module.imports().all(|i| {
-            (i.module() == wasmos_ipc::abi::MODULE && crate::host::provides(i.name()))
+            (i.module() == wasmos_ipc::abi::MODULE && i.ty().func().is_some_and(|f| crate::host::provides(i.name(), f)))
                 || (i.module() == crate::wasi::MODULE && i.ty().func().is_some())
         });
         if !known {
@@ -421,8 +423,10 @@ impl System {
             }
             let id = self.directory.insert(core)?;
             if let Some(name) = name {
-                services
-                    .insert(String::from(name), Cap { target: id, badge: 0, rights: wasmos_ipc::caps::Rights::ALL });
+                services.insert(
+                    String::from(name),
+                    Cap { target: id, badge: 0, rights: wasmos_ipc::caps::Rights::ENDPOINT },
+                );
             }
             id
         };

@@ -39,7 +39,7 @@ pub struct PerCpu {
     /// Words the kernel's system-call entry reaches as `gs:[offset]`
     /// before it has a stack of its own (its offset is taken with
     /// `core::mem::offset_of!`). Only the owning core uses them, with
-    /// interrupts off; see `kernel/src/native/entry.rs`.
+    /// interrupts off; see `kernel/src/ring3/entry.rs`.
     pub kernel_words: [AtomicU64; KERNEL_WORDS],
 }
 

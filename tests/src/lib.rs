@@ -4,11 +4,15 @@
 //! - [`suites`]: the list of QEMU suites and the checks each one applies;
 //! - [`http`]: what webapi must answer, checked with a real HTTP client;
 //! - [`hostile`]: what webapi must survive (clients that never read,
-//!   trickle, burst, half-close) and the HTTP/1.1 points it claims.
+//!   trickle, burst, half-close) and the HTTP/1.1 points it claims;
+//! - `abi_copies` (tests only): every copy of the system-call list agrees
+//!   with `wasmos_ipc::abi::FUNCTIONS`.
 //!
 //! xtask only drives (builds images, runs QEMU, prints); the decisions of
 //! what passes live here, where they are unit-tested on the host.
 
+#[cfg(test)]
+mod abi_copies;
 pub mod hostile;
 pub mod http;
 pub mod programs;

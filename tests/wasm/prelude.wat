@@ -9,6 +9,8 @@
   (import "wasmos" "ipc_reply" (func $reply (param i32 i32 i32) (result i32)))
   (import "wasmos" "task_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "wasmos" "task_exit" (func $exit (param i32)))
+  (import "wasmos" "task_kill" (func $kill (param i32) (result i32)))
+  (import "wasmos" "cap_mint" (func $mint (param i32 i32 i32) (result i32)))
   (import "wasmos" "service_register" (func $register (param i32 i32 i32) (result i32)))
   (import "wasmos" "service_lookup" (func $lookup (param i32 i32) (result i32)))
   (import "wasmos" "sleep_ns" (func $sleep (param i64) (result i32)))

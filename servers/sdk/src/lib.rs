@@ -48,12 +48,15 @@ pub mod sys {
             ncaps: i32,
         ) -> i32;
         pub fn task_exit(code: i32) -> !;
+        pub fn task_kill(handle: i32) -> i32;
+        pub fn cap_mint(handle: i32, badge: i32, rights: i32) -> i32;
         pub fn core_id() -> i32;
         pub fn core_count() -> i32;
         pub fn time_now_ns() -> i64;
         pub fn sleep_ns(ns: i64) -> i32;
         pub fn boot_file(name: *const u8, name_len: i32, buf: *mut u8, cap: i32) -> i32;
         pub fn ipc_send(handle: i32, msg: *const u8, len: i32) -> i32;
+        pub fn ipc_send_cap(handle: i32, msg: *const u8, len: i32, cap: i32) -> i32;
         pub fn ipc_recv(from: i32, buf: *mut u8, cap: i32, info: *mut u8, timeout_ns: i64) -> i32;
         pub fn ipc_call(handle: i32, msg: *const u8, len: i32, buf: *mut u8, cap: i32) -> i32;
         pub fn ipc_reply(token: i32, msg: *const u8, len: i32) -> i32;
@@ -222,6 +225,13 @@ pub fn send(to: Handle, msg: &[u8]) -> Result<(), Status> {
     check(unsafe { sys::ipc_send(to.0, msg.as_ptr(), msg.len() as i32) }).map(drop)
 }
 
+/// Sends `msg` to `to` with a copy of `cap` (which needs GRANT); the
+/// receiver finds its handle for it in `RecvInfo::reply_token`.
+pub fn send_cap(to: Handle, msg: &[u8], cap: Handle) -> Result<(), Status> {
+    // SAFETY: pointer and length describe `msg`.
+    check(unsafe { sys::ipc_send_cap(to.0, msg.as_ptr(), msg.len() as i32, cap.0) }).map(drop)
+}
+
 /// Waits for a message (from anyone, or from `from` only), at most
 /// `timeout_ns` (`None` = forever). Returns what arrived and its payload
 /// length in `buf`.
@@ -281,6 +291,22 @@ pub fn lookup_wait(name: &str) -> Handle {
             Err(_) => sleep_ns(1_000_000),
         }
     }
+}
+
+/// Ends the task behind `h` (needs the KILL right, which the handle a
+/// spawn returns has); its parent hears of it as an exit with reason
+/// `Killed`.
+pub fn kill(h: Handle) -> Result<(), Status> {
+    // SAFETY: no memory access.
+    check(unsafe { sys::task_kill(h.0) }).map(drop)
+}
+
+/// A new handle to `h`'s target (`None`: this task) carrying `badge`, with
+/// `h`'s rights masked by `rights` (bits of `wasmos_ipc::caps::Rights`).
+/// Needs GRANT on `h`, and `h` must be unbadged.
+pub fn mint(h: Option<Handle>, badge: u32, rights: u8) -> Result<Handle, Status> {
+    // SAFETY: no memory access.
+    check(unsafe { sys::cap_mint(h.map_or(0, |h| h.0), badge as i32, rights as i32) }).map(Handle)
 }
 
 /// Drops a capability.

@@ -21,6 +21,8 @@ const CALLS: &[(&str, usize, bool, bool)] = &[
     ("register", 3, false, true),
     ("lookup", 2, false, true),
     ("close", 1, false, true),
+    ("kill", 1, false, true),
+    ("mint", 3, false, true),
     ("sleep", 0, true, true),
     ("print", 2, false, true),
     ("boot_file", 4, false, true),

@@ -28,7 +28,7 @@
 use alloc::vec::Vec;
 use core::arch::global_asm;
 
-use super::sched::{SYS_CALL, SYS_EXIT, SYS_NULL, SYS_RECV, SYS_REPLY, SYS_SEND, SYS_YIELD};
+use super::scheduler::{SYS_CALL, SYS_EXIT, SYS_NULL, SYS_RECV, SYS_REPLY, SYS_SEND, SYS_YIELD};
 
 // Samples go to the address the kernel passes in r15 (the task's data
 // pages); every program starts with rbx = 0. The consumer advances r15

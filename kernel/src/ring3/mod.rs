@@ -19,7 +19,7 @@
 //!   top-level entries), so every switch between tasks reloads CR3 and
 //!   flushes the TLB's user entries. No PCID (an optimisation some kernels
 //!   use; noted in BENCHMARKS.md);
-//! - [`sched`]: a tiny scheduler per core and IPC with the Wasm ABI's
+//! - [`scheduler`]: a tiny scheduler per core and IPC with the Wasm ABI's
 //!   semantics (call/recv/reply/send/yield), cross-core through the same
 //!   lock-free rings and IPI protocol as the Wasm path;
 //! - [`programs`]: the ring-3 code, hand-written machine code copied into
@@ -31,14 +31,14 @@
 
 mod entry;
 mod programs;
-mod sched;
+mod scheduler;
 mod space;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 pub use programs::Program;
-pub use sched::{Task, has_pending, run_core, start, take_exited};
+pub use scheduler::{Task, has_pending, run_core, start, take_exited};
 
 use crate::memory::MapError;
 
@@ -49,7 +49,7 @@ pub fn init_this_core(selectors: crate::cpu::Selectors) {
 
 /// Global set-up, on the BSP, before the first native task.
 pub fn init() {
-    sched::init();
+    scheduler::init();
 }
 
 /// A new task `id` running `program` in an address space of its own, with

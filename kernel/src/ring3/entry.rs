@@ -5,7 +5,7 @@
 //! task. A task's user registers live in its [`Regs`]; the entry stub
 //! pushes them straight into the running task's `Regs` (RSP is pointed at
 //! the end of that record), then switches to the core's kernel stack and
-//! calls [`super::sched::dispatch`], which returns the `Regs` of the task
+//! calls [`super::scheduler::dispatch`], which returns the `Regs` of the task
 //! to resume: the same one, or another after a context switch (the
 //! scheduler has reloaded CR3 by then). Null means "no task left on this
 //! core": the stub then returns to the kernel code that called
@@ -182,7 +182,7 @@ unsafe extern "C" fn syscall_entry() {
         user_rsp = const USER_RSP,
         regs_top = const REGS_TOP,
         kernel_rsp = const KERNEL_RSP,
-        dispatch = sym super::sched::dispatch,
+        dispatch = sym super::scheduler::dispatch,
         resume = sym resume_user,
     )
 }

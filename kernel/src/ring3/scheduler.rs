@@ -379,12 +379,12 @@ impl Core {
             }
             self.current = None;
             if self.count == 0 && self.outbox.is_empty() {
-                load_cr3(&mut self.loaded, *KERNEL_CR3.get().expect("native::init ran"));
+                load_cr3(&mut self.loaded, *KERNEL_CR3.get().expect("ring3::init ran"));
                 self.release_zombies();
                 return core::ptr::null_mut();
             }
             if !self.zombies.is_empty() {
-                load_cr3(&mut self.loaded, *KERNEL_CR3.get().expect("native::init ran"));
+                load_cr3(&mut self.loaded, *KERNEL_CR3.get().expect("ring3::init ran"));
                 self.release_zombies();
             }
             idle(me, !self.outbox.is_empty());
@@ -418,7 +418,7 @@ fn wake_if(core: usize, outcome: PushOutcome) {
 /// Nothing to run: poll (busy mode) or halt until an IPI or a tick, with
 /// the same announce-then-halt protocol as the Wasm cores.
 fn idle(me: usize, must_poll: bool) {
-    if must_poll || crate::tasks::poll_idle(me) {
+    if must_poll || crate::bench::poll_idle(me) {
         core::hint::spin_loop();
         return;
     }
