@@ -285,27 +285,34 @@ pub fn checks(prefix: &str, addr: SocketAddr, pace: Pace) -> Vec<Check> {
         let handles: Vec<_> = (0..n)
             .map(|_| {
                 let barrier = barrier.clone();
-                std::thread::spawn(move || -> Option<u16> {
+                std::thread::spawn(move || -> Result<u16, String> {
                     barrier.wait();
-                    let reply = exchange(
-                        addr,
-                        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-                        Duration::from_secs(20),
-                    )
-                    .ok()?;
+                    let request = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+                    let reply = exchange(addr, request, Duration::from_secs(20))?;
                     status_of(&reply)
+                        .ok_or_else(|| if reply.is_empty() { "no answer".into() } else { "not HTTP".into() })
                 })
             })
             .collect();
-        let statuses: Vec<Option<u16>> = handles.into_iter().map(|h| h.join().unwrap_or(None)).collect();
-        let ok = statuses.iter().filter(|s| **s == Some(200)).count();
-        let busy = statuses.iter().filter(|s| **s == Some(503)).count();
+        let statuses: Vec<Result<u16, String>> =
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("panicked".into()))).collect();
+        let ok = statuses.iter().filter(|s| **s == Ok(200)).count();
+        let busy = statuses.iter().filter(|s| **s == Ok(503)).count();
+        // What the others met, by kind (connect refused or reset, no answer).
+        let mut errors: Vec<String> = statuses.iter().filter_map(|s| s.clone().err()).collect();
+        errors.sort();
+        errors.dedup();
         let (answered, fresh) = (ok + busy, fresh_stats(addr, t));
         let (_, took) = fresh?;
         if answered < pace.burst_answered {
-            return Err(format!("{answered} of {n} answered ({ok} 200, {busy} 503), wanted {}", pace.burst_answered));
+            return Err(format!(
+                "{answered} of {n} answered ({ok} 200, {busy} 503), wanted {}; others: {errors:?}",
+                pace.burst_answered
+            ));
         }
-        Ok(format!("{answered} of {n} answered ({ok} 200, {busy} 503); a fresh client after {took:?}"))
+        Ok(format!(
+            "{answered} of {n} answered ({ok} 200, {busy} 503); a fresh client after {took:?}; others: {errors:?}"
+        ))
     }));
 
     checks

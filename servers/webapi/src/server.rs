@@ -293,7 +293,16 @@ impl Server {
                     conn.sent += n;
                     conn.send_progress = wasmos_sdk::now_ns();
                 }
-                Err(Error::Net(NetError::WouldBlock)) => return true,
+                Err(Error::Net(NetError::WouldBlock)) => {
+                    // Drop what is sent: a peer that reads slowly but never
+                    // stops must not make the buffer grow past the unsent
+                    // limit.
+                    if conn.sent >= KEEP_CAPACITY {
+                        conn.output.drain(..conn.sent);
+                        conn.sent = 0;
+                    }
+                    return true;
+                }
                 Err(_) => return false,
             }
         }
