@@ -224,11 +224,11 @@ pub fn checks(prefix: &str, addr: SocketAddr, pace: Pace) -> Vec<Check> {
         let start = Instant::now();
         let mut crowd = Vec::new();
         for _ in 0..pace.crowd {
-            if let Ok(mut s) = connect(addr, Duration::from_secs(2)) {
-                if s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ").is_ok() {
-                    let _ = s.set_nonblocking(true);
-                    crowd.push(s);
-                }
+            if let Ok(mut s) = connect(addr, Duration::from_secs(2))
+                && s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ").is_ok()
+            {
+                let _ = s.set_nonblocking(true);
+                crowd.push(s);
             }
             std::thread::sleep(Duration::from_millis(5));
         }
