@@ -146,6 +146,13 @@ pub const FUNCTIONS: &[Function] = &[
         errors: &[HANDLE[0], HANDLE[1], BadPointer, TooLarge, DeadTarget, InvalidArgument],
     },
     Function {
+        name: "ipc_call_timeout",
+        params: &[("h", I32), ("msg", I32), ("len", I32), ("buf", I32), ("cap", I32), ("timeout_ns", I64)],
+        result: Some(I32),
+        blocks: true,
+        errors: &[HANDLE[0], HANDLE[1], BadPointer, TooLarge, DeadTarget, InvalidArgument, TimedOut],
+    },
+    Function {
         name: "ipc_reply",
         params: &[("token", I32), ("msg", I32), ("len", I32)],
         result: Some(I32),

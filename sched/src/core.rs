@@ -151,9 +151,13 @@ impl CoreState {
             },
             Envelope::Reply { to, call, result } => {
                 let Some(task) = self.tasks.get_mut(&to) else { return };
-                let Some(Wait::Reply { call: waiting, buf, cap }) = task.data().wait else { return };
+                // Not waiting for this one (any more): it gave up (timeout).
+                let Some(Wait::Reply { call: waiting, buf, cap, deadline }) = task.data().wait else { return };
                 if waiting != call {
                     return;
+                }
+                if let Some(deadline) = deadline {
+                    self.sleepers.remove(&(deadline, to));
                 }
                 task.resume_with = task::write_reply(&mut task.store, buf, cap, result);
                 task.data_mut().wait = None;
@@ -194,8 +198,8 @@ impl CoreState {
             if let Some(task) = self.tasks.get_mut(&id) {
                 match task.data().wait {
                     Some(Wait::Sleep { .. }) => task.resume_with = 0,
-                    Some(Wait::Recv { .. }) => task.resume_with = Status::TimedOut.code(),
-                    _ => continue,
+                    Some(Wait::Recv { .. } | Wait::Reply { .. }) => task.resume_with = Status::TimedOut.code(),
+                    None => continue,
                 }
                 task.data_mut().wait = None;
                 self.ready.push_back(id);

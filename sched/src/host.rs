@@ -196,13 +196,33 @@ fn ipc_send_cap(mut caller: Ctx, handle: i32, ptr: i32, len: i32, transfer: i32)
 ///    callee's core, read off its id); if this core has nothing else to
 ///    run, wait for the answer here a few microseconds ([`spin`]);
 /// 4. else suspend the caller with [`Wait::Reply`]; the reply resumes it
-///    (`CoreState::deliver_local`).
-fn ipc_call(mut caller: Ctx, handle: i32, ptr: i32, len: i32, buf: i32, cap: i32) -> Result<i32, Error> {
+///    (`CoreState::deliver_local`), or its deadline does (`TIMED_OUT`).
+fn ipc_call(caller: Ctx, handle: i32, ptr: i32, len: i32, buf: i32, cap: i32) -> Result<i32, Error> {
+    ipc_call_timeout(caller, handle, ptr, len, buf, cap, abi::FOREVER)
+}
+
+/// [`ipc_call`] that gives up after `timeout_ns` (`-1` never, `0` unless
+/// answered within the call by a hand-off). A reply that comes after the
+/// caller gave up is discarded.
+#[allow(clippy::too_many_arguments)]
+fn ipc_call_timeout(
+    mut caller: Ctx,
+    handle: i32,
+    ptr: i32,
+    len: i32,
+    buf: i32,
+    cap: i32,
+    timeout_ns: i64,
+) -> Result<i32, Error> {
     charge(&mut caller);
+    let deadline = (timeout_ns > 0).then(|| caller.data().system.now_ns().saturating_add(timeout_ns as u64));
     let r = (|| {
         let target = caller.data().handles.get(handle, Rights::SEND)?;
         if buf < 0 || cap < 0 {
             return Err(Status::BadPointer);
+        }
+        if timeout_ns < abi::FOREVER {
+            return Err(Status::InvalidArgument);
         }
         let payload = payload(&caller, ptr, len)?;
         let me = caller.data().id;
@@ -218,13 +238,14 @@ fn ipc_call(mut caller: Ctx, handle: i32, ptr: i32, len: i32, buf: i32, cap: i32
             Err(item) => {
                 send_call(&mut caller, target.target, item)?;
                 let state = caller.data().state.clone();
-                Ok((call, spin(&mut caller, None, |_| state.borrow_mut().take_reply(me, call))))
+                Ok((call, spin(&mut caller, deadline, |_| state.borrow_mut().take_reply(me, call))))
             }
         }
     })();
     match r {
         Ok((_, Some(answer))) => Ok(task::write_reply(&mut caller, buf as u32, cap as u32, answer)),
-        Ok((call, None)) => block(&mut caller, Wait::Reply { call, buf: buf as u32, cap: cap as u32 }),
+        Ok((_, None)) if timeout_ns == 0 => Ok(Status::TimedOut.code()),
+        Ok((call, None)) => block(&mut caller, Wait::Reply { call, buf: buf as u32, cap: cap as u32, deadline }),
         Err(e) => Ok(e.code()),
     }
 }
@@ -582,6 +603,7 @@ pub fn linker(engine: &Engine) -> Linker<TaskData> {
         l.func_wrap(m, "ipc_send_cap", ipc_send_cap).err(),
         l.func_wrap(m, "ipc_recv", ipc_recv).err(),
         l.func_wrap(m, "ipc_call", ipc_call).err(),
+        l.func_wrap(m, "ipc_call_timeout", ipc_call_timeout).err(),
         l.func_wrap(m, "ipc_reply", ipc_reply).err(),
         l.func_wrap(m, "ipc_grant", ipc_grant).err(),
         l.func_wrap(m, "notify", notify).err(),

@@ -56,7 +56,7 @@ impl Incoming {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wait {
     Recv { from: Option<TaskId>, buf: u32, cap: u32, info: u32, deadline: Option<u64> },
-    Reply { call: u64, buf: u32, cap: u32 },
+    Reply { call: u64, buf: u32, cap: u32, deadline: Option<u64> },
     Sleep { deadline: u64 },
 }
 
@@ -65,7 +65,7 @@ impl Wait {
         match *self {
             Wait::Recv { deadline, .. } => deadline,
             Wait::Sleep { deadline } => Some(deadline),
-            Wait::Reply { .. } => None,
+            Wait::Reply { deadline, .. } => deadline,
         }
     }
 }

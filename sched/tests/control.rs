@@ -130,3 +130,63 @@ fn a_server_tells_clients_apart_by_minted_badges() {
     let id = sys.spawn(&server, "server", 0).unwrap();
     assert_eq!(run(&sys, &platform, &[id], 20), [exited(3)], "both badges seen, both clients exited 0");
 }
+
+/// A server that takes calls and never answers, registered as `mute`.
+fn mute_server() -> Vec<u8> {
+    wasm(
+        r#"
+      (data (i32.const 0) "mute")
+      (func (export "_start")
+        (drop (call $register (i32.const 0) (i32.const 4) (i32.const 0)))
+        (loop $forever
+          (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+          (br $forever)))"#,
+    )
+}
+
+/// Calls `mute` with a 20 ms timeout (TIMED_OUT, not before 20 ms), with
+/// timeout 0 (TIMED_OUT at once), with -2 (INVALID_ARGUMENT), then makes
+/// an ordinary call to `echo`, which must get echo's answer (not a late
+/// one from `mute`). Exits 0, or the failed step.
+fn impatient_client() -> Vec<u8> {
+    wasm(
+        r#"
+      (data (i32.const 0) "mute")
+      (data (i32.const 8) "echo")
+      (func (export "_start") (local $mute i32) (local $echo i32) (local $t i64)
+        (local.set $mute (call $lookup_wait (i32.const 0) (i32.const 4)))
+        (local.set $echo (call $lookup_wait (i32.const 8) (i32.const 4)))
+        (local.set $t (call $now))
+        (if (i32.ne (call $call_timeout (local.get $mute) (i32.const 2048) (i32.const 4) (i32.const 3072) (i32.const 64) (i64.const 20000000)) (i32.const -7))
+          (then (call $exit (i32.const 1))))
+        (if (i64.lt_u (i64.sub (call $now) (local.get $t)) (i64.const 20000000)) (then (call $exit (i32.const 2))))
+        (if (i32.ne (call $call_timeout (local.get $mute) (i32.const 2048) (i32.const 4) (i32.const 3072) (i32.const 64) (i64.const 0)) (i32.const -7))
+          (then (call $exit (i32.const 3))))
+        (if (i32.ne (call $call_timeout (local.get $mute) (i32.const 2048) (i32.const 4) (i32.const 3072) (i32.const 64) (i64.const -2)) (i32.const -13))
+          (then (call $exit (i32.const 4))))
+        (i32.store (i32.const 2048) (i32.const 41))
+        (if (i32.ne (call $call_timeout (local.get $echo) (i32.const 2048) (i32.const 4) (i32.const 3072) (i32.const 64) (i64.const -1)) (i32.const 4))
+          (then (call $exit (i32.const 5))))
+        (if (i32.ne (i32.load (i32.const 3072)) (i32.const 42)) (then (call $exit (i32.const 6))))
+        (call $exit (i32.const 0)))"#,
+    )
+}
+
+#[test]
+fn a_call_to_a_server_that_never_answers_times_out() {
+    // The mute server on the client's core and on another core.
+    for mute_core in [0, 1] {
+        let (sys, platform) = system(2, Config::default());
+        sys.spawn(&mute_server(), "mute", mute_core).unwrap();
+        sys.spawn(&program("echo_server"), "echo", 1).unwrap();
+        let client = sys.spawn(&impatient_client(), "client", 0).unwrap();
+        assert_eq!(run(&sys, &platform, &[client], 20), [exited(0)], "mute server on core {mute_core}");
+    }
+}
+
+#[test]
+fn the_kernel_suites_killer_program_passes_here_too() {
+    let (sys, platform) = system(3, Config::default());
+    let id = sys.spawn(&program("killer"), "killer", 0).unwrap();
+    assert_eq!(run(&sys, &platform, &[id], 20), [exited(3)]);
+}

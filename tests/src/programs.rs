@@ -36,6 +36,7 @@ programs!(
     "flooder",
     "forger",
     "host_calls",
+    "killer",
 );
 
 /// Assembles `(module <prelude> <body>)`.

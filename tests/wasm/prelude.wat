@@ -6,6 +6,7 @@
   (import "wasmos" "ipc_send" (func $send (param i32 i32 i32) (result i32)))
   (import "wasmos" "ipc_recv" (func $recv (param i32 i32 i32 i32 i64) (result i32)))
   (import "wasmos" "ipc_call" (func $call (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasmos" "ipc_call_timeout" (func $call_timeout (param i32 i32 i32 i32 i32 i64) (result i32)))
   (import "wasmos" "ipc_reply" (func $reply (param i32 i32 i32) (result i32)))
   (import "wasmos" "task_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "wasmos" "task_exit" (func $exit (param i32)))

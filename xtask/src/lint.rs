@@ -17,6 +17,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::build::KERNEL_TARGET_SPEC;
+use crate::test::SERVERS_HOST_CRATES;
 
 /// Workspaces, relative to the root, that `cargo fmt --check` covers.
 const FMT_WORKSPACES: &[&str] = &[".", "servers", "tests/fuzz", "tests/wasi-check", "xtask/image-builder"];
@@ -28,89 +29,64 @@ struct Clippy {
     name: &'static str,
     dir: &'static str,
     target_dir: &'static str,
-    args: &'static [&'static str],
+    args: Vec<&'static str>,
     env: &'static [(&'static str, &'static str)],
 }
 
 /// Every crate, once, for the target it is built for.
-const CLIPPY: &[Clippy] = &[
-    Clippy { name: "host", dir: ".", target_dir: "target", args: &["--all-targets"], env: &[] },
-    Clippy {
-        name: "kernel",
-        dir: ".",
-        target_dir: "target",
-        args: &[
-            "-p",
-            "wasmos-kernel",
-            "--target",
-            KERNEL_TARGET_SPEC,
-            "-Zbuild-std=core,alloc,compiler_builtins",
-            "-Zbuild-std-features=compiler-builtins-mem",
-            "-Zjson-target-spec",
-        ],
-        env: &[("RUSTC_BOOTSTRAP", "1")],
-    },
-    Clippy {
-        name: "servers-host",
-        dir: "servers",
-        target_dir: "target/servers",
-        // The crates that also build for the host (the runtime, and those
-        // with host unit tests); the others are no_std Wasm programs only.
-        args: &[
-            "--all-targets",
-            "-p",
-            "wasmos-hosted",
-            "-p",
-            "webapi",
-            "-p",
-            "wasmos-net",
-            "-p",
-            "wasmos-sdk",
-            "-p",
-            "wasmos-block",
-            "-p",
-            "wasmos-fs",
-            "--features",
-            "wasmos-net/std,wasmos-net/smoltcp,wasmos-block/std",
-        ],
-        env: &[],
-    },
-    // As `build::servers` builds them: the no_std programs together, the
-    // std file server on its own (their panic handlers differ).
-    Clippy {
-        name: "servers-wasm",
-        dir: "servers",
-        target_dir: "target/servers",
-        args: &[
-            "--release",
-            "--target",
-            "wasm32-unknown-unknown",
-            "-p",
-            "wasmos-init",
-            "-p",
-            "token-ring",
-            "-p",
-            "webapi",
-            "-p",
-            "fs-check",
-        ],
-        env: &[],
-    },
-    Clippy {
-        name: "fs-wasm",
-        dir: "servers",
-        target_dir: "target/servers",
-        args: &["--release", "--target", "wasm32-unknown-unknown", "-p", "wasmos-fs"],
-        env: &[],
-    },
-    Clippy {
-        name: "wasi-check",
-        dir: "tests/wasi-check",
-        target_dir: "target/wasi",
-        args: &["--release", "--target", "wasm32-wasip1"],
-        env: &[],
-    },
-];
+fn passes() -> Vec<Clippy> {
+    let wasm = |packages: &[&'static str]| {
+        let mut args = vec!["--release", "--target", "wasm32-unknown-unknown"];
+        for p in packages {
+            args.extend(["-p", p]);
+        }
+        args
+    };
+    vec![
+        Clippy { name: "host", dir: ".", target_dir: "target", args: vec!["--all-targets"], env: &[] },
+        Clippy {
+            name: "kernel",
+            dir: ".",
+            target_dir: "target",
+            args: vec![
+                "-p",
+                "wasmos-kernel",
+                "--target",
+                KERNEL_TARGET_SPEC,
+                "-Zbuild-std=core,alloc,compiler_builtins",
+                "-Zbuild-std-features=compiler-builtins-mem",
+                "-Zjson-target-spec",
+            ],
+            env: &[("RUSTC_BOOTSTRAP", "1")],
+        },
+        // The crates that also build for the host: the runtime, and those
+        // with host unit tests; the others are no_std Wasm programs only.
+        Clippy {
+            name: "servers-host",
+            dir: "servers",
+            target_dir: "target/servers",
+            args: ["--all-targets", "-p", "wasmos-hosted"].iter().chain(SERVERS_HOST_CRATES).copied().collect(),
+            env: &[],
+        },
+        // As `build::servers` builds them: the no_std programs together,
+        // the std file server on its own (their panic handlers differ).
+        Clippy {
+            name: "servers-wasm",
+            dir: "servers",
+            target_dir: "target/servers",
+            args: wasm(&["wasmos-init", "token-ring", "webapi", "fs-check"]),
+            env: &[],
+        },
+        Clippy { name: "fs-wasm", dir: "servers", target_dir: "target/servers", args: wasm(&["wasmos-fs"]), env: &[] },
+        Clippy {
+            name: "wasi-check",
+            dir: "tests/wasi-check",
+            target_dir: "target/wasi",
+            args: vec!["--release", "--target", "wasm32-wasip1"],
+            env: &[],
+        },
+    ]
+}
 
 fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
@@ -139,11 +115,11 @@ pub fn checks(root: &Path) -> Result<Vec<(String, Outcome)>> {
         let result = outcome(cargo().args(["fmt", "--all", "--", "--check"]).current_dir(root.join(ws)))?;
         checks.push((name, result));
     }
-    for pass in CLIPPY {
+    for pass in passes() {
         let target_dir = root.join(pass.target_dir);
         let mut cmd = cargo();
         cmd.arg("clippy")
-            .args(pass.args)
+            .args(&pass.args)
             .arg("--target-dir")
             .arg(&target_dir)
             .args(["--", "-D", "warnings"])

@@ -167,25 +167,9 @@ fn step(tally: &mut Tally, name: &str, f: impl FnOnce(&mut Tally) -> Result<()>)
 fn host_unit_tests(root: &Path, tally: &mut Tally) -> Result<()> {
     println!("==> host unit tests (cargo test)");
     cargo_test(root, &[], &[], tally)?;
-    // The servers workspace's host-testable crates: webapi's HTTP handling,
-    // the socket service with both backends, the SDK's typed messages.
     let target = root.join("target/servers");
-    let args = [
-        "-p",
-        "webapi",
-        "-p",
-        "wasmos-net",
-        "-p",
-        "wasmos-sdk",
-        "-p",
-        "wasmos-block",
-        "-p",
-        "wasmos-fs",
-        "--features",
-        "wasmos-net/std,wasmos-net/smoltcp,wasmos-block/std",
-        "--target-dir",
-    ];
-    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let mut args: Vec<&std::ffi::OsStr> = SERVERS_HOST_CRATES.iter().map(std::ffi::OsStr::new).collect();
+    args.push(std::ffi::OsStr::new("--target-dir"));
     args.push(target.as_os_str());
     cargo_test(&root.join("servers"), &args, &[], tally)?;
     // The ring's wake-up protocol under the loom model checker, with at
@@ -199,6 +183,24 @@ fn host_unit_tests(root: &Path, tally: &mut Tally) -> Result<()> {
     args.push(std::ffi::OsStr::new("loom_tests"));
     cargo_test(root, &args, &[("RUSTFLAGS", "--cfg loom"), ("LOOM_MAX_PREEMPTIONS", "5")], tally)
 }
+
+/// The servers workspace's host-testable crates, as cargo arguments:
+/// webapi's HTTP handling, the socket service with both backends, the
+/// SDK's typed messages, the block and file servers.
+pub const SERVERS_HOST_CRATES: &[&str] = &[
+    "-p",
+    "webapi",
+    "-p",
+    "wasmos-net",
+    "-p",
+    "wasmos-sdk",
+    "-p",
+    "wasmos-block",
+    "-p",
+    "wasmos-fs",
+    "--features",
+    "wasmos-net/std,wasmos-net/smoltcp,wasmos-block/std",
+];
 
 /// `cargo test --no-fail-fast <args>` in `dir`, counted from libtest's
 /// summary lines.

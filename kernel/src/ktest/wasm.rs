@@ -23,6 +23,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "wasm::faults_are_contained", run: faults_are_contained },
     Test { name: "wasm::caller_of_dead_server_told", run: caller_of_dead_server_told },
     Test { name: "wasm::capability_denied", run: capability_denied },
+    Test { name: "wasm::task_kill_on_every_core", run: task_kill_on_every_core },
     Test { name: "wasm::init_starts_listed_programs", run: init_starts_listed_programs },
     Test { name: "wasi::std_program", run: wasi_std_program },
     Test { name: "hostile::spawn_bomb_stopped", run: spawn_bomb_stopped },
@@ -208,6 +209,18 @@ fn capability_denied(ctx: &mut Ctx) -> TestResult {
     let client = spawn(ctx, "echo_client", 0)?;
     let exits = wait(ctx, &[client, server], 60);
     ensure!(exits == [exited(0), exited(0)], "cleanup {exits:?}");
+    Ok(())
+}
+
+/// A parent kills a child on every core, some before they start: each is
+/// reported killed, and nothing of them is left.
+fn task_kill_on_every_core(ctx: &mut Ctx) -> TestResult {
+    let before = ctx.sys.task_count();
+    let id = spawn(ctx, "killer", 0)?;
+    let exits = wait(ctx, &[id], 60);
+    let cores = ctx.sys.cores() as i32;
+    ensure!(exits == [exited(cores)], "killer ended {exits:?} (1000 + step = a failed step)");
+    ensure!(ctx.sys.task_count() == before, "{} tasks left", ctx.sys.task_count() - before);
     Ok(())
 }
 

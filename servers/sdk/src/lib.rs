@@ -59,6 +59,7 @@ pub mod sys {
         pub fn ipc_send_cap(handle: i32, msg: *const u8, len: i32, cap: i32) -> i32;
         pub fn ipc_recv(from: i32, buf: *mut u8, cap: i32, info: *mut u8, timeout_ns: i64) -> i32;
         pub fn ipc_call(handle: i32, msg: *const u8, len: i32, buf: *mut u8, cap: i32) -> i32;
+        pub fn ipc_call_timeout(handle: i32, msg: *const u8, len: i32, buf: *mut u8, cap: i32, timeout_ns: i64) -> i32;
         pub fn ipc_reply(token: i32, msg: *const u8, len: i32) -> i32;
         pub fn ipc_grant(handle: i32, granted: i32) -> i32;
         pub fn notify(handle: i32, bits: i64) -> i32;
@@ -250,6 +251,17 @@ pub fn recv(from: Option<Handle>, buf: &mut [u8], timeout_ns: Option<u64>) -> Re
 pub fn call(to: Handle, msg: &[u8], reply: &mut [u8]) -> Result<usize, Status> {
     // SAFETY: both pointer/length pairs describe live slices.
     let raw = unsafe { sys::ipc_call(to.0, msg.as_ptr(), msg.len() as i32, reply.as_mut_ptr(), reply.len() as i32) };
+    check(raw).map(|n| n as usize)
+}
+
+/// [`call`], giving up with `TimedOut` after `timeout_ns` (a reply that
+/// comes later is discarded).
+pub fn call_timeout(to: Handle, msg: &[u8], reply: &mut [u8], timeout_ns: u64) -> Result<usize, Status> {
+    let timeout = i64::try_from(timeout_ns).unwrap_or(i64::MAX);
+    // SAFETY: both pointer/length pairs describe live slices.
+    let raw = unsafe {
+        sys::ipc_call_timeout(to.0, msg.as_ptr(), msg.len() as i32, reply.as_mut_ptr(), reply.len() as i32, timeout)
+    };
     check(raw).map(|n| n as usize)
 }
 

@@ -14,6 +14,7 @@ const CALLS: &[(&str, usize, bool, bool)] = &[
     ("send", 3, false, true),
     ("recv", 4, true, true),
     ("call", 5, false, true),
+    ("call_timeout", 5, true, true),
     ("reply", 3, false, true),
     ("grant", 2, false, true),
     ("notify", 1, true, true),
