@@ -412,6 +412,23 @@ fn hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
         }
         tally.record(name, &result);
     }
+    // Supervision: with --restart a program that traps is reported and
+    // started again with a doubling back-off, and only the timeout ends
+    // the run (exit 0), not its death.
+    let out = Command::new(&binary)
+        .args(["--cores", "2", "--timeout", "2", "--restart"])
+        .arg(write("fault_unreachable")?)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let death = "fault_unreachable killed: unreachable (exit code -1); restarting in";
+    let restarted = if out.status.code() != Some(0) {
+        Err(format!("exit {} (expected 0 after --timeout): {}", out.status, stderr.trim()))
+    } else if !(stderr.contains(&format!("{death} 100 ms")) && stderr.contains(&format!("{death} 200 ms"))) {
+        Err(format!("no report of the death or no doubling back-off: {}", stderr.trim()))
+    } else {
+        Ok(None)
+    };
+    tally.record("hosted::restart_failed_program_with_backoff", &restarted);
     // The same program's output in QEMU (from the bios-smp8 suite's log)
     // must match line for line.
     let qemu_log = build::out_dir(root).join("bios-smp8/serial.log");
