@@ -23,7 +23,7 @@
 //! | `RECV` | connection | max bytes | — | bytes read, `0` = peer closed | the bytes |
 //! | `SEND` | connection | — | bytes to send | bytes taken (maybe fewer) | — |
 //! | `CLOSE` | either | — | — | `0` | — |
-//! | `POLL` | — | timeout ms (`u32::MAX` = none) | — | number of events | `(socket u32, events u32)` each |
+//! | `POLL` | most events wanted (`0` = [`MAX_EVENTS`]) | timeout ms (`u32::MAX` = none) | — | number of events | `(socket u32, events u32)` each |
 //!
 //! # Replies
 //! A reply is an `i32` `result`, then data. `result < 0` is a
@@ -32,7 +32,10 @@
 //! is where a program waits: it answers when one of the caller's sockets
 //! is ready ([`events`]; level-triggered, like `poll(2)`) or the timeout
 //! passes (then with 0 events). One task serves many connections this way,
-//! and a slow or silent peer holds up nobody else.
+//! and a slow or silent peer holds up nobody else. `POLL` reports ready
+//! sockets round-robin: each reply starts after the last socket the
+//! caller's previous reply named, so a caller taking a few at a time
+//! still sees every ready socket in turn.
 //!
 //! # Ownership
 //! A socket belongs to the task that created it: every other task gets

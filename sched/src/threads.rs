@@ -110,6 +110,15 @@ impl Cores {
         self.core0.run_until(timeout_ns, all_done, |s| wakers.idle(&sys, s.core(), None));
         watch.iter().map(|id| sys.exit_of(*id)).collect()
     }
+
+    /// Runs core 0 here until any task in `watch` has ended or
+    /// `timeout_ns` passes; the exits so far, in `watch`'s order.
+    pub fn wait_any(&mut self, watch: &[TaskId], timeout_ns: u64) -> Vec<Option<TaskExit>> {
+        let (sys, wakers) = (self.sys.clone(), self.wakers.clone());
+        let any_done = || watch.iter().any(|id| sys.exit_of(*id).is_some());
+        self.core0.run_until(timeout_ns, any_done, |s| wakers.idle(&sys, s.core(), None));
+        watch.iter().map(|id| sys.exit_of(*id)).collect()
+    }
 }
 
 impl Drop for Cores {

@@ -191,7 +191,8 @@ pub fn webapi_checks(prefix: &str, addr: SocketAddr, cores: usize) -> Vec<Check>
         }
         for _ in 0..3 {
             let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-            s.write_all(b"POST /api/echo HTTP/1.1\r\nContent-Length: 100\r\n\r\npartial").map_err(|e| e.to_string())?;
+            s.write_all(b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
+                .map_err(|e| e.to_string())?;
             drop(s);
         }
         for i in 0..3 {

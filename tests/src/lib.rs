@@ -3,6 +3,8 @@
 //! - [`protocol`]: the result channel the kernel writes on COM2, and its parser;
 //! - [`suites`]: the list of QEMU suites and the checks each one applies;
 //! - [`http`]: what webapi must answer, checked with a real HTTP client;
+//! - [`hostile`]: what webapi must survive (clients that never read,
+//!   trickle, burst, half-close) and the HTTP/1.1 points it claims;
 //! - `abi_copies` (tests only): every copy of the system-call list agrees
 //!   with `wasmos_ipc::abi::FUNCTIONS`.
 //!
@@ -11,6 +13,7 @@
 
 #[cfg(test)]
 mod abi_copies;
+pub mod hostile;
 pub mod http;
 pub mod programs;
 pub mod protocol;

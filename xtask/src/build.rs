@@ -125,6 +125,10 @@ impl BootConfig {
             spawn.push("token_ring.wasm@all".into());
         }
         let mut cfg = format!("mode={}\nspawn={}\n", self.mode.name(), spawn.join(","));
+        // A server that dies is started again by init (with back-off).
+        if spawn.iter().any(|s| s == "webapi.wasm") {
+            cfg.push_str("restart=webapi.wasm\n");
+        }
         if self.exit_with && !programs.is_empty() {
             cfg.push_str(&format!("exit_with={}\n", programs.join(",")));
         }

@@ -392,6 +392,8 @@ fn hosted_args(root: &Path, cwd: &Path, opts: &HostedOpts, binary: PathBuf) -> s
         cmd.arg("--disk").arg(cwd.join(disk));
     }
     if opts.programs.is_empty() {
+        // A server: started again if it dies, as init does in QEMU.
+        cmd.arg("--restart");
         cmd.arg(build::program_path(root, "webapi.wasm"));
         cmd.arg(format!("{}@all", build::program_path(root, "token_ring.wasm").display()));
         cmd.args(["--", "--port", &opts.http_port.to_string()]);

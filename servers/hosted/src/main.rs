@@ -20,7 +20,12 @@
 //! Exits when every started task has ended, with the first non-zero exit
 //! code among them (like a shell running one program: `wasmos-hosted
 //! prog.wasm` exits with prog's code; a killed task counts as 101), or
-//! with 0 after `--timeout`.
+//! with 0 after `--timeout`. A task's death is reported on stderr as the
+//! kernel reports it (`killed: ...`) and ends nothing else. With
+//! `--restart` a program that fails (non-zero exit, killed) is started
+//! again after a back-off that doubles from 100 ms to 10 s (reset once it
+//! has run for 30 s), and only a clean exit (code 0) ends it: what init
+//! does for `restart=` programs in QEMU.
 
 #![forbid(unsafe_code)]
 
@@ -36,7 +41,7 @@ use wasmos_ipc::ids::TaskId;
 use wasmos_net::TcpService;
 use wasmos_net::host::HostNet;
 use wasmos_sched::threads::{Cores, Wakers};
-use wasmos_sched::{Config, Platform, Stream, SysInfo, System};
+use wasmos_sched::{Config, Platform, Stream, SysInfo, System, TaskExit};
 
 #[derive(Parser)]
 #[command(about = "Run WasmOS Wasm programs on Linux")]
@@ -66,6 +71,10 @@ struct Cli {
     /// An argument for the file server (repeatable; tests use it).
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     fs_arg: Vec<String>,
+    /// Start a program that fails (non-zero exit, killed) again, with
+    /// back-off (servers: one task's death must not end the service).
+    #[arg(long)]
+    restart: bool,
     /// Programs to start: `file.wasm` (any core), `file.wasm@3`, `file.wasm@all`.
     #[arg(required = true)]
     programs: Vec<String>,
@@ -189,32 +198,85 @@ fn run(cli: Cli) -> Result<u8> {
         start_storage(&sys, disk, cli.fs_server.as_deref(), &cli.fs_arg)?;
     }
 
-    let mut started: Vec<(String, TaskId)> = Vec::new();
+    let mut started: Vec<Started> = Vec::new();
     for item in &cli.programs {
         let (file, placement) = item.rsplit_once('@').unwrap_or((item.as_str(), ""));
         let path = PathBuf::from(file);
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes = Arc::new(std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?);
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("task").to_owned();
         let cores: Vec<i32> = match placement {
             "" => vec![-1],
             "all" => (0..cli.cores as i32).collect(),
             n => vec![n.parse().with_context(|| format!("bad core in {item}"))?],
         };
-        let mut argv = vec![name.as_str()];
-        argv.extend(cli.args.iter().map(String::as_str));
+        let mut argv = vec![name.clone()];
+        argv.extend(cli.args.iter().cloned());
         for core in cores {
-            let id = sys.spawn_args(&bytes, &argv, core).map_err(|e| anyhow::anyhow!("{file}: {}", e.name()))?;
-            started.push((name.clone(), id));
+            let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let id = sys.spawn_args(&bytes, &argv_ref, core).map_err(|e| anyhow::anyhow!("{file}: {}", e.name()))?;
+            let now = sys.now_ns();
+            started.push(Started {
+                name: name.clone(),
+                bytes: bytes.clone(),
+                argv: argv.clone(),
+                core,
+                id,
+                since: now,
+                backoff_ms: 0,
+            });
         }
     }
 
-    let ids: Vec<TaskId> = started.iter().map(|(_, id)| *id).collect();
-    let timeout = cli.timeout.map_or(u64::MAX, |s| s.saturating_mul(1_000_000_000));
-    let exits = Cores::start_all(&sys, &wakers).wait(&ids, timeout);
-    let finished = exits.iter().all(Option::is_some);
-    if !finished {
-        eprintln!("wasmos-hosted: stopped after {} s", cli.timeout.unwrap_or(0));
-        return Ok(0);
+    let deadline = cli.timeout.map_or(u64::MAX, |s| sys.now_ns().saturating_add(s.saturating_mul(1_000_000_000)));
+    let mut cores = Cores::start_all(&sys, &wakers);
+    let mut exits: Vec<Option<TaskExit>> = vec![None; started.len()];
+    loop {
+        let now = sys.now_ns();
+        if now >= deadline {
+            eprintln!("wasmos-hosted: stopped after {} s", cli.timeout.unwrap_or(0));
+            return Ok(0);
+        }
+        let watch: Vec<TaskId> = started.iter().zip(&exits).filter(|(_, e)| e.is_none()).map(|(s, _)| s.id).collect();
+        if watch.is_empty() {
+            break;
+        }
+        // With restarts pending, wake in time for the next one.
+        let got = cores.wait_any(&watch, deadline - now);
+        let ended: Vec<(TaskId, TaskExit)> = watch.iter().zip(got).filter_map(|(id, e)| Some((*id, e?))).collect();
+        for (id, exit) in ended {
+            let Some(i) = started.iter().position(|s| s.id == id) else { continue };
+            let failed = exit.reason != ExitReason::Exited || exit.code != 0;
+            if !(cli.restart && failed) {
+                exits[i] = Some(exit);
+                continue;
+            }
+            let task = &mut started[i];
+            let now = sys.now_ns();
+            task.backoff_ms = if now.saturating_sub(task.since) > 30_000_000_000 {
+                100
+            } else {
+                (task.backoff_ms * 2).clamp(100, 10_000)
+            };
+            let why = if exit.reason == ExitReason::Exited {
+                format!("exited with code {}", exit.code)
+            } else {
+                format!("killed: {} (exit code {})", exit.reason.name(), exit.code)
+            };
+            eprintln!("wasmos-hosted: {} {why}; restarting in {} ms", task.name, task.backoff_ms);
+            // The other tasks keep running meanwhile (cores 1..).
+            let _ = cores.wait_any(&[], task.backoff_ms * 1_000_000);
+            let argv: Vec<&str> = task.argv.iter().map(String::as_str).collect();
+            match sys.spawn_args(&task.bytes, &argv, task.core) {
+                Ok(new) => {
+                    task.id = new;
+                    task.since = sys.now_ns();
+                }
+                Err(e) => {
+                    eprintln!("wasmos-hosted: cannot restart {}: {}", task.name, e.name());
+                    exits[i] = Some(exit);
+                }
+            }
+        }
     }
     let code = exits
         .into_iter()
@@ -222,4 +284,16 @@ fn run(cli: Cli) -> Result<u8> {
         .map(|e| if e.reason == ExitReason::Exited { e.code as u8 } else { 101 })
         .find(|c| *c != 0);
     Ok(code.unwrap_or(0))
+}
+
+/// A program started from the command line, and what restarting it takes.
+struct Started {
+    name: String,
+    bytes: Arc<Vec<u8>>,
+    argv: Vec<String>,
+    core: i32,
+    id: TaskId,
+    /// When this instance started.
+    since: u64,
+    backoff_ms: u64,
 }

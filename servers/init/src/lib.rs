@@ -10,6 +10,13 @@
 //! copy per core. The bundle file `args/name.wasm` gives a program its
 //! arguments, each one ended by a NUL byte, taken exactly as they are
 //! (spaces, quotes and all; WASI programs see them as argv).
+//!
+//! Supervision: `restart=webapi.wasm,other.wasm` names programs (started
+//! from `spawn=` without `@all`) that init starts again when they fail
+//! (non-zero exit or killed), after a back-off doubling from 100 ms to
+//! 10 s (back to 100 ms once one has run for 30 s); it logs why each one
+//! ended. A program that exits with 0 stays ended. With no `restart=`
+//! program running, init exits once everything is started.
 
 #![no_std]
 
@@ -21,6 +28,19 @@ const MAX_PROGRAM: usize = 4 << 20;
 /// Most arguments a program gets, argv[0] included (the SDK's
 /// `spawn_args` also bounds their total length, to 1024 bytes).
 const MAX_ARGS: usize = 32;
+
+/// Most programs init supervises.
+const MAX_SUPERVISED: usize = 16;
+
+/// A supervised program: where it runs and how it is doing.
+#[derive(Clone, Copy)]
+struct Supervised<'c> {
+    file: &'c str,
+    core: Option<u32>,
+    child: Option<os::Handle>,
+    since: u64,
+    backoff_ms: u64,
+}
 
 struct Buffers {
     config: [u8; 4096],
@@ -49,49 +69,119 @@ pub extern "C" fn _start() {
         println!("nothing to start (no spawn= in boot.cfg)");
         return;
     };
+    let restart_list = config.lines().rev().find_map(|l| l.trim().strip_prefix("restart=")).unwrap_or("");
+    let restartable = |file: &str| restart_list.split(',').map(str::trim).any(|r| r == file);
+    let mut supervised: [Option<Supervised<'_>>; MAX_SUPERVISED] = [None; MAX_SUPERVISED];
     let mut failures = 0;
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (file, placement) = item.split_once('@').unwrap_or((item, ""));
-        let len = match os::boot_file(file, &mut buffers.program) {
-            Ok(len) => len,
-            Err(e) => {
-                println!("cannot read {file}: {}", e.name());
-                failures += 1;
-                continue;
-            }
-        };
-        let name = file.trim_end_matches(".wasm");
-        let wasm = &buffers.program[..len];
-        let mut argv = [""; MAX_ARGS];
-        argv[0] = name;
-        let argc = match program_args(file, &mut buffers.args, &mut argv[1..]) {
-            Ok(n) => 1 + n,
-            Err(why) => {
-                println!("cannot start {name}: its arguments (args/{file}): {why}");
-                failures += 1;
-                continue;
-            }
-        };
-        let mut start = |core: Option<u32>| match os::spawn_args(wasm, &argv[..argc], core, &[]) {
-            Ok(_) => println!("started {name} on {}", Placement(core)),
-            Err(e) => {
-                println!("cannot start {name} on {}: {}", Placement(core), e.name());
-                failures += 1;
-            }
-        };
-        match placement {
-            "" => start(None),
-            "all" => (0..os::core_count()).for_each(|c| start(Some(c))),
+        let cores: &mut dyn Iterator<Item = Option<u32>> = match placement {
+            "" => &mut core::iter::once(None),
+            "all" => &mut (0..os::core_count()).map(Some),
             n => match n.parse() {
-                Ok(core) => start(Some(core)),
+                Ok(core) => &mut core::iter::once(Some(core)),
                 Err(_) => {
                     println!("bad placement in {item:?}");
                     failures += 1;
+                    continue;
                 }
             },
+        };
+        for core in cores {
+            match start(&mut buffers.program, &mut buffers.args, file, core) {
+                Ok(child) if restartable(file) && placement != "all" => {
+                    match supervised.iter_mut().find(|s| s.is_none()) {
+                        Some(slot) => {
+                            *slot =
+                                Some(Supervised { file, core, child: Some(child), since: os::now_ns(), backoff_ms: 0 })
+                        }
+                        None => println!("not supervising {file}: more than {MAX_SUPERVISED} programs"),
+                    }
+                }
+                Ok(_) => {}
+                Err(()) => failures += 1,
+            }
         }
     }
-    os::exit(failures)
+    if supervised.iter().all(Option::is_none) {
+        os::exit(failures)
+    }
+    supervise(&mut buffers.program, &mut buffers.args, &mut supervised)
+}
+
+/// Reads `file` from the bundle and starts it with its arguments on
+/// `core`; says so, or why not.
+fn start(program: &mut [u8], args: &mut [u8], file: &str, core: Option<u32>) -> Result<os::Handle, ()> {
+    let name = file.trim_end_matches(".wasm");
+    let len = match os::boot_file(file, program) {
+        Ok(len) => len,
+        Err(e) => {
+            println!("cannot read {file}: {}", e.name());
+            return Err(());
+        }
+    };
+    let wasm = &program[..len];
+    let mut argv = [""; MAX_ARGS];
+    argv[0] = name;
+    let argc = match program_args(file, args, &mut argv[1..]) {
+        Ok(n) => 1 + n,
+        Err(why) => {
+            println!("cannot start {name}: its arguments (args/{file}): {why}");
+            return Err(());
+        }
+    };
+    match os::spawn_args(wasm, &argv[..argc], core, &[]) {
+        Ok(child) => {
+            println!("started {name} on {}", Placement(core));
+            Ok(child)
+        }
+        Err(e) => {
+            println!("cannot start {name} on {}: {}", Placement(core), e.name());
+            Err(())
+        }
+    }
+}
+
+/// Waits for supervised children to end; starts the failed ones again
+/// with back-off. Never returns while one is supervised.
+fn supervise(program: &mut [u8], args: &mut [u8], supervised: &mut [Option<Supervised<'_>>]) -> ! {
+    loop {
+        if supervised.iter().flatten().all(|s| s.child.is_none()) {
+            os::exit(0)
+        }
+        let mut msg = [0u8; 64];
+        let Ok((info, _)) = os::recv(None, &mut msg, None) else { continue };
+        if info.kind != os::Kind::ChildExit as u32 {
+            continue;
+        }
+        let Some(task) = supervised.iter_mut().flatten().find(|s| s.child.is_some_and(|h| h.0 as u32 == info.badge))
+        else {
+            continue;
+        };
+        let _ = os::close(task.child.take().expect("found by its child"));
+        let code = info.bits as u32 as i32;
+        let reason = os::abi::ExitReason::from_u8((info.bits >> 32) as u8);
+        let name = task.file.trim_end_matches(".wasm");
+        if reason == Some(os::abi::ExitReason::Exited) && code == 0 {
+            println!("{name} exited with code 0; not restarting it");
+            continue;
+        }
+        let why = reason.map_or("unknown reason", |r| r.name());
+        let now = os::now_ns();
+        task.backoff_ms = if now.saturating_sub(task.since) > 30_000_000_000 {
+            100
+        } else {
+            (task.backoff_ms * 2).clamp(100, 10_000)
+        };
+        println!("{name} ended ({why}, exit code {code}); restarting it in {} ms", task.backoff_ms);
+        os::sleep_ns(task.backoff_ms * 1_000_000);
+        let (file, core) = (task.file, task.core);
+        task.since = os::now_ns();
+        task.child = start(program, args, file, core).ok();
+        if task.child.is_none() {
+            println!("{name} could not be restarted; no longer supervised");
+        }
+    }
 }
 
 /// Reads `args/<file>` (each argument ended by a NUL) into `buf` and

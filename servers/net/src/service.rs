@@ -86,6 +86,8 @@ struct Socket<B: Backend> {
 struct Waiter {
     reply: ReplyTo,
     deadline: Option<u64>,
+    /// Most events the caller takes.
+    max: usize,
 }
 
 /// The `tcp` service over backend `B`.
@@ -96,6 +98,8 @@ pub struct TcpService<B: Backend> {
     waiters: Vec<Waiter>,
     /// Heap bytes the open sockets hold (at most [`MEMORY_BUDGET`]).
     memory: usize,
+    /// Per task, the last socket its previous `POLL` reply named.
+    cursors: BTreeMap<TaskId, u32>,
     next_gc: u64,
     /// Frames the driver would not take (its queue full): lost, as on a
     /// network card whose ring is full; TCP sends them again.
@@ -110,6 +114,7 @@ impl<B: Backend> TcpService<B> {
             next_id: 1,
             waiters: Vec::new(),
             memory: 0,
+            cursors: BTreeMap::new(),
             next_gc: 0,
             frames_dropped: 0,
         }
@@ -212,28 +217,59 @@ impl<B: Backend> TcpService<B> {
         }
     }
 
-    /// The ready sockets of `owner`, encoded as `POLL` reply data.
-    fn ready(&mut self, owner: TaskId) -> Vec<u8> {
+    /// The ready sockets of `owner`, at most `max`, encoded as `POLL`
+    /// reply data. Round-robin: the search starts after the last socket
+    /// the previous reply to `owner` named, so none is starved however
+    /// many are ready and however few the caller takes.
+    fn ready(&mut self, owner: TaskId, max: usize) -> Vec<u8> {
+        use core::ops::Bound::{Excluded, Included, Unbounded};
+        let max = if max == 0 { MAX_EVENTS } else { max.min(MAX_EVENTS) };
+        let start = self.cursors.get(&owner).copied().unwrap_or(0);
         let mut out = Vec::new();
-        for (&id, socket) in self.sockets.iter_mut().filter(|(_, s)| s.owner == owner) {
+        let mut last = None;
+        let (after, before) = (Excluded(start), Included(start));
+        let Self { sockets, backend, .. } = self;
+        let mut visit = |id: u32, socket: &mut Socket<B>, out: &mut Vec<u8>| -> bool {
+            if socket.owner != owner {
+                return true;
+            }
             let bits = match &mut socket.kind {
                 Kind::Listener(l) => {
-                    if self.backend.can_accept(l) {
+                    if backend.can_accept(l) {
                         events::READABLE
                     } else {
                         0
                     }
                 }
                 Kind::Conn(c) => {
-                    let r = self.backend.readiness(c);
+                    let r = backend.readiness(c);
                     let write = if socket.want_write { r & events::WRITABLE } else { 0 };
                     (r & (events::READABLE | events::ERROR)) | write
                 }
             };
-            if bits != 0 && out.len() < MAX_EVENTS * 8 {
+            if bits != 0 {
                 out.extend_from_slice(&id.to_le_bytes());
                 out.extend_from_slice(&bits.to_le_bytes());
+                last = Some(id);
             }
+            out.len() < max * 8
+        };
+        let mut full = false;
+        for (&id, socket) in sockets.range_mut((after, Unbounded)) {
+            if !visit(id, socket, &mut out) {
+                full = true;
+                break;
+            }
+        }
+        if !full {
+            for (&id, socket) in sockets.range_mut((Unbounded, before)) {
+                if !visit(id, socket, &mut out) {
+                    break;
+                }
+            }
+        }
+        if let Some(id) = last {
+            self.cursors.insert(owner, id);
         }
         out
     }
@@ -243,6 +279,7 @@ impl<B: Backend> TcpService<B> {
         let mut owners: Vec<TaskId> = self.sockets.values().map(|s| s.owner).collect();
         owners.sort_unstable();
         owners.dedup();
+        self.cursors.retain(|&owner, _| ctx.is_alive(owner));
         for owner in owners.into_iter().filter(|&o| !ctx.is_alive(o)) {
             let ids: Vec<u32> = self.sockets.iter().filter(|(_, s)| s.owner == owner).map(|(&id, _)| id).collect();
             for id in ids {
@@ -284,13 +321,14 @@ impl<B: Backend> NativeService for TcpService<B> {
             Err(e) => return ctx.reply(reply, Ok(&reply_bytes(Err(e), &[]))),
         };
         if req.op == Op::Poll {
-            let ready = self.ready(owner);
+            let max = req.socket as usize;
+            let ready = self.ready(owner, max);
             if !ready.is_empty() || req.arg == 0 {
                 let count = (ready.len() / 8) as u32;
                 return ctx.reply(reply, Ok(&reply_bytes(Ok(count), &ready)));
             }
             let deadline = (req.arg != NO_TIMEOUT).then(|| ctx.now_ns() + u64::from(req.arg) * 1_000_000);
-            self.waiters.push(Waiter { reply, deadline });
+            self.waiters.push(Waiter { reply, deadline, max });
             return;
         }
         let mut data = vec![];
@@ -318,7 +356,7 @@ impl<B: Backend> NativeService for TcpService<B> {
             if !ctx.is_alive(owner) {
                 continue;
             }
-            let ready = self.ready(owner);
+            let ready = self.ready(owner, waiter.max);
             if !ready.is_empty() || waiter.deadline.is_some_and(|d| now >= d) {
                 let count = (ready.len() / 8) as u32;
                 ctx.reply(waiter.reply, Ok(&reply_bytes(Ok(count), &ready)));
@@ -444,5 +482,59 @@ mod tests {
         fn poll(&mut self, _: u64, _: bool) -> Option<u64> {
             None
         }
+    }
+
+    /// A backend whose connections are always readable.
+    struct Ready;
+
+    impl Backend for Ready {
+        type Listener = ();
+        type Conn = ();
+        fn listen(&mut self, _: u16) -> Result<(), NetError> {
+            Ok(())
+        }
+        fn accept(&mut self, _: &mut ()) -> Result<Option<()>, NetError> {
+            Ok(None)
+        }
+        fn can_accept(&mut self, _: &mut ()) -> bool {
+            false
+        }
+        fn recv(&mut self, _: &mut (), _: &mut [u8]) -> Result<Option<usize>, NetError> {
+            Ok(None)
+        }
+        fn send(&mut self, _: &mut (), _: &[u8]) -> Result<Option<usize>, NetError> {
+            Ok(None)
+        }
+        fn readiness(&mut self, _: &mut ()) -> u32 {
+            events::READABLE
+        }
+        fn close(&mut self, _: ()) {}
+        fn close_listener(&mut self, _: ()) {}
+        fn poll(&mut self, _: u64, _: bool) -> Option<u64> {
+            None
+        }
+    }
+
+    fn ids(reply: &[u8]) -> Vec<u32> {
+        reply.chunks_exact(8).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    }
+
+    #[test]
+    fn poll_is_round_robin_and_starves_none() {
+        let (a, b) = (TaskId(1), TaskId(2));
+        let mut service = TcpService::new(Ready);
+        for i in 0..10 {
+            // Another task's sockets in between must neither show nor count.
+            service.add(if i % 3 == 2 { b } else { a }, Kind::Conn(())).unwrap();
+        }
+        // a owns 1, 2, 4, 5, 7, 8, 10; batches of 3 go round.
+        assert_eq!(ids(&service.ready(a, 3)), [1, 2, 4]);
+        assert_eq!(ids(&service.ready(a, 3)), [5, 7, 8]);
+        assert_eq!(ids(&service.ready(a, 3)), [10, 1, 2]);
+        assert_eq!(ids(&service.ready(a, 3)), [4, 5, 7]);
+        assert_eq!(ids(&service.ready(b, 0)), [3, 6, 9]);
+        // All at once: each ready socket once, from where the last stopped.
+        assert_eq!(ids(&service.ready(a, 0)), [8, 10, 1, 2, 4, 5, 7]);
+        assert_eq!(ids(&service.ready(a, 100)), [8, 10, 1, 2, 4, 5, 7]);
     }
 }

@@ -9,10 +9,14 @@
 //! with a full ring drops it; TCP sends it again.
 //!
 //! smoltcp has no listening socket that accepts many connections: one TCP
-//! socket is one connection. A [`Listener`] is therefore a small backlog of
-//! sockets listening on the same port; accepting takes an established one
-//! out and puts a fresh listening socket in its place, so a burst of
-//! [`BACKLOG`] clients can connect at once. Closed connections linger
+//! socket is one connection. A listening port is therefore a backlog of
+//! sockets listening on it; accepting takes an established one out. The
+//! backlog grows with demand: before every received frame the stack makes
+//! sure [`SPARE_LISTENERS`] sockets of each port are still listening,
+//! adding fresh ones while the port holds fewer than [`MAX_BACKLOG`]
+//! (handshaking or waiting for `ACCEPT`), so a burst of up to
+//! [`MAX_BACKLOG`] simultaneous connects is answered, not reset; a SYN
+//! beyond that finds no listener and is reset. Closed connections linger
 //! until their FIN exchange is over (or [`CLOSE_TIMEOUT_NS`]), then their
 //! buffers are freed.
 
@@ -31,10 +35,13 @@ use wasmos_ipc::net::{NetError, events};
 
 use crate::service::Backend;
 
-/// Connections that can be waiting for `ACCEPT` on one port at once. A
-/// SYN that finds all of them taken is answered with a reset, so this is
-/// sized for bursts of clients (each costs its buffers, 24 KiB).
-pub const BACKLOG: usize = 32;
+/// Sockets kept listening on each port, ready for the next SYNs.
+pub const SPARE_LISTENERS: usize = 32;
+/// Sockets one port may hold at once between `LISTEN`ing and `ACCEPT`
+/// (listening, handshaking, established and not yet accepted): the burst
+/// of simultaneous connects it answers. Each costs its buffers (24 KiB),
+/// so 256 is 6 MiB of kernel heap at most, only while a burst waits.
+pub const MAX_BACKLOG: usize = 256;
 /// Receive and send buffer of each connection.
 const RX_BUFFER: usize = 8 * 1024;
 const TX_BUFFER: usize = 16 * 1024;
@@ -120,12 +127,18 @@ pub struct Stack {
     sockets: SocketSet<'static>,
     /// Connections closed by their task, until the stack is done with them.
     closing: Vec<(SocketHandle, u64)>,
-    listeners: Vec<u16>,
+    ports: Vec<Port>,
 }
 
-pub struct Listener {
+/// A listening port's backlog.
+struct Port {
     port: u16,
     backlog: Vec<SocketHandle>,
+}
+
+/// A listening port (its backlog is the stack's).
+pub struct Listener {
+    port: u16,
 }
 
 fn ns(now: Instant) -> u64 {
@@ -150,7 +163,7 @@ impl Stack {
         if let Some(gw) = ip.gateway {
             iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
         }
-        Stack { device, iface, sockets: SocketSet::new(Vec::new()), closing: Vec::new(), listeners: Vec::new() }
+        Stack { device, iface, sockets: SocketSet::new(Vec::new()), closing: Vec::new(), ports: Vec::new() }
     }
 
     fn new_socket(&mut self) -> SocketHandle {
@@ -172,6 +185,26 @@ impl Stack {
         Ok(handle)
     }
 
+    /// Tops up every port to [`SPARE_LISTENERS`] listening sockets, within
+    /// [`MAX_BACKLOG`].
+    fn spare_listeners(&mut self) {
+        for i in 0..self.ports.len() {
+            let port = self.ports[i].port;
+            let listening = self.ports[i]
+                .backlog
+                .iter()
+                .filter(|&&h| self.sockets.get::<tcp::Socket>(h).state() == State::Listen)
+                .count();
+            let room = MAX_BACKLOG.saturating_sub(self.ports[i].backlog.len());
+            for _ in 0..SPARE_LISTENERS.saturating_sub(listening).min(room) {
+                match self.listening_socket(port) {
+                    Ok(h) => self.ports[i].backlog.push(h),
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+
     fn socket(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'static> {
         self.sockets.get_mut::<tcp::Socket>(handle)
     }
@@ -187,11 +220,11 @@ impl Backend for Stack {
     type Conn = SocketHandle;
 
     fn listen(&mut self, port: u16) -> Result<Listener, NetError> {
-        if self.listeners.contains(&port) {
+        if self.ports.iter().any(|p| p.port == port) {
             return Err(NetError::AddressInUse);
         }
-        let mut backlog = Vec::with_capacity(BACKLOG);
-        for _ in 0..BACKLOG {
+        let mut backlog = Vec::with_capacity(SPARE_LISTENERS);
+        for _ in 0..SPARE_LISTENERS {
             match self.listening_socket(port) {
                 Ok(h) => backlog.push(h),
                 Err(e) => {
@@ -202,12 +235,16 @@ impl Backend for Stack {
                 }
             }
         }
-        self.listeners.push(port);
-        Ok(Listener { port, backlog })
+        self.ports.push(Port { port, backlog });
+        Ok(Listener { port })
     }
 
+    /// What a listener holds when made and keeps topped up: its spare
+    /// listening sockets. Connections it accepts are charged as they are
+    /// accepted ([`Self::conn_bytes`]); those waiting to be accepted are
+    /// bounded by [`MAX_BACKLOG`] per port.
     fn listener_bytes(&self) -> usize {
-        BACKLOG * (RX_BUFFER + TX_BUFFER)
+        SPARE_LISTENERS * (RX_BUFFER + TX_BUFFER)
     }
 
     fn conn_bytes(&self) -> usize {
@@ -215,19 +252,24 @@ impl Backend for Stack {
     }
 
     fn accept(&mut self, listener: &mut Listener) -> Result<Option<SocketHandle>, NetError> {
-        let Some(i) = listener.backlog.iter().position(|&h| accepted(self.socket(h).state())) else { return Ok(None) };
-        let fresh = self.listening_socket(listener.port)?;
-        Ok(Some(core::mem::replace(&mut listener.backlog[i], fresh)))
+        let Some(port) = self.ports.iter_mut().find(|p| p.port == listener.port) else { return Ok(None) };
+        let sockets = &mut self.sockets;
+        let Some(i) = port.backlog.iter().position(|&h| accepted(sockets.get::<tcp::Socket>(h).state())) else {
+            return Ok(None);
+        };
+        // The next poll puts a fresh listening socket in its place.
+        Ok(Some(port.backlog.swap_remove(i)))
     }
 
     fn can_accept(&mut self, listener: &mut Listener) -> bool {
+        let Some(port) = self.ports.iter().find(|p| p.port == listener.port) else { return false };
         let mut ready = false;
-        for &h in &listener.backlog {
+        for &h in &port.backlog {
             let socket = self.sockets.get_mut::<tcp::Socket>(h);
             match socket.state() {
                 // A handshake that failed leaves the socket closed: listen
                 // again (cannot fail: the port was accepted before).
-                State::Closed => drop(socket.listen(listener.port)),
+                State::Closed => drop(socket.listen(port.port)),
                 state => ready |= accepted(state),
             }
         }
@@ -281,8 +323,8 @@ impl Backend for Stack {
     }
 
     fn close_listener(&mut self, listener: Listener) {
-        self.listeners.retain(|&p| p != listener.port);
-        for h in listener.backlog {
+        let Some(i) = self.ports.iter().position(|p| p.port == listener.port) else { return };
+        for h in self.ports.swap_remove(i).backlog {
             self.socket(h).abort();
             self.sockets.remove(h);
         }
@@ -290,7 +332,16 @@ impl Backend for Stack {
 
     fn poll(&mut self, now_ns: u64, waiting: bool) -> Option<u64> {
         let now = instant(now_ns);
-        self.iface.poll(now, &mut self.device, &mut self.sockets);
+        // One frame at a time, with listeners topped up before each: a
+        // burst of SYNs in one batch of frames finds a socket for each.
+        loop {
+            self.spare_listeners();
+            match self.iface.poll_ingress_single(now, &mut self.device, &mut self.sockets) {
+                smoltcp::iface::PollIngressSingleResult::None => break,
+                _ => continue,
+            }
+        }
+        self.iface.poll_egress(now, &mut self.device, &mut self.sockets);
         // Free closed connections once the stack is done with them.
         let sockets = &mut self.sockets;
         self.closing.retain_mut(|(h, deadline)| {

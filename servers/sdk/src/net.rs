@@ -105,11 +105,15 @@ impl Tcp {
 
     /// Waits until one of this task's sockets is ready or `timeout_ms`
     /// passes (`None`: no limit; `Some(0)`: just look). Fills `out` and
-    /// returns the ready ones.
+    /// returns the ready ones. The service hands them out round-robin
+    /// (each call starts after the last socket the previous one reported),
+    /// so however many are ready, a batch of `out.len()` starves none.
     pub fn poll<'a>(&self, out: &'a mut [Event], timeout_ms: Option<u32>) -> Result<&'a [Event], Error> {
         let mut raw = [0u8; wasmos_ipc::abi::MAX_PAYLOAD];
         let timeout = timeout_ms.map_or(NO_TIMEOUT, |t| t.min(NO_TIMEOUT - 1));
-        let (count, len) = self.request(Op::Poll, 0, timeout, &[], &mut raw)?;
+        // The socket word of a POLL is how many events the caller takes.
+        let max = u32::try_from(out.len()).unwrap_or(u32::MAX);
+        let (count, len) = self.request(Op::Poll, max, timeout, &[], &mut raw)?;
         let mut n = 0;
         for (chunk, slot) in raw[..len].chunks_exact(8).take(count as usize).zip(out.iter_mut()) {
             let word = |i: usize| u32::from_le_bytes([chunk[i], chunk[i + 1], chunk[i + 2], chunk[i + 3]]);

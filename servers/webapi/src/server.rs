@@ -1,4 +1,6 @@
-//! The event loop: sockets from the `tcp` service, requests to [`http`].
+//! The event loop: sockets from the `tcp` service, requests to [`http`],
+//! and the limits of [`Limits`]: per-connection back-pressure, the memory
+//! budget over all connections, the deadlines.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -8,34 +10,90 @@ use core::fmt::Write;
 use wasmos_sdk::net::{Error, Event, NetError, Socket, Tcp, events};
 use wasmos_sdk::{env, println};
 
+use crate::Limits;
 use crate::http::{self, Parsed, Response};
-use crate::{DEFAULT_PORT, IDLE_TIMEOUT_NS, MAX_CONNECTIONS};
+
+/// Bytes asked of the service per `RECV`.
+const READ_CHUNK: usize = 2048;
+/// `RECV`s per connection per round: a flood cannot keep us on one.
+const READS_PER_ROUND: usize = 16;
+/// Buffers larger than this are given back once empty.
+const KEEP_CAPACITY: usize = 16 * 1024;
 
 struct Conn {
     input: Vec<u8>,
     output: Vec<u8>,
     /// How much of `output` is sent.
     sent: usize,
-    last_active: u64,
-    /// Close once `output` is sent (Connection: close, an error, EOF).
+    /// When the request now arriving began (its first byte), if one is.
+    request_since: Option<u64>,
+    /// When its head was complete (the body deadline counts from there).
+    head_done: Option<u64>,
+    /// `100 Continue` is sent for the request now arriving.
+    continued: bool,
+    /// When the connection last had nothing in flight (keep-alive idle).
+    idle_since: u64,
+    /// When output last moved (or began to wait).
+    send_progress: u64,
+    /// The peer closed its side: answer what came, then close.
+    eof: bool,
+    /// Close once `output` is sent (Connection: close, an error).
     closing: bool,
+}
+
+impl Conn {
+    fn new(now: u64) -> Conn {
+        Conn {
+            input: Vec::new(),
+            output: Vec::new(),
+            sent: 0,
+            request_since: None,
+            head_done: None,
+            continued: false,
+            idle_since: now,
+            send_progress: now,
+            eof: false,
+            closing: false,
+        }
+    }
+
+    fn unsent(&self) -> usize {
+        self.output.len() - self.sent
+    }
+
+    /// Bytes this connection holds in its buffers.
+    fn held(&self) -> usize {
+        self.input.capacity() + self.output.capacity()
+    }
+
+    /// Queues a final response (an error) and stops reading.
+    fn fail(&mut self, status: u16) {
+        self.input.clear();
+        let _ = Response::error(status).write_into(&mut self.output, false, false);
+        self.closing = true;
+    }
 }
 
 struct Server {
     tcp: Tcp,
+    limits: Limits,
     conns: BTreeMap<Socket, Conn>,
+    /// Sum of [`Conn::held`] over `conns`.
+    held: usize,
     requests: u64,
+    /// Connections refused with 503 (full), and closed by a deadline.
+    refused: u64,
+    timed_out: u64,
 }
 
 pub fn main() {
     let mut store = [0u8; env::MAX_BYTES];
     let mut argv = [""; env::MAX_ARGS];
     let argc = env::args(&mut store, &mut argv);
-    let port = match env::flag(&argv[..argc], "port").map(str::parse::<u16>) {
-        None => DEFAULT_PORT,
-        Some(Ok(p)) => p,
-        Some(Err(_)) => {
-            println!("webapi: --port wants a number from 1 to 65535");
+    let limits = match Limits::from_args(argv.get(1..argc).unwrap_or(&[])) {
+        Ok(l) => l,
+        Err(why) => {
+            println!("webapi: {why}");
             wasmos_sdk::exit(2)
         }
     };
@@ -46,6 +104,7 @@ pub fn main() {
             Err(_) => wasmos_sdk::sleep_ns(10_000_000),
         }
     };
+    let port = limits.port;
     let listener = match tcp.listen(port) {
         Ok(l) => l,
         Err(e) => {
@@ -54,86 +113,119 @@ pub fn main() {
         }
     };
     println!("webapi: listening on port {port}");
-    let mut server = Server { tcp, conns: BTreeMap::new(), requests: 0 };
-    let mut events = [Event::default(); 64];
+    let mut server = Server { tcp, limits, conns: BTreeMap::new(), held: 0, requests: 0, refused: 0, timed_out: 0 };
+    let mut events = [Event::default(); 128];
     loop {
-        // Wake at least once a second to close idle connections.
-        let ready = match server.tcp.poll(&mut events, Some(1000)) {
+        // Wake at least every 100 ms for the deadlines.
+        let ready = match server.tcp.poll(&mut events, Some(100)) {
             Ok(ready) => ready,
             Err(e) => {
                 println!("webapi: poll failed: {e:?}");
                 wasmos_sdk::exit(1)
             }
         };
+        let mut progress = ready.is_empty();
         for &Event { socket, events: bits } in ready {
             if socket == listener {
-                server.accept_all(listener);
+                progress |= server.accept_all(listener);
             } else {
-                server.serve(socket, bits);
+                progress |= server.serve(socket, bits);
             }
         }
-        server.close_idle();
+        server.expire();
+        // Readiness is level-triggered: a connection held back (output
+        // full, budget spent) or half-closed stays ready. Rather than spin
+        // on it, give the peers a moment.
+        if !progress {
+            wasmos_sdk::sleep_ns(1_000_000);
+        }
     }
 }
 
 impl Server {
-    fn accept_all(&mut self, listener: Socket) {
+    /// Accepts every waiting connection; true if there was one.
+    fn accept_all(&mut self, listener: Socket) -> bool {
+        let mut any = false;
         loop {
             match self.tcp.accept(listener) {
-                Ok(socket) if self.conns.len() >= MAX_CONNECTIONS => {
-                    let _ = self.tcp.send(socket, &Response::error(503).to_bytes(false));
+                Ok(socket)
+                    if self.conns.len() >= self.limits.max_connections || self.held >= self.limits.memory_budget =>
+                {
+                    any = true;
+                    self.refused += 1;
+                    let busy = Response { retry_after: Some(1), ..Response::error(503) };
+                    let _ = self.tcp.send(socket, &busy.to_bytes(false));
                     let _ = self.tcp.close(socket);
                 }
                 Ok(socket) => {
-                    let conn = Conn {
-                        input: Vec::new(),
-                        output: Vec::new(),
-                        sent: 0,
-                        last_active: wasmos_sdk::now_ns(),
-                        closing: false,
-                    };
-                    self.conns.insert(socket, conn);
+                    any = true;
+                    self.conns.insert(socket, Conn::new(wasmos_sdk::now_ns()));
                 }
-                Err(Error::Net(NetError::WouldBlock)) => return,
+                Err(Error::Net(NetError::WouldBlock)) => return any,
                 Err(e) => {
                     println!("webapi: accept failed: {e:?}");
-                    return;
+                    return any;
                 }
             }
         }
     }
 
-    /// Reads what arrived, answers every whole request in it, writes.
-    fn serve(&mut self, socket: Socket, bits: u32) {
-        let Some(mut conn) = self.conns.remove(&socket) else { return };
-        let keep = bits & events::ERROR == 0
-            && self.read(socket, &mut conn)
-            && self.answer(&mut conn)
-            && self.write(socket, &mut conn);
-        if keep && !(conn.closing && conn.sent == conn.output.len()) {
+    /// Writes what is pending, reads what it may, answers every whole
+    /// request, writes again. True if any byte moved.
+    fn serve(&mut self, socket: Socket, bits: u32) -> bool {
+        let Some(mut conn) = self.conns.remove(&socket) else { return false };
+        self.held -= conn.held();
+        let before = (conn.input.len(), conn.sent, conn.output.len(), conn.eof);
+        let mut keep = bits & events::ERROR == 0 && self.write(socket, &mut conn);
+        if keep && self.may_read(&conn) {
+            keep = self.read(socket, &mut conn);
+        }
+        if keep {
+            self.answer(&mut conn);
+            keep = self.write(socket, &mut conn);
+        }
+        let progress = !keep || before != (conn.input.len(), conn.sent, conn.output.len(), conn.eof);
+        if keep && !(conn.closing && conn.unsent() == 0) {
+            self.held += conn.held();
             self.conns.insert(socket, conn);
         } else {
             let _ = self.tcp.close(socket);
         }
+        progress
     }
 
-    /// Reads until the socket has nothing more; false if the connection is
-    /// gone.
+    /// Whether `conn` may take more input now (back-pressure).
+    fn may_read(&self, conn: &Conn) -> bool {
+        !conn.eof
+            && !conn.closing
+            && conn.unsent() < self.limits.max_output
+            && conn.input.len() < http::MAX_HEAD + http::MAX_BODY
+            && self.held < self.limits.memory_budget
+    }
+
+    /// Reads until the socket has nothing more or the connection's input
+    /// is full; false if the connection is gone.
     fn read(&mut self, socket: Socket, conn: &mut Conn) -> bool {
-        let mut buf = [0u8; 2048];
-        // Bounded: a flood of bytes cannot keep us on one connection.
-        for _ in 0..16 {
-            match self.tcp.recv(socket, &mut buf) {
+        let mut buf = [0u8; READ_CHUNK];
+        for _ in 0..READS_PER_ROUND {
+            let room = (http::MAX_HEAD + http::MAX_BODY).saturating_sub(conn.input.len()).min(READ_CHUNK);
+            if room == 0 || self.held + conn.held() >= self.limits.memory_budget {
+                return true;
+            }
+            match self.tcp.recv(socket, &mut buf[..room]) {
                 Ok(0) => {
-                    conn.closing = true;
+                    conn.eof = true;
                     return true;
                 }
                 Ok(n) => {
-                    conn.input.extend_from_slice(&buf[..n]);
-                    conn.last_active = wasmos_sdk::now_ns();
-                    if conn.input.len() > http::MAX_HEAD + http::MAX_BODY {
+                    if conn.input.try_reserve(n).is_err() {
+                        conn.fail(503);
                         return true;
                     }
+                    if conn.input.is_empty() && conn.request_since.is_none() {
+                        conn.request_since = Some(wasmos_sdk::now_ns());
+                    }
+                    conn.input.extend_from_slice(&buf[..n]);
                 }
                 Err(Error::Net(NetError::WouldBlock)) => return true,
                 Err(_) => return false,
@@ -142,64 +234,149 @@ impl Server {
         true
     }
 
-    /// Answers the whole requests in `conn.input`; false if nothing more
-    /// should be read or written.
-    fn answer(&mut self, conn: &mut Conn) -> bool {
-        while !conn.input.is_empty() && !conn.closing {
-            let (bytes, used, keep_alive) = match http::parse(&conn.input) {
+    /// Answers the whole requests in `conn.input` while its output has
+    /// room.
+    fn answer(&mut self, conn: &mut Conn) {
+        while !conn.input.is_empty() && !conn.closing && conn.unsent() < self.limits.max_output {
+            let now = wasmos_sdk::now_ns();
+            let (status, used) = match http::parse(&conn.input) {
                 Parsed::Incomplete => break,
-                Parsed::Bad(status) => (Response::error(status).to_bytes(false), conn.input.len(), false),
+                Parsed::Body { expect_continue } => {
+                    conn.head_done.get_or_insert(now);
+                    if expect_continue && !conn.continued {
+                        conn.continued = true;
+                        if conn.output.try_reserve(http::CONTINUE.len()).is_err() {
+                            conn.fail(503);
+                            break;
+                        }
+                        conn.output.extend_from_slice(http::CONTINUE);
+                    }
+                    break;
+                }
+                Parsed::Bad(status) => (Err(status), conn.input.len()),
                 Parsed::Complete(req, used) => {
                     self.requests += 1;
-                    let requests = self.requests;
-                    let response = http::route(&req, || stats_json(requests));
-                    let mut bytes = response.to_bytes(req.keep_alive);
-                    if http::head_only(&req) {
-                        bytes.truncate(bytes.len() - response.body.len());
+                    let stats =
+                        || stats_json(self.requests, self.conns.len() + 1, self.held, self.refused, self.timed_out);
+                    let response = http::route(&req, stats);
+                    match response.write_into(&mut conn.output, req.keep_alive, http::head_only(&req)) {
+                        Ok(()) => (Ok(req.keep_alive), used),
+                        Err(_) => (Err(503), used),
                     }
-                    (bytes, used, req.keep_alive)
                 }
             };
-            conn.output.extend_from_slice(&bytes);
             conn.input.drain(..used);
-            conn.closing |= !keep_alive;
+            conn.request_since = (!conn.input.is_empty()).then_some(now);
+            conn.head_done = None;
+            conn.continued = false;
+            conn.idle_since = now;
+            match status {
+                Ok(keep_alive) => conn.closing |= !keep_alive,
+                Err(status) => conn.fail(status),
+            }
         }
-        true
+        // Half-closed: what is not a whole request by now never will be.
+        if conn.eof && !conn.closing && conn.unsent() < self.limits.max_output {
+            conn.input.clear();
+            conn.closing = true;
+        }
+        if conn.input.is_empty() && conn.input.capacity() > KEEP_CAPACITY {
+            conn.input = Vec::new();
+        }
     }
 
     /// Sends what it can of `conn.output`; false if the connection failed.
     fn write(&mut self, socket: Socket, conn: &mut Conn) -> bool {
         while conn.sent < conn.output.len() {
             match self.tcp.send(socket, &conn.output[conn.sent..]) {
-                Ok(n) => conn.sent += n,
-                Err(Error::Net(NetError::WouldBlock)) => return true,
+                Ok(n) => {
+                    conn.sent += n;
+                    conn.send_progress = wasmos_sdk::now_ns();
+                }
+                Err(Error::Net(NetError::WouldBlock)) => {
+                    // Drop what is sent: a peer that reads slowly but never
+                    // stops must not make the buffer grow past the unsent
+                    // limit.
+                    if conn.sent >= KEEP_CAPACITY {
+                        conn.output.drain(..conn.sent);
+                        conn.sent = 0;
+                    }
+                    return true;
+                }
                 Err(_) => return false,
             }
         }
-        conn.output.clear();
+        if conn.output.capacity() > KEEP_CAPACITY {
+            conn.output = Vec::new();
+        } else {
+            conn.output.clear();
+        }
         conn.sent = 0;
+        conn.send_progress = wasmos_sdk::now_ns();
         true
     }
 
-    fn close_idle(&mut self) {
+    /// Enforces the deadlines: a request head or body too slow gets a 408,
+    /// an idle connection or one whose peer takes no output is closed.
+    fn expire(&mut self) {
         let now = wasmos_sdk::now_ns();
-        let idle: Vec<Socket> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| now.saturating_sub(c.last_active) > IDLE_TIMEOUT_NS)
-            .map(|(&s, _)| s)
-            .collect();
-        for socket in idle {
-            self.conns.remove(&socket);
+        let l = self.limits;
+        let past = |since: u64, limit: u64| now.saturating_sub(since) > limit;
+        let mut expired: Vec<(Socket, bool)> = Vec::new();
+        for (&socket, conn) in &self.conns {
+            let slow_request = match (conn.request_since, conn.head_done) {
+                (_, Some(head)) => past(head, l.body_timeout_ns),
+                (Some(first), None) => past(first, l.head_timeout_ns),
+                (None, None) => false,
+            };
+            if conn.unsent() > 0 {
+                if past(conn.send_progress, l.send_timeout_ns) {
+                    expired.push((socket, false));
+                }
+            } else if slow_request && !conn.closing {
+                expired.push((socket, true));
+            } else if conn.input.is_empty() && past(conn.idle_since, l.idle_timeout_ns) {
+                expired.push((socket, false));
+            }
+        }
+        for (socket, answer) in expired {
+            let Some(mut conn) = self.conns.remove(&socket) else { continue };
+            self.held -= conn.held();
+            self.timed_out += 1;
+            if answer {
+                // 408, then close once sent (small: it fits the socket).
+                conn.fail(408);
+                if self.write(socket, &mut conn) && conn.unsent() > 0 {
+                    self.held += conn.held();
+                    self.conns.insert(socket, conn);
+                    continue;
+                }
+            }
             let _ = self.tcp.close(socket);
         }
     }
 }
 
-/// `/api/stats`: the system's counters, and this server's request count.
-fn stats_json(requests: u64) -> String {
+/// Bytes of Wasm linear memory this task has.
+fn memory_bytes() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size::<0>() * 65536
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
+}
+
+/// `/api/stats`: the system's counters, and this server's.
+fn stats_json(requests: u64, connections: usize, held: usize, refused: u64, timed_out: u64) -> String {
     let mut buf = [0u8; wasmos_sdk::abi::MAX_PAYLOAD];
     let mut out = String::new();
+    let own = alloc::format!(
+        "\"requests_served\":{requests},\"connections\":{connections},\"buffered_bytes\":{held},\"memory_bytes\":{},\"refused_busy\":{refused},\"timed_out\":{timed_out}",
+        memory_bytes()
+    );
     match wasmos_sdk::sysinfo::query(&mut buf) {
         Ok(info) => {
             let list = |f: &dyn Fn(wasmos_sdk::sysinfo::CoreInfo) -> u64| {
@@ -208,17 +385,16 @@ fn stats_json(requests: u64) -> String {
             };
             let _ = write!(
                 out,
-                "{{\"uptime_ms\":{},\"cores\":{},\"tasks_per_core\":[{}],\"messages_delivered_per_core\":[{}],\"slices_per_core\":[{}],\"requests_served\":{}}}",
+                "{{\"uptime_ms\":{},\"cores\":{},\"tasks_per_core\":[{}],\"messages_delivered_per_core\":[{}],\"slices_per_core\":[{}],{own}}}",
                 info.uptime_ns / 1_000_000,
                 info.core_count(),
                 list(&|c| c.tasks as u64),
                 list(&|c| c.delivered),
                 list(&|c| c.switches),
-                requests
             );
         }
         Err(e) => {
-            let _ = write!(out, "{{\"error\":\"sysinfo: {}\",\"requests_served\":{}}}", e.name(), requests);
+            let _ = write!(out, "{{\"error\":\"sysinfo: {}\",{own}}}", e.name());
         }
     }
     out.push('\n');
