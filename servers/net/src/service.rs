@@ -375,10 +375,13 @@ impl<B: Backend> NativeService for TcpService<B> {
 mod tests {
     use super::*;
 
-    /// A backend whose listeners cost a third of the budget, counting what
-    /// it holds.
+    /// A backend that holds no sockets: it counts its open listeners, says
+    /// what each costs, and reports every connection as `readiness`.
+    #[derive(Default)]
     struct Fake {
         open: usize,
+        listener_cost: usize,
+        readiness: u32,
     }
 
     impl Backend for Fake {
@@ -401,7 +404,7 @@ mod tests {
             Ok(None)
         }
         fn readiness(&mut self, _: &mut ()) -> u32 {
-            0
+            self.readiness
         }
         fn close(&mut self, _: ()) {}
         fn close_listener(&mut self, _: ()) {
@@ -411,7 +414,7 @@ mod tests {
             None
         }
         fn listener_bytes(&self) -> usize {
-            MEMORY_BUDGET / 3
+            self.listener_cost
         }
     }
 
@@ -425,16 +428,16 @@ mod tests {
     /// the refused ones are never made (the backend allocates nothing).
     #[test]
     fn listeners_are_bounded_per_task_and_by_memory() {
-        let mut cheap = TcpService::new(HostlessCount::default());
+        let mut cheap = TcpService::new(Fake::default());
         for port in 1..=LISTENERS_PER_TASK as u32 {
-            assert!(cheap.handle(TaskId(1), &listen_req(port), &mut Vec::new()).is_ok());
+            assert!(listen(&mut cheap, 1, port).is_ok());
         }
-        let over = cheap.handle(TaskId(1), &listen_req(999), &mut Vec::new());
-        assert_eq!(over, Err(NetError::NoResources));
-        assert_eq!(cheap.backend.0, LISTENERS_PER_TASK, "a refused listener was made");
-        assert!(cheap.handle(TaskId(2), &listen_req(999), &mut Vec::new()).is_ok(), "another task is still served");
+        assert_eq!(listen(&mut cheap, 1, 999), Err(NetError::NoResources));
+        assert_eq!(cheap.backend.open, LISTENERS_PER_TASK, "a refused listener was made");
+        assert!(listen(&mut cheap, 2, 999).is_ok(), "another task is still served");
 
-        let mut dear = TcpService::new(Fake { open: 0 });
+        // Listeners that cost a third of the budget each.
+        let mut dear = TcpService::new(Fake { listener_cost: MEMORY_BUDGET / 3, ..Fake::default() });
         let ids: Vec<u32> = (1..=3).map(|p| listen(&mut dear, p as u64, p).unwrap()).collect();
         assert_eq!(listen(&mut dear, 4, 4), Err(NetError::NoResources));
         assert_eq!(dear.backend.open, 3);
@@ -445,76 +448,6 @@ mod tests {
         assert!(listen(&mut dear, 4, 4).is_ok());
     }
 
-    fn listen_req(port: u32) -> NetRequest<'static> {
-        NetRequest { op: Op::Listen, socket: 0, arg: port, data: &[] }
-    }
-
-    /// A free backend (costs nothing) that counts its listeners.
-    #[derive(Default)]
-    struct HostlessCount(usize);
-
-    impl Backend for HostlessCount {
-        type Listener = ();
-        type Conn = ();
-        fn listen(&mut self, _: u16) -> Result<(), NetError> {
-            self.0 += 1;
-            Ok(())
-        }
-        fn accept(&mut self, _: &mut ()) -> Result<Option<()>, NetError> {
-            Ok(None)
-        }
-        fn can_accept(&mut self, _: &mut ()) -> bool {
-            false
-        }
-        fn recv(&mut self, _: &mut (), _: &mut [u8]) -> Result<Option<usize>, NetError> {
-            Ok(None)
-        }
-        fn send(&mut self, _: &mut (), _: &[u8]) -> Result<Option<usize>, NetError> {
-            Ok(None)
-        }
-        fn readiness(&mut self, _: &mut ()) -> u32 {
-            0
-        }
-        fn close(&mut self, _: ()) {}
-        fn close_listener(&mut self, _: ()) {
-            self.0 -= 1;
-        }
-        fn poll(&mut self, _: u64, _: bool) -> Option<u64> {
-            None
-        }
-    }
-
-    /// A backend whose connections are always readable.
-    struct Ready;
-
-    impl Backend for Ready {
-        type Listener = ();
-        type Conn = ();
-        fn listen(&mut self, _: u16) -> Result<(), NetError> {
-            Ok(())
-        }
-        fn accept(&mut self, _: &mut ()) -> Result<Option<()>, NetError> {
-            Ok(None)
-        }
-        fn can_accept(&mut self, _: &mut ()) -> bool {
-            false
-        }
-        fn recv(&mut self, _: &mut (), _: &mut [u8]) -> Result<Option<usize>, NetError> {
-            Ok(None)
-        }
-        fn send(&mut self, _: &mut (), _: &[u8]) -> Result<Option<usize>, NetError> {
-            Ok(None)
-        }
-        fn readiness(&mut self, _: &mut ()) -> u32 {
-            events::READABLE
-        }
-        fn close(&mut self, _: ()) {}
-        fn close_listener(&mut self, _: ()) {}
-        fn poll(&mut self, _: u64, _: bool) -> Option<u64> {
-            None
-        }
-    }
-
     fn ids(reply: &[u8]) -> Vec<u32> {
         reply.chunks_exact(8).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
     }
@@ -522,7 +455,7 @@ mod tests {
     #[test]
     fn poll_is_round_robin_and_starves_none() {
         let (a, b) = (TaskId(1), TaskId(2));
-        let mut service = TcpService::new(Ready);
+        let mut service = TcpService::new(Fake { readiness: events::READABLE, ..Fake::default() });
         for i in 0..10 {
             // Another task's sockets in between must neither show nor count.
             service.add(if i % 3 == 2 { b } else { a }, Kind::Conn(())).unwrap();
