@@ -98,6 +98,17 @@ fn name_bytes(caller: &Ctx, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
     task::read_bytes(caller, ptr, len)
 }
 
+/// The capability `handle` names for passing on (`service_register`,
+/// `cap_mint`): `0` is the caller itself (send and grant, badge 0), any
+/// other handle needs GRANT.
+fn passable(caller: &Ctx, handle: i32) -> Result<Cap, Status> {
+    if handle == 0 {
+        Ok(Cap { target: caller.data().id, badge: 0, rights: Rights::ENDPOINT })
+    } else {
+        caller.data().handles.get(handle, Rights::GRANT)
+    }
+}
+
 fn payload(caller: &Ctx, ptr: i32, len: i32) -> Result<Payload, Status> {
     task::read_payload(caller, ptr, len)
 }
@@ -526,11 +537,7 @@ fn cap_mint(mut caller: Ctx, handle: i32, badge: i32, rights: i32) -> Result<i32
         if rights & !(Rights::ALL.0 as i32) != 0 {
             return Err(Status::InvalidArgument);
         }
-        let cap = if handle == 0 {
-            Cap { target: caller.data().id, badge: 0, rights: Rights::ENDPOINT }
-        } else {
-            caller.data().handles.get(handle, Rights::GRANT)?
-        };
+        let cap = passable(&caller, handle)?;
         if cap.badge != 0 {
             return Err(Status::NoCapability);
         }
@@ -551,11 +558,7 @@ fn service_register(mut caller: Ctx, name: i32, len: i32, handle: i32) -> Result
         if name.is_empty() {
             return Err(Status::InvalidArgument);
         }
-        let cap = if handle == 0 {
-            Cap { target: caller.data().id, badge: 0, rights: Rights::ENDPOINT }
-        } else {
-            caller.data().handles.get(handle, Rights::GRANT)?
-        };
+        let cap = passable(&caller, handle)?;
         let me = caller.data().id;
         let sys = caller.data().system.clone();
         // Every name is charged to the task that registered it (and goes
