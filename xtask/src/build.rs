@@ -100,7 +100,9 @@ impl BootConfig {
         let mut spawn = Vec::new();
         for path in &self.wasm {
             let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            check_program_size(path, bytes.len())?;
             let name = bundle_name(path)?;
+            check_unique(&name, path, &entries)?;
             spawn.push(name.clone());
             entries.push((name, bytes));
         }
@@ -148,13 +150,60 @@ impl BootConfig {
     }
 }
 
+/// The longest `--wasm` file name: init reads `args/<name>` through a
+/// 256-byte path buffer (`servers/init`).
+const MAX_BUNDLE_NAME: usize = 200;
+
 /// The bundle name of a `--wasm` program: its file name, ending `.wasm`.
+/// The rule (README, "Your own Wasm program"): at most
+/// [`MAX_BUNDLE_NAME`] bytes of UTF-8, and none of `,` and `@` (the
+/// separators of `spawn=`), `=` and `#` (boot.cfg's), whitespace (init
+/// trims it) or control characters (a line break would end the line).
 fn bundle_name(path: &Path) -> Result<String> {
     let name = path.file_name().and_then(|n| n.to_str()).context("--wasm path has no UTF-8 file name")?;
-    if name.contains([',', '@']) {
-        bail!("--wasm file name {name:?} must not contain ',' or '@' (boot.cfg's separators)");
+    if let Some(c) = name.chars().find(|&c| matches!(c, ',' | '@' | '=' | '#') || c.is_whitespace() || c.is_control())
+    {
+        bail!(
+            "--wasm file name {name:?} contains {c:?}: a program's file name may not contain ',', '@', '=', '#', \
+             whitespace or control characters (boot.cfg's separators); rename the file"
+        );
     }
-    Ok(if name.ends_with(".wasm") { name.to_owned() } else { format!("{name}.wasm") })
+    let name = if name.ends_with(".wasm") { name.to_owned() } else { format!("{name}.wasm") };
+    if name.len() > MAX_BUNDLE_NAME {
+        bail!("--wasm file name {name:?} is {} bytes long: at most {MAX_BUNDLE_NAME}", name.len());
+    }
+    Ok(name)
+}
+
+/// The largest program init starts: the size of its static program
+/// buffer, `MAX_PROGRAM` in `servers/init/src/lib.rs` (a test checks that
+/// the two agree).
+pub const MAX_PROGRAM: usize = 4 << 20;
+
+/// A `--wasm` file init could not start is refused before anything boots.
+fn check_program_size(path: &Path, len: usize) -> Result<()> {
+    if len > MAX_PROGRAM {
+        bail!(
+            "--wasm {} is {len} bytes: init starts programs of at most {} MiB ({MAX_PROGRAM} bytes)",
+            path.display(),
+            MAX_PROGRAM >> 20
+        );
+    }
+    Ok(())
+}
+
+/// A `--wasm` program must not share its bundle name with a program
+/// already in the bundle (the platform's `init.wasm`, `webapi.wasm`, ...,
+/// or another `--wasm` file): init would start the first one found.
+fn check_unique(name: &str, path: &Path, entries: &[Entry]) -> Result<()> {
+    if entries.iter().any(|(entry, _)| entry == name) {
+        bail!(
+            "--wasm {}: the boot bundle already has a program named {name:?} (the platform's own, or another \
+             --wasm file); rename the file",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Most arguments init passes a program (argv[0] is its name), and their
@@ -486,7 +535,35 @@ mod tests {
     fn bundle_names() {
         assert_eq!(bundle_name(Path::new("/x/prog.wasm")).unwrap(), "prog.wasm");
         assert_eq!(bundle_name(Path::new("prog")).unwrap(), "prog.wasm");
-        assert!(bundle_name(Path::new("a,b.wasm")).is_err());
+        assert!(bundle_name(Path::new("/dir,with@marks/prog.wasm")).is_ok(), "only the file name counts");
+        assert_eq!(bundle_name(Path::new("héllo-1.2_x+y.wasm")).unwrap(), "héllo-1.2_x+y.wasm");
+        for bad in ["a,b.wasm", "a@3.wasm", "a=b.wasm", "#a.wasm", "a b.wasm", " a.wasm", "a\nspawn=x.wasm", "a\tb"] {
+            let err = bundle_name(Path::new(bad)).unwrap_err().to_string();
+            assert!(err.contains("may not contain"), "{bad:?}: {err}");
+        }
+        assert!(bundle_name(Path::new(&"x".repeat(MAX_BUNDLE_NAME - 5))).is_ok());
+        let err = bundle_name(Path::new(&"x".repeat(MAX_BUNDLE_NAME - 4))).unwrap_err().to_string();
+        assert!(err.contains("at most 200"), "{err}");
+    }
+
+    #[test]
+    fn programs_init_cannot_start_are_refused() {
+        assert!(check_program_size(Path::new("big.wasm"), MAX_PROGRAM).is_ok());
+        let err = check_program_size(Path::new("big.wasm"), MAX_PROGRAM + 1).unwrap_err().to_string();
+        assert!(err.contains("at most 4 MiB"), "{err}");
+        // The limit is init's buffer: the two must agree.
+        let init = include_str!("../../servers/init/src/lib.rs");
+        assert!(init.contains("const MAX_PROGRAM: usize = 4 << 20;"), "servers/init's MAX_PROGRAM changed");
+    }
+
+    #[test]
+    fn bundle_names_are_unique() {
+        let entries: Vec<Entry> = PROGRAMS.iter().map(|(name, _)| (name.to_string(), Vec::new())).collect();
+        for taken in ["init.wasm", "webapi.wasm", "token_ring.wasm"] {
+            let err = check_unique(taken, Path::new(taken), &entries).unwrap_err().to_string();
+            assert!(err.contains("already has a program named"), "{err}");
+        }
+        assert!(check_unique("myapp.wasm", Path::new("myapp.wasm"), &entries).is_ok());
     }
 
     #[test]

@@ -22,7 +22,11 @@
 
 use wasmos_sdk::{self as os, println};
 
-/// Largest program init can start (a bound on a static buffer).
+/// Largest program init can start: the size of its static program
+/// buffer, which lives in init's own linear memory for as long as init
+/// runs (it supervises). `cargo xtask run --wasm` refuses larger files
+/// (`xtask/src/build.rs`, `MAX_PROGRAM`, which must stay equal); README,
+/// "Your own Wasm program", names it.
 const MAX_PROGRAM: usize = 4 << 20;
 
 /// Most arguments a program gets, argv[0] included (the SDK's
@@ -115,6 +119,10 @@ fn start(program: &mut [u8], args: &mut [u8], file: &str, core: Option<u32>) -> 
     let name = file.trim_end_matches(".wasm");
     let len = match os::boot_file(file, program) {
         Ok(len) => len,
+        Err(os::Status::TooLarge) => {
+            println!("cannot start {name}: {file} is larger than {} MiB, the most init starts", MAX_PROGRAM >> 20);
+            return Err(());
+        }
         Err(e) => {
             println!("cannot read {file}: {}", e.name());
             return Err(());
