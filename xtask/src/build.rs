@@ -312,6 +312,29 @@ fn kernel_with(root: &Path, profile: Profile, quiet: bool) -> Result<PathBuf> {
     Ok(root.join("target").join(KERNEL_TARGET).join(profile.dir()).join("wasmos-kernel"))
 }
 
+/// Copies the kernel ELF `elf` to `out` without its debug sections
+/// (`llvm-objcopy --strip-debug` from the toolchain's llvm-tools).
+fn strip_debug(elf: &Path, out: &Path) -> Result<PathBuf> {
+    let rustc = |arg: &str| -> Result<String> {
+        let out = Command::new("rustc").arg(arg).output().context("cannot run rustc")?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let sysroot = rustc("--print=sysroot")?;
+    let version = rustc("-vV")?;
+    let host = version.lines().find_map(|l| l.strip_prefix("host: ")).context("rustc -vV names no host")?;
+    let objcopy = Path::new(sysroot.trim()).join("lib/rustlib").join(host.trim()).join("bin/llvm-objcopy");
+    let status = Command::new(&objcopy)
+        .arg("--strip-debug")
+        .arg(elf)
+        .arg(out)
+        .status()
+        .with_context(|| format!("cannot run {} (component llvm-tools-preview)", objcopy.display()))?;
+    if !status.success() {
+        bail!("{} --strip-debug {} failed", objcopy.display(), elf.display());
+    }
+    Ok(out.to_owned())
+}
+
 /// The programs `servers/` builds: (bundle name, file under the target dir).
 const PROGRAMS: &[(&str, &str)] = &[
     ("init.wasm", "wasmos_init.wasm"),
@@ -480,6 +503,10 @@ fn image_in(
     let builder = image_builder(root)?;
     let bundle = bundle(root, name, config)?;
     let image = out_dir(root).join(name).join(if uefi { "uefi.img" } else { "bios.img" });
+    // The image carries the kernel without its debug info (addresses in a
+    // backtrace are looked up in the full ELF on the host): a fifth of the
+    // size, and the BIOS loader reads it byte by byte.
+    let kernel = strip_debug(&kernel, &out_dir(root).join(name).join("wasmos-kernel"))?;
     let status = Command::new(builder)
         .arg(&kernel)
         .arg(&bundle)
@@ -490,7 +517,51 @@ fn image_in(
     if !status.success() {
         bail!("making the disk image failed");
     }
+    if !uefi {
+        let bytes = std::fs::read(&image).with_context(|| format!("cannot read {}", image.display()))?;
+        if let Err(e) = check_bios_image(&bytes) {
+            let _ = std::fs::remove_file(&image);
+            let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+            bail!(
+                "{e}; this one holds the kernel ({} bytes without debug info) and the boot bundle ({} bytes). \
+                 Boot it with --uefi, or bundle fewer or smaller --wasm programs",
+                size(&kernel),
+                size(&bundle)
+            );
+        }
+    }
     Ok(image)
+}
+
+/// The most sectors the BIOS loader of bootloader 0.11.15 reads a FAT
+/// partition of: its stage 2 (`fat.rs`, `Bpb::parse`) takes a zero
+/// 16-bit sector count, which a FAT16 volume of 65536 sectors (32 MiB) or
+/// more has, for FAT32 and reads the FAT size from the wrong bytes; it
+/// then finds no kernel and halts with nothing on the serial port.
+/// Measured: kernel + bundle of 25.3 MiB boot, 29.9 MiB (a 32 MiB
+/// partition) hang. The image builder sizes the partition at
+/// `((files + 64 KiB - 1) / 1 MiB + 2) MiB`, so the kernel, the bundle and
+/// the bootloader's stages 3 and 4 together must stay below 30 MiB - 64 KiB.
+const BIOS_FAT_MAX_SECTORS: u32 = 65535;
+
+/// Refuses a BIOS image whose FAT partition the bootloader cannot read.
+fn check_bios_image(image: &[u8]) -> Result<()> {
+    // The MBR's second partition entry is the FAT boot partition
+    // (bootloader's `mbr.rs`; the first is its second stage).
+    let entry = image.get(0x1ce..0x1de).context("the BIOS image has no partition table")?;
+    let lba = u32::from_le_bytes(entry[8..12].try_into().expect("4 bytes")) as usize;
+    let sectors = u32::from_le_bytes(entry[12..16].try_into().expect("4 bytes"));
+    let bpb = image.get(lba * 512..lba * 512 + 512).context("the BIOS image's FAT partition is missing")?;
+    let sectors_16 = u16::from_le_bytes([bpb[19], bpb[20]]);
+    if sectors > BIOS_FAT_MAX_SECTORS || sectors_16 == 0 {
+        bail!(
+            "the BIOS image is too large to boot: its FAT partition has {sectors} sectors ({} MiB), and the BIOS \
+             loader (bootloader 0.11.15) reads at most {BIOS_FAT_MAX_SECTORS} (just under 32 MiB: kernel, bundle and \
+             the loader's own stages together below 30 MiB - 64 KiB); beyond that it hangs without a word",
+            sectors >> 11
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -554,6 +625,27 @@ mod tests {
         // The limit is init's buffer: the two must agree.
         let init = include_str!("../../servers/init/src/lib.rs");
         assert!(init.contains("const MAX_PROGRAM: usize = 4 << 20;"), "servers/init's MAX_PROGRAM changed");
+    }
+
+    /// An image whose FAT partition (MBR entry 2, at sector 64) has
+    /// `sectors` sectors, formatted as fatfs does.
+    fn bios_image(sectors: u32) -> Vec<u8> {
+        let mut image = vec![0u8; 65 * 512];
+        image[0x1ce + 8..0x1ce + 12].copy_from_slice(&64u32.to_le_bytes());
+        image[0x1ce + 12..0x1ce + 16].copy_from_slice(&sectors.to_le_bytes());
+        let sectors_16 = u16::try_from(sectors).unwrap_or(0);
+        image[64 * 512 + 19..64 * 512 + 21].copy_from_slice(&sectors_16.to_le_bytes());
+        image
+    }
+
+    #[test]
+    fn bios_images_the_loader_cannot_read_are_refused() {
+        // 31 MiB boots; 32 MiB (65536 sectors, a 16-bit count of 0) hangs.
+        assert!(check_bios_image(&bios_image(31 << 11)).is_ok());
+        assert!(check_bios_image(&bios_image(65535)).is_ok());
+        let err = check_bios_image(&bios_image(32 << 11)).unwrap_err().to_string();
+        assert!(err.contains("too large to boot") && err.contains("65536 sectors (32 MiB)"), "{err}");
+        assert!(check_bios_image(&[0; 100]).is_err(), "no partition table");
     }
 
     #[test]

@@ -346,7 +346,7 @@ fn run_command(root: &Path, cwd: &Path, opts: &RunOpts) -> Result<i32> {
         rdtscp: opts.mode == Mode::Bench,
         disk: Some(disk),
     };
-    qemu::run_interactive(&dir.path, &machine, opts.timeout)
+    qemu::run_interactive(&dir.path, &machine, opts.timeout, config.exit_with && !config.wasm.is_empty())
 }
 
 /// What `cargo xtask run` puts in the boot bundle; `--wasm` paths are

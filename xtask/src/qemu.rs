@@ -128,7 +128,7 @@ fn kill(child: &mut Child) {
 /// Boots with COM1 on this terminal (Ctrl-A X quits) and COM2 in
 /// `dir/results.txt`; returns the status for xtask to exit with: that of
 /// the programs the kernel waited for (`exit_with=`), else 0.
-pub fn run_interactive(dir: &Path, machine: &Machine, timeout: Option<u64>) -> Result<i32> {
+pub fn run_interactive(dir: &Path, machine: &Machine, timeout: Option<u64>, waits_for_programs: bool) -> Result<i32> {
     let results = dir.join("results.txt");
     let mut cmd = machine.command();
     cmd.args(["-serial", "mon:stdio"]).arg("-serial").arg(format!("file:{}", results.display()));
@@ -145,12 +145,29 @@ pub fn run_interactive(dir: &Path, machine: &Machine, timeout: Option<u64>) -> R
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let Some(exit) = status.map(classify) else {
-        eprintln!("\nxtask: stopped QEMU after {} s (--timeout)", timeout.unwrap_or(0));
-        return Ok(0);
-    };
     let report = std::fs::read(&results).map(|b| Report::parse(&String::from_utf8_lossy(&b))).unwrap_or_default();
+    let Some(exit) = status.map(classify) else {
+        let secs = timeout.unwrap_or(0);
+        eprintln!("\nxtask: stopped QEMU after {secs} s (--timeout)");
+        return timed_out(secs, &report, waits_for_programs);
+    };
     exit_status(exit, &report)
+}
+
+/// The status of a run stopped by `--timeout`: 0 only if the kernel
+/// started (its first line on the result channel) and, with `--exit`,
+/// only if the programs' status came.
+pub fn timed_out(secs: u64, report: &Report, waits_for_programs: bool) -> Result<i32> {
+    if report.header_version.is_none() {
+        anyhow::bail!(
+            "the kernel never started within {secs} s (nothing on its result channel): the firmware or the \
+             bootloader did not reach it"
+        );
+    }
+    if waits_for_programs && report.program_exit.is_none() {
+        anyhow::bail!("the --wasm programs had not ended after {secs} s (--exit waits for them)");
+    }
+    Ok(0)
 }
 
 /// How a run-mode boot ended, as a process exit status: the programs'
@@ -260,4 +277,22 @@ pub fn run_captured(
         std::thread::sleep(Duration::from_millis(200));
     };
     Ok((exit, files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_is_a_success_only_when_the_kernel_ran() {
+        // Nothing on the result channel: the boot never reached the kernel
+        // (a BIOS boot hung in the bootloader).
+        let err = timed_out(150, &Report::parse(""), false).unwrap_err().to_string();
+        assert!(err.contains("never started within 150 s"), "{err}");
+        let started = Report::parse("WASMOS-RESULTS 1\n");
+        assert_eq!(timed_out(150, &started, false).unwrap(), 0);
+        // With --exit, the programs must have ended.
+        assert!(timed_out(150, &started, true).unwrap_err().to_string().contains("had not ended"));
+        assert_eq!(timed_out(150, &Report::parse("WASMOS-RESULTS 1\nprogram-exit 3\n"), true).unwrap(), 0);
+    }
 }
