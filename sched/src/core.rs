@@ -346,7 +346,7 @@ impl CoreState {
     /// The task's store and state, not instantiated yet.
     fn prepare(&mut self, request: SpawnRequest) -> Box<Task> {
         let sys = self.sys.clone();
-        let SpawnRequest { id, name, module, caps, parent, init, args } = request;
+        let SpawnRequest { id, name, module, caps, parent, init, namespace, args } = request;
         let uses_wasi = module.imports().any(|i| i.module() == crate::wasi::MODULE);
         if uses_wasi {
             for import in module.imports().filter(|i| i.module() == crate::wasi::MODULE) {
@@ -390,6 +390,7 @@ impl CoreState {
             next_call: 1,
             parent,
             init,
+            namespace,
             wasi,
         };
         let mut store = Store::new(&sys.engine, data);

@@ -14,6 +14,7 @@ use wasmos_ipc::abi::{self, MAX_PAYLOAD, Status};
 use wasmos_ipc::caps::{Cap, Rights};
 use wasmos_ipc::ids::TaskId;
 use wasmos_ipc::message::{Message, Payload};
+use wasmos_ipc::names::{self, Namespace};
 
 use crate::platform::Stream;
 use crate::system::{Envelope, SpawnRequest};
@@ -438,7 +439,7 @@ fn notify(mut caller: Ctx, handle: i32, bits: i64) -> Result<i32, Error> {
 
 #[allow(clippy::too_many_arguments)]
 fn task_spawn(
-    mut caller: Ctx,
+    caller: Ctx,
     wasm: i32,
     wasm_len: i32,
     name: i32,
@@ -447,8 +448,46 @@ fn task_spawn(
     caps: i32,
     ncaps: i32,
 ) -> Result<i32, Error> {
+    spawn(caller, [wasm, wasm_len, name, name_len, core_hint, caps, ncaps], None)
+}
+
+/// `task_spawn` giving the child the system names listed at
+/// `names`/`names_len` (comma-separated), all of which the caller must
+/// hold itself: a namespace is handed down, never widened.
+#[allow(clippy::too_many_arguments)]
+fn task_spawn_ns(
+    caller: Ctx,
+    wasm: i32,
+    wasm_len: i32,
+    name: i32,
+    name_len: i32,
+    core_hint: i32,
+    caps: i32,
+    ncaps: i32,
+    names: i32,
+    names_len: i32,
+) -> Result<i32, Error> {
+    spawn(caller, [wasm, wasm_len, name, name_len, core_hint, caps, ncaps], Some((names, names_len)))
+}
+
+/// Both spawn calls: `args` are `task_spawn`'s, `names` the child's
+/// namespace (`None`: no system name).
+fn spawn(mut caller: Ctx, args: [i32; 7], names: Option<(i32, i32)>) -> Result<i32, Error> {
+    let [wasm, wasm_len, name, name_len, core_hint, caps, ncaps] = args;
     charge(&mut caller);
     let r = (|| {
+        let namespace = match names {
+            None => Namespace::NONE,
+            Some((ptr, len)) => {
+                let list = name_bytes(&caller, ptr, len)?;
+                let list = core::str::from_utf8(&list).map_err(|_| Status::InvalidArgument)?;
+                let namespace = Namespace::parse(list)?;
+                if !namespace.within(caller.data().namespace) {
+                    return Err(Status::NoCapability);
+                }
+                namespace
+            }
+        };
         let bytes = task::read_bytes(&caller, wasm, wasm_len)?;
         // NUL-separated argv; the first part names the task.
         let argv = name_bytes(&caller, name, name_len)?;
@@ -481,7 +520,7 @@ fn task_spawn(
             }
         };
         let parent = Some((caller.data().id, handle));
-        let request = SpawnRequest { id, name, module, caps: granted, parent, init: false, args };
+        let request = SpawnRequest { id, name, module, caps: granted, parent, init: false, namespace, args };
         let state = caller.data().state.clone();
         if id.core() == state.borrow().core {
             // On this core the child enters the task table now, not
@@ -558,6 +597,11 @@ fn service_register(mut caller: Ctx, name: i32, len: i32, handle: i32) -> Result
         if name.is_empty() {
             return Err(Status::InvalidArgument);
         }
+        // Only the platform's own tasks may serve a system name, even one
+        // nobody serves yet (`tcp` on a machine without a network card).
+        if names::is_system(&name) && !caller.data().is_system() {
+            return Err(Status::NoCapability);
+        }
         let cap = passable(&caller, handle)?;
         let me = caller.data().id;
         let sys = caller.data().system.clone();
@@ -590,6 +634,9 @@ fn service_lookup(mut caller: Ctx, name: i32, len: i32) -> Result<i32, Error> {
     let r = (|| {
         let name = name_bytes(&caller, name, len)?;
         let name = core::str::from_utf8(&name).map_err(|_| Status::InvalidArgument)?;
+        if !caller.data().namespace.allows(name) {
+            return Err(Status::NoCapability);
+        }
         let sys = caller.data().system.clone();
         let cap = sys.services.lock().get(name).ok_or(Status::NotFound)?.cap;
         // Clients may send, not pass the server on.
@@ -670,6 +717,7 @@ pub fn linker(engine: &Engine) -> Linker<TaskData> {
         l.func_wrap(m, "ipc_grant", ipc_grant).err(),
         l.func_wrap(m, "notify", notify).err(),
         l.func_wrap(m, "task_spawn", task_spawn).err(),
+        l.func_wrap(m, "task_spawn_ns", task_spawn_ns).err(),
         l.func_wrap(m, "task_exit", task_exit).err(),
         l.func_wrap(m, "task_kill", task_kill).err(),
         l.func_wrap(m, "cap_mint", cap_mint).err(),

@@ -18,6 +18,7 @@ use wasmos_ipc::caps::Cap;
 use wasmos_ipc::directory::Directory;
 use wasmos_ipc::ids::TaskId;
 use wasmos_ipc::message::Payload;
+use wasmos_ipc::names::Namespace;
 use wasmos_ipc::ring::{Full, Mailbox, PushOutcome};
 
 use crate::platform::Platform;
@@ -147,6 +148,8 @@ pub(crate) struct SpawnRequest {
     pub parent: Option<(TaskId, i32)>,
     /// May read boot files (only the init task).
     pub init: bool,
+    /// The system names it may look up (`wasmos_ipc::names`).
+    pub namespace: Namespace,
     /// argv for WASI programs (argv[0] is the name).
     pub args: Vec<String>,
 }
@@ -405,8 +408,21 @@ impl System {
     /// Like [`System::spawn`] with arguments for a WASI program; the task
     /// is named after `argv[0]`.
     pub fn spawn_args(&self, bytes: &[u8], argv: &[&str], core_hint: i32) -> Result<TaskId, Status> {
+        self.spawn_in(bytes, argv, core_hint, Namespace::ALL)
+    }
+
+    /// Like [`System::spawn_args`], with a namespace narrower than every
+    /// system name: how the hosted runtime starts the user's programs
+    /// with only the services its `--grant` flag names.
+    pub fn spawn_in(
+        &self,
+        bytes: &[u8],
+        argv: &[&str],
+        core_hint: i32,
+        namespace: Namespace,
+    ) -> Result<TaskId, Status> {
         let args: Vec<String> = argv.iter().map(|a| String::from(*a)).collect();
-        self.spawn_request(bytes, args, core_hint, false, Vec::new())
+        self.spawn_request(bytes, args, core_hint, false, Vec::new(), namespace)
     }
 
     /// Like [`System::spawn_args`], handing the task send capabilities to
@@ -423,11 +439,11 @@ impl System {
         let args: Vec<String> = argv.iter().map(|a| String::from(*a)).collect();
         let send = wasmos_ipc::caps::Rights::SEND;
         let caps = caps.iter().map(|&target| Cap { target, badge: 0, rights: send }).collect();
-        self.spawn_request(bytes, args, core_hint, false, caps)
+        self.spawn_request(bytes, args, core_hint, false, caps, Namespace::ALL)
     }
 
     fn spawn_with(&self, bytes: &[u8], name: &str, core_hint: i32, init: bool) -> Result<TaskId, Status> {
-        self.spawn_request(bytes, alloc::vec![String::from(name)], core_hint, init, Vec::new())
+        self.spawn_request(bytes, alloc::vec![String::from(name)], core_hint, init, Vec::new(), Namespace::ALL)
     }
 
     fn spawn_request(
@@ -437,6 +453,7 @@ impl System {
         core_hint: i32,
         init: bool,
         caps: Vec<Cap>,
+        namespace: Namespace,
     ) -> Result<TaskId, Status> {
         if caps.len() > self.config.max_handles {
             return Err(Status::QuotaExceeded);
@@ -444,7 +461,7 @@ impl System {
         let module = self.compile(bytes)?;
         let id = self.admit(self.choose_core(core_hint)?)?;
         let name = args.first().cloned().unwrap_or_else(|| "task".into());
-        self.start(SpawnRequest { id, name, module, caps, parent: None, init, args })?;
+        self.start(SpawnRequest { id, name, module, caps, parent: None, init, namespace, args })?;
         Ok(id)
     }
 

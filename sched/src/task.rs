@@ -134,6 +134,8 @@ pub struct TaskData {
     pub(crate) parent: Option<(TaskId, i32)>,
     /// The init task may read boot files.
     pub(crate) init: bool,
+    /// The system names it may look up (`wasmos_ipc::names`).
+    pub(crate) namespace: wasmos_ipc::names::Namespace,
     /// WASI state, for tasks whose module imports `wasi_snapshot_preview1`.
     pub(crate) wasi: Option<crate::wasi::Wasi>,
 }
