@@ -16,23 +16,11 @@ use wasmos_ipc::ids::TaskId;
 use wasmos_ipc::message::{Message, Payload};
 use wasmos_ipc::names::{self, Namespace};
 
+use crate::envelope::{Envelope, Incoming, SpawnRequest};
 use crate::platform::Stream;
-use crate::system::{Envelope, SpawnRequest};
-use crate::task::{self, Blocked, Incoming, TaskData, Wait};
+use crate::task::{self, Blocked, TaskData, Wait};
 
-/// Whether `import` (of module [`abi::MODULE`]) is a system call of
-/// [`abi::FUNCTIONS`] with exactly its signature. Checked at spawn, so a
-/// wrong signature is `INVALID_WASM` there rather than a trap later.
-pub fn provides(name: &str, ty: &wasmi::FuncType) -> bool {
-    let wasm = |t: abi::ValType| match t {
-        abi::ValType::I32 => wasmi::ValType::I32,
-        abi::ValType::I64 => wasmi::ValType::I64,
-    };
-    abi::function(name).is_some_and(|f| {
-        f.params.iter().map(|(_, t)| wasm(*t)).eq(ty.params().iter().copied())
-            && f.result.map(wasm).into_iter().eq(ty.results().iter().copied())
-    })
-}
+pub use crate::imports::provides;
 
 type Ctx<'a> = Caller<'a, TaskData>;
 
@@ -147,14 +135,7 @@ fn send(caller: &mut Ctx, to: TaskId, item: Incoming) -> Result<i32, Status> {
 fn send_call(caller: &mut Ctx, to: TaskId, item: Incoming) -> Result<(), Status> {
     let sys = caller.data().system.clone();
     let core = sys.core_of(to).ok_or(Status::DeadTarget)?;
-    let envelope = Envelope::Deliver { to, item };
-    let state = caller.data().state.clone();
-    let mut st = state.borrow_mut();
-    if core == st.core {
-        st.deliver_local(envelope);
-    } else if let Err(envelope) = sys.post(core, envelope) {
-        st.outbox.push_back((core, envelope));
-    }
+    caller.data().state.borrow_mut().route_to(core, Envelope::Deliver { to, item });
     Ok(())
 }
 
@@ -307,22 +288,8 @@ fn handoff(
     let me = caller.data().id;
     let sys = caller.data().system.clone();
     let state = caller.data().state.clone();
-    let mut callee = {
-        let mut st = state.borrow_mut();
-        if to.core() != st.core || st.running.len() > sys.handoff_depth() {
-            return Err(item);
-        }
-        let Some(Wait::Recv { from, deadline, .. }) = st.tasks.get(&to).and_then(|t| t.data().wait) else {
-            return Err(item);
-        };
-        if from.is_some_and(|f| f != me) {
-            return Err(item);
-        }
-        if let Some(deadline) = deadline {
-            st.sleepers.remove(&(deadline, to));
-        }
-        st.running.push(to);
-        st.tasks.remove(&to).expect("looked up above")
+    let Some(mut callee) = state.borrow_mut().begin_handoff(me, to, sys.handoff_depth()) else {
+        return Err(item);
     };
     let Some(Wait::Recv { from, buf, cap, info, .. }) = callee.data_mut().wait.take() else { unreachable!("checked") };
     callee.data_mut().push_incoming(item);
@@ -333,11 +300,8 @@ fn handoff(
     for counter in [&stats.delivered, &stats.switches, &stats.handoffs] {
         counter.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     }
-    let outcome = crate::core::run_slice(&sys, &mut callee);
-    let mut st = state.borrow_mut();
-    st.running.pop();
-    st.settle(to, callee, outcome);
-    let answer = st.take_reply(me, call);
+    let outcome = crate::percore::run_slice(&sys, &mut callee);
+    let answer = state.borrow_mut().end_handoff(to, callee, outcome, me, call);
     if answer.is_some() {
         stats.delivered.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     }
@@ -398,7 +362,7 @@ fn ipc_reply(mut caller: Ctx, token: i32, ptr: i32, len: i32) -> Result<i32, Err
         st.route(Envelope::Reply { to, call, result: Ok(payload) });
         // On this core the caller is in the core's own table (it waits for
         // this reply): no second look at the shared directory.
-        Ok(st.tasks.contains_key(&to) && !caller.data().inbox.is_empty())
+        Ok(st.holds(to) && !caller.data().inbox.is_empty())
     })();
     match r {
         // The caller is on this core and now first in line, and the
@@ -522,7 +486,7 @@ fn spawn(mut caller: Ctx, args: [i32; 7], names: Option<(i32, i32)>) -> Result<i
         let parent = Some((caller.data().id, handle));
         let request = SpawnRequest { id, name, module, caps: granted, parent, init: false, namespace, args };
         let state = caller.data().state.clone();
-        if id.core() == state.borrow().core {
+        if id.core() == state.borrow().core() {
             // On this core the child enters the task table now, not
             // through the ring: a send right after the spawn finds it
             // there (it would else find no task and be lost).
