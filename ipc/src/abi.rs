@@ -206,6 +206,27 @@ pub const FUNCTIONS: &[Function] = &[
         blocks: false,
         errors: &[BadPointer, InvalidArgument, HANDLE[0], HANDLE[1], QuotaExceeded, InvalidWasm, WouldBlock],
     },
+    // `task_spawn` that also gives the child a namespace: `names` is a
+    // comma-separated list of system names (see [`crate::names`]); one the
+    // caller does not hold is `NO_CAPABILITY`, one that is not a system
+    // name `INVALID_ARGUMENT`.
+    Function {
+        name: "task_spawn_ns",
+        params: &[
+            ("wasm", I32),
+            ("wasm_len", I32),
+            ("argv", I32),
+            ("argv_len", I32),
+            ("core_hint", I32),
+            ("caps", I32),
+            ("ncaps", I32),
+            ("names", I32),
+            ("names_len", I32),
+        ],
+        result: Some(I32),
+        blocks: false,
+        errors: &[BadPointer, InvalidArgument, HANDLE[0], HANDLE[1], QuotaExceeded, InvalidWasm, WouldBlock],
+    },
     Function { name: "task_exit", params: &[("code", I32)], result: None, blocks: false, errors: &[] },
     Function {
         name: "task_kill",
@@ -217,7 +238,8 @@ pub const FUNCTIONS: &[Function] = &[
     // Names are 1..=1024 bytes (empty: `INVALID_ARGUMENT`), charged to the
     // registering task: [`MAX_NAMES_PER_TASK`] each (`QUOTA_EXCEEDED`),
     // 1024 in all, the last 64 only for tasks the kernel started
-    // (`NO_MEMORY`).
+    // (`NO_MEMORY`). A system name (see [`crate::names`]) only for tasks
+    // the kernel started (`NO_CAPABILITY`).
     Function {
         name: "service_register",
         params: &[("name", I32), ("name_len", I32), ("h", I32)],
@@ -225,12 +247,13 @@ pub const FUNCTIONS: &[Function] = &[
         blocks: false,
         errors: &[BadPointer, InvalidArgument, HANDLE[0], HANDLE[1], AlreadyExists, QuotaExceeded, NoMemory],
     },
+    // A system name outside the caller's namespace is `NO_CAPABILITY`.
     Function {
         name: "service_lookup",
         params: &[("name", I32), ("name_len", I32)],
         result: Some(I32),
         blocks: false,
-        errors: &[BadPointer, InvalidArgument, NotFound, QuotaExceeded],
+        errors: &[BadPointer, InvalidArgument, NoCapability, NotFound, QuotaExceeded],
     },
     Function {
         name: "cap_mint",
@@ -278,7 +301,9 @@ pub enum Status {
     Ok = 0,
     /// The handle was never issued, or was closed.
     InvalidHandle = -1,
-    /// The handle exists but lacks the right for this operation.
+    /// The handle exists but lacks the right for this operation; or a
+    /// system name outside the caller's namespace (`service_lookup`,
+    /// `task_spawn_ns`) or not the caller's to register.
     NoCapability = -2,
     /// The target's queue (or the ring to its core) is full, or the sender
     /// has its whole queued-bytes budget in flight; try again.

@@ -6,6 +6,8 @@
 //! - [`ids`]: task ids; [`directory`]: the lock-free table of live tasks
 //!   (home core, liveness, queued-message count) that ids index.
 //! - [`caps`]: per-task capability (handle) tables.
+//! - [`names`]: system service names and the namespaces that govern who
+//!   may look them up.
 //! - [`message`]: messages in flight (owned payload, inline when small).
 //! - [`ring`]: the per-core lock-free MPSC inbox and its sleep/wake protocol.
 //! - [`net`], [`sysinfo`], [`block`], [`fs`]: the wire protocols of the
@@ -32,6 +34,7 @@ pub mod fs;
 pub mod ids;
 #[cfg(feature = "runtime")]
 pub mod message;
+pub mod names;
 pub mod net;
 #[cfg(feature = "runtime")]
 pub mod ring;

@@ -4,7 +4,7 @@
 //! reply is little-endian: `cores u32`, `uptime_ns u64`, then for each
 //! core `tasks u32`, `delivered u64` (messages delivered to tasks on that
 //! core, ever), `switches u64` (task slices run, ever). The kernel and the
-//! hosted runtime both provide the service (`sched::native::SysInfo`).
+//! hosted runtime both provide the service (`sched::service::SysInfo`).
 
 /// The service's name in the name service.
 pub const SERVICE: &str = "sysinfo";

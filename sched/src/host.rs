@@ -14,24 +14,13 @@ use wasmos_ipc::abi::{self, MAX_PAYLOAD, Status};
 use wasmos_ipc::caps::{Cap, Rights};
 use wasmos_ipc::ids::TaskId;
 use wasmos_ipc::message::{Message, Payload};
+use wasmos_ipc::names::{self, Namespace};
 
+use crate::envelope::{Envelope, Incoming, SpawnRequest};
 use crate::platform::Stream;
-use crate::system::{Envelope, SpawnRequest};
-use crate::task::{self, Blocked, Incoming, TaskData, Wait};
+use crate::task::{self, Blocked, TaskData, Wait};
 
-/// Whether `import` (of module [`abi::MODULE`]) is a system call of
-/// [`abi::FUNCTIONS`] with exactly its signature. Checked at spawn, so a
-/// wrong signature is `INVALID_WASM` there rather than a trap later.
-pub fn provides(name: &str, ty: &wasmi::FuncType) -> bool {
-    let wasm = |t: abi::ValType| match t {
-        abi::ValType::I32 => wasmi::ValType::I32,
-        abi::ValType::I64 => wasmi::ValType::I64,
-    };
-    abi::function(name).is_some_and(|f| {
-        f.params.iter().map(|(_, t)| wasm(*t)).eq(ty.params().iter().copied())
-            && f.result.map(wasm).into_iter().eq(ty.results().iter().copied())
-    })
-}
+pub use crate::imports::provides;
 
 type Ctx<'a> = Caller<'a, TaskData>;
 
@@ -146,14 +135,7 @@ fn send(caller: &mut Ctx, to: TaskId, item: Incoming) -> Result<i32, Status> {
 fn send_call(caller: &mut Ctx, to: TaskId, item: Incoming) -> Result<(), Status> {
     let sys = caller.data().system.clone();
     let core = sys.core_of(to).ok_or(Status::DeadTarget)?;
-    let envelope = Envelope::Deliver { to, item };
-    let state = caller.data().state.clone();
-    let mut st = state.borrow_mut();
-    if core == st.core {
-        st.deliver_local(envelope);
-    } else if let Err(envelope) = sys.post(core, envelope) {
-        st.outbox.push_back((core, envelope));
-    }
+    caller.data().state.borrow_mut().route_to(core, Envelope::Deliver { to, item });
     Ok(())
 }
 
@@ -306,22 +288,8 @@ fn handoff(
     let me = caller.data().id;
     let sys = caller.data().system.clone();
     let state = caller.data().state.clone();
-    let mut callee = {
-        let mut st = state.borrow_mut();
-        if to.core() != st.core || st.running.len() > sys.handoff_depth() {
-            return Err(item);
-        }
-        let Some(Wait::Recv { from, deadline, .. }) = st.tasks.get(&to).and_then(|t| t.data().wait) else {
-            return Err(item);
-        };
-        if from.is_some_and(|f| f != me) {
-            return Err(item);
-        }
-        if let Some(deadline) = deadline {
-            st.sleepers.remove(&(deadline, to));
-        }
-        st.running.push(to);
-        st.tasks.remove(&to).expect("looked up above")
+    let Some(mut callee) = state.borrow_mut().begin_handoff(me, to, sys.handoff_depth()) else {
+        return Err(item);
     };
     let Some(Wait::Recv { from, buf, cap, info, .. }) = callee.data_mut().wait.take() else { unreachable!("checked") };
     callee.data_mut().push_incoming(item);
@@ -332,11 +300,8 @@ fn handoff(
     for counter in [&stats.delivered, &stats.switches, &stats.handoffs] {
         counter.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     }
-    let outcome = crate::core::run_slice(&sys, &mut callee);
-    let mut st = state.borrow_mut();
-    st.running.pop();
-    st.settle(to, callee, outcome);
-    let answer = st.take_reply(me, call);
+    let outcome = crate::percore::run_slice(&sys, &mut callee);
+    let answer = state.borrow_mut().end_handoff(to, callee, outcome, me, call);
     if answer.is_some() {
         stats.delivered.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     }
@@ -397,7 +362,7 @@ fn ipc_reply(mut caller: Ctx, token: i32, ptr: i32, len: i32) -> Result<i32, Err
         st.route(Envelope::Reply { to, call, result: Ok(payload) });
         // On this core the caller is in the core's own table (it waits for
         // this reply): no second look at the shared directory.
-        Ok(st.tasks.contains_key(&to) && !caller.data().inbox.is_empty())
+        Ok(st.holds(to) && !caller.data().inbox.is_empty())
     })();
     match r {
         // The caller is on this core and now first in line, and the
@@ -438,7 +403,7 @@ fn notify(mut caller: Ctx, handle: i32, bits: i64) -> Result<i32, Error> {
 
 #[allow(clippy::too_many_arguments)]
 fn task_spawn(
-    mut caller: Ctx,
+    caller: Ctx,
     wasm: i32,
     wasm_len: i32,
     name: i32,
@@ -447,8 +412,46 @@ fn task_spawn(
     caps: i32,
     ncaps: i32,
 ) -> Result<i32, Error> {
+    spawn(caller, [wasm, wasm_len, name, name_len, core_hint, caps, ncaps], None)
+}
+
+/// `task_spawn` giving the child the system names listed at
+/// `names`/`names_len` (comma-separated), all of which the caller must
+/// hold itself: a namespace is handed down, never widened.
+#[allow(clippy::too_many_arguments)]
+fn task_spawn_ns(
+    caller: Ctx,
+    wasm: i32,
+    wasm_len: i32,
+    name: i32,
+    name_len: i32,
+    core_hint: i32,
+    caps: i32,
+    ncaps: i32,
+    names: i32,
+    names_len: i32,
+) -> Result<i32, Error> {
+    spawn(caller, [wasm, wasm_len, name, name_len, core_hint, caps, ncaps], Some((names, names_len)))
+}
+
+/// Both spawn calls: `args` are `task_spawn`'s, `names` the child's
+/// namespace (`None`: no system name).
+fn spawn(mut caller: Ctx, args: [i32; 7], names: Option<(i32, i32)>) -> Result<i32, Error> {
+    let [wasm, wasm_len, name, name_len, core_hint, caps, ncaps] = args;
     charge(&mut caller);
     let r = (|| {
+        let namespace = match names {
+            None => Namespace::NONE,
+            Some((ptr, len)) => {
+                let list = name_bytes(&caller, ptr, len)?;
+                let list = core::str::from_utf8(&list).map_err(|_| Status::InvalidArgument)?;
+                let namespace = Namespace::parse(list)?;
+                if !namespace.within(caller.data().namespace) {
+                    return Err(Status::NoCapability);
+                }
+                namespace
+            }
+        };
         let bytes = task::read_bytes(&caller, wasm, wasm_len)?;
         // NUL-separated argv; the first part names the task.
         let argv = name_bytes(&caller, name, name_len)?;
@@ -481,9 +484,9 @@ fn task_spawn(
             }
         };
         let parent = Some((caller.data().id, handle));
-        let request = SpawnRequest { id, name, module, caps: granted, parent, init: false, args };
+        let request = SpawnRequest { id, name, module, caps: granted, parent, init: false, namespace, args };
         let state = caller.data().state.clone();
-        if id.core() == state.borrow().core {
+        if id.core() == state.borrow().core() {
             // On this core the child enters the task table now, not
             // through the ring: a send right after the spawn finds it
             // there (it would else find no task and be lost).
@@ -558,6 +561,11 @@ fn service_register(mut caller: Ctx, name: i32, len: i32, handle: i32) -> Result
         if name.is_empty() {
             return Err(Status::InvalidArgument);
         }
+        // Only the platform's own tasks may serve a system name, even one
+        // nobody serves yet (`tcp` on a machine without a network card).
+        if names::is_system(&name) && !caller.data().is_system() {
+            return Err(Status::NoCapability);
+        }
         let cap = passable(&caller, handle)?;
         let me = caller.data().id;
         let sys = caller.data().system.clone();
@@ -590,6 +598,9 @@ fn service_lookup(mut caller: Ctx, name: i32, len: i32) -> Result<i32, Error> {
     let r = (|| {
         let name = name_bytes(&caller, name, len)?;
         let name = core::str::from_utf8(&name).map_err(|_| Status::InvalidArgument)?;
+        if !caller.data().namespace.allows(name) {
+            return Err(Status::NoCapability);
+        }
         let sys = caller.data().system.clone();
         let cap = sys.services.lock().get(name).ok_or(Status::NotFound)?.cap;
         // Clients may send, not pass the server on.
@@ -670,6 +681,7 @@ pub fn linker(engine: &Engine) -> Linker<TaskData> {
         l.func_wrap(m, "ipc_grant", ipc_grant).err(),
         l.func_wrap(m, "notify", notify).err(),
         l.func_wrap(m, "task_spawn", task_spawn).err(),
+        l.func_wrap(m, "task_spawn_ns", task_spawn_ns).err(),
         l.func_wrap(m, "task_exit", task_exit).err(),
         l.func_wrap(m, "task_kill", task_kill).err(),
         l.func_wrap(m, "cap_mint", cap_mint).err(),

@@ -1,19 +1,32 @@
 //! WasmOS scheduling: Wasm tasks on wasmi, one scheduler per core.
 //!
+//! From the bottom layer up: each module uses only those listed before it,
+//! except for the knot noted at the end (`tests/src/layers.rs` checks both):
 //! - [`platform`]: the small trait that differs between bare metal (IPIs,
 //!   the TSC, the serial port) and the hosted runtime (threads, condvars);
+//! - [`quota`]: memory budgets per task and for all tasks together;
+//! - [`imports`]: which imports a module may have (checked at spawn);
+//! - [`envelope`]: what travels: inbox items, envelopes between cores,
+//!   spawn requests, exits;
 //! - [`system`]: what all cores share: the Wasm engine, one inbox ring per
 //!   core, the directory of live tasks, the name service, counters;
-//! - [`quota`]: memory budgets per task and for all tasks together;
 //! - [`task`]: one task's state (wasmi store, capability table, inbox,
 //!   what it waits for) and the copies between linear memories;
+//! - [`percore`]: a core's tasks and queues (`CoreState`: routing,
+//!   delivery, spawn, exit) and the scheduler loop (`CoreScheduler`);
+//! - [`service`]: servers written in Rust by the platform (the TCP/IP
+//!   server, `sysinfo`), reached through the same IPC as Wasm tasks;
 //! - [`host`]: the `wasmos` import module, i.e. the system calls;
 //! - [`wasi`]: WASI preview 1 for unmodified `wasm32-wasip1` programs;
-//! - [`core`]: the per-core scheduler loop;
-//! - [`native`]: servers written in Rust by the platform (the TCP/IP
-//!   server), reached through the same IPC as Wasm tasks;
 //! - `threads` (feature `std`): cores as OS threads, for the hosted
 //!   runtime and the tests.
+//!
+//! The knot: a core owns its tasks and services, and a task's system calls
+//! and a service's context reach back into their core (`TaskData::state`,
+//! `NativeCtx`), so `percore`, `task`, `service`, `host` and `wasi` refer
+//! to each other's types; and `envelope` and `system` carry a service to
+//! its core and start it. ARCHITECTURE.md ("sched's modules") says what
+//! untying it would take.
 //!
 //! # No kernel stack per task
 //! A system call that has to wait (receive on an empty inbox, call waiting
@@ -25,7 +38,7 @@
 //! the same way and queued at the back.
 //!
 //! # Only the owner touches a core's tasks
-//! A core's tasks live in that core's [`core::CoreScheduler`]. Other cores
+//! A core's tasks live in that core's [`percore::CoreScheduler`]. Other cores
 //! reach them only through the core's ring ([`wasmos_ipc::ring`]). While a
 //! task runs it is taken out of the table, so its own system calls can
 //! reach every *other* task on the core (to deliver a message, say) without
@@ -36,18 +49,21 @@
 
 extern crate alloc;
 
-pub mod core;
+pub mod envelope;
 pub mod host;
-pub mod native;
+pub mod imports;
+pub mod percore;
 pub mod platform;
 pub mod quota;
+pub mod service;
 pub mod system;
 pub mod task;
 #[cfg(feature = "std")]
 pub mod threads;
 pub mod wasi;
 
-pub use crate::core::{CoreScheduler, Poll};
-pub use native::{NativeCtx, NativeService, ReplyTo, Request, SysInfo};
+pub use crate::percore::{CoreScheduler, Poll};
+pub use envelope::TaskExit;
 pub use platform::{Platform, Stream};
-pub use system::{Config, QUEUED_ITEM_OVERHEAD, SYSTEM_NAMES, System, TaskExit};
+pub use service::{NativeCtx, NativeService, ReplyTo, Request, SysInfo};
+pub use system::{Config, QUEUED_ITEM_OVERHEAD, SYSTEM_NAMES, System};

@@ -13,15 +13,15 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
 use wasmi::{Engine, Module};
-use wasmos_ipc::abi::{ExitReason, Status};
+use wasmos_ipc::abi::Status;
 use wasmos_ipc::caps::Cap;
 use wasmos_ipc::directory::Directory;
 use wasmos_ipc::ids::TaskId;
-use wasmos_ipc::message::Payload;
+use wasmos_ipc::names::Namespace;
 use wasmos_ipc::ring::{Full, Mailbox, PushOutcome};
 
+use crate::envelope::{Envelope, SpawnRequest, TaskExit};
 use crate::platform::Platform;
-use crate::task::Incoming;
 
 /// Distinct compiled modules kept for reuse.
 pub const MODULE_CACHE: usize = 128;
@@ -122,35 +122,6 @@ impl Default for Config {
     }
 }
 
-/// Something travelling to another core.
-pub(crate) enum Envelope {
-    /// A message, call, notification or child-exit report for a task.
-    Deliver { to: TaskId, item: Incoming },
-    /// The answer to an `ipc_call` (or why there will be none).
-    Reply { to: TaskId, call: u64, result: Result<Payload, Status> },
-    /// Start a task on the receiving core.
-    Spawn(Box<SpawnRequest>),
-    /// Start a native service on the receiving core.
-    StartNative(Box<crate::native::NativeStart>),
-    /// End a task (`task_kill`): reaped with [`ExitReason::Killed`].
-    Kill { to: TaskId },
-}
-
-pub(crate) struct SpawnRequest {
-    /// Its directory entry (see [`System::admit`]); the core it starts on.
-    pub id: TaskId,
-    pub name: String,
-    pub module: Module,
-    pub caps: Vec<Cap>,
-    /// The parent and the handle it holds for the child (the badge of the
-    /// child-exit report).
-    pub parent: Option<(TaskId, i32)>,
-    /// May read boot files (only the init task).
-    pub init: bool,
-    /// argv for WASI programs (argv[0] is the name).
-    pub args: Vec<String>,
-}
-
 /// A name in the name service: the capability a lookup copies, and the
 /// task charged for the entry (`None`: the kernel). An entry goes when
 /// either ends, so every name a task registered is returned with it.
@@ -158,13 +129,6 @@ pub(crate) struct SpawnRequest {
 pub(crate) struct Service {
     pub cap: Cap,
     pub owner: Option<TaskId>,
-}
-
-/// How a task ended, as recorded for tasks the kernel started itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaskExit {
-    pub code: i32,
-    pub reason: ExitReason,
 }
 
 /// Per-core counters, read by anyone.
@@ -355,13 +319,7 @@ impl System {
             return Ok(module.clone());
         }
         let module = Module::new(&self.engine, bytes).map_err(|_| Status::InvalidWasm)?;
-        // Our own ABI by name and signature; any WASI function
-        // (unimplemented ones get an ENOSYS stub at instantiation).
-        let known = module.imports().all(|i| {
-            (i.module() == wasmos_ipc::abi::MODULE && i.ty().func().is_some_and(|f| crate::host::provides(i.name(), f)))
-                || (i.module() == crate::wasi::MODULE && i.ty().func().is_some())
-        });
-        if !known {
+        if !crate::imports::known(&module) {
             return Err(Status::InvalidWasm);
         }
         let mut cache = self.modules.lock();
@@ -405,8 +363,21 @@ impl System {
     /// Like [`System::spawn`] with arguments for a WASI program; the task
     /// is named after `argv[0]`.
     pub fn spawn_args(&self, bytes: &[u8], argv: &[&str], core_hint: i32) -> Result<TaskId, Status> {
+        self.spawn_in(bytes, argv, core_hint, Namespace::ALL)
+    }
+
+    /// Like [`System::spawn_args`], with a namespace narrower than every
+    /// system name: how the hosted runtime starts the user's programs
+    /// with only the services its `--grant` flag names.
+    pub fn spawn_in(
+        &self,
+        bytes: &[u8],
+        argv: &[&str],
+        core_hint: i32,
+        namespace: Namespace,
+    ) -> Result<TaskId, Status> {
         let args: Vec<String> = argv.iter().map(|a| String::from(*a)).collect();
-        self.spawn_request(bytes, args, core_hint, false, Vec::new())
+        self.spawn_request(bytes, args, core_hint, false, Vec::new(), namespace)
     }
 
     /// Like [`System::spawn_args`], handing the task send capabilities to
@@ -423,11 +394,11 @@ impl System {
         let args: Vec<String> = argv.iter().map(|a| String::from(*a)).collect();
         let send = wasmos_ipc::caps::Rights::SEND;
         let caps = caps.iter().map(|&target| Cap { target, badge: 0, rights: send }).collect();
-        self.spawn_request(bytes, args, core_hint, false, caps)
+        self.spawn_request(bytes, args, core_hint, false, caps, Namespace::ALL)
     }
 
     fn spawn_with(&self, bytes: &[u8], name: &str, core_hint: i32, init: bool) -> Result<TaskId, Status> {
-        self.spawn_request(bytes, alloc::vec![String::from(name)], core_hint, init, Vec::new())
+        self.spawn_request(bytes, alloc::vec![String::from(name)], core_hint, init, Vec::new(), Namespace::ALL)
     }
 
     fn spawn_request(
@@ -437,6 +408,7 @@ impl System {
         core_hint: i32,
         init: bool,
         caps: Vec<Cap>,
+        namespace: Namespace,
     ) -> Result<TaskId, Status> {
         if caps.len() > self.config.max_handles {
             return Err(Status::QuotaExceeded);
@@ -444,7 +416,7 @@ impl System {
         let module = self.compile(bytes)?;
         let id = self.admit(self.choose_core(core_hint)?)?;
         let name = args.first().cloned().unwrap_or_else(|| "task".into());
-        self.start(SpawnRequest { id, name, module, caps, parent: None, init, args })?;
+        self.start(SpawnRequest { id, name, module, caps, parent: None, init, namespace, args })?;
         Ok(id)
     }
 
@@ -455,7 +427,7 @@ impl System {
         &self,
         name: &str,
         core: usize,
-        service: alloc::boxed::Box<dyn crate::native::NativeService>,
+        service: alloc::boxed::Box<dyn crate::service::NativeService>,
     ) -> Result<TaskId, Status> {
         self.start_native_as(Some(name), core, service)
     }
@@ -466,7 +438,7 @@ impl System {
     pub fn start_native_unnamed(
         &self,
         core: usize,
-        service: alloc::boxed::Box<dyn crate::native::NativeService>,
+        service: alloc::boxed::Box<dyn crate::service::NativeService>,
     ) -> Result<TaskId, Status> {
         self.start_native_as(None, core, service)
     }
@@ -475,7 +447,7 @@ impl System {
         &self,
         name: Option<&str>,
         core: usize,
-        service: alloc::boxed::Box<dyn crate::native::NativeService>,
+        service: alloc::boxed::Box<dyn crate::service::NativeService>,
     ) -> Result<TaskId, Status> {
         if core >= self.cores() {
             return Err(Status::InvalidArgument);
@@ -492,7 +464,7 @@ impl System {
             }
             id
         };
-        let start = crate::native::NativeStart { id, service };
+        let start = crate::service::NativeStart { id, service };
         if self.post(core, Envelope::StartNative(Box::new(start))).is_err() {
             if let Some(name) = name {
                 self.services.lock().remove(name);

@@ -11,50 +11,13 @@ use core::cell::RefCell;
 
 use wasmi::{AsContext, AsContextMut, Func, Memory, ResumableCallHostTrap, ResumableCallOutOfFuel, Store};
 use wasmos_ipc::abi::{Kind, RecvInfo, Status};
-use wasmos_ipc::caps::{Cap, HandleTable};
+use wasmos_ipc::caps::HandleTable;
 use wasmos_ipc::ids::TaskId;
-use wasmos_ipc::message::{Message, Payload};
+use wasmos_ipc::message::Payload;
 
-use crate::core::CoreState;
+use crate::envelope::Incoming;
+use crate::percore::CoreState;
 use crate::system::System;
-
-/// Something waiting in a task's inbox.
-pub(crate) enum Incoming {
-    /// `_charge`: the bytes it holds, charged to its sender until it is
-    /// received or dropped (returned by its `Drop`).
-    Message {
-        from: TaskId,
-        msg: Message,
-        _charge: crate::quota::QueueCharge,
-    },
-    Call {
-        from: TaskId,
-        msg: Message,
-        call: u64,
-    },
-    Grant {
-        badge: u32,
-        cap: Cap,
-        _charge: crate::quota::QueueCharge,
-    },
-    ChildExit {
-        child_handle: i32,
-        bits: u64,
-    },
-    /// Never queued: OR-ed into [`TaskData::notifications`] on delivery.
-    Notification {
-        bits: u64,
-    },
-}
-
-impl Incoming {
-    fn sender(&self) -> Option<TaskId> {
-        match self {
-            Incoming::Message { from, .. } | Incoming::Call { from, .. } => Some(*from),
-            _ => None,
-        }
-    }
-}
 
 /// What a suspended task waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +97,8 @@ pub struct TaskData {
     pub(crate) parent: Option<(TaskId, i32)>,
     /// The init task may read boot files.
     pub(crate) init: bool,
+    /// The system names it may look up (`wasmos_ipc::names`).
+    pub(crate) namespace: wasmos_ipc::names::Namespace,
     /// WASI state, for tasks whose module imports `wasi_snapshot_preview1`.
     pub(crate) wasi: Option<crate::wasi::Wasi>,
 }

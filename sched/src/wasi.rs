@@ -27,7 +27,7 @@ use wasmi::{Caller, Error, FuncType, Linker, Val};
 use crate::platform::Stream;
 use crate::task::{self, Blocked, TaskData, Wait};
 
-pub const MODULE: &str = "wasi_snapshot_preview1";
+pub use crate::imports::WASI as MODULE;
 
 // Errno values of WASI preview 1.
 const SUCCESS: i32 = 0;

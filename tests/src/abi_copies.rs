@@ -82,7 +82,11 @@ fn the_sdk_declares_every_function_with_its_signature() {
     let block = block.split("\n    }\n").next().expect("its end");
     // One declaration per `pub fn ...;`, possibly over several lines.
     let mut declared = Vec::new();
-    for decl in block.split(';').map(str::trim).filter(|d| d.starts_with("pub fn ")) {
+    // (Attribute lines such as `#[allow(...)]` before a declaration are skipped.)
+    let strip_attributes =
+        |d: &str| d.lines().filter(|l| !l.trim_start().starts_with("#[")).collect::<Vec<_>>().join("\n");
+    let decls: Vec<String> = block.split(';').map(|d| strip_attributes(d).trim().to_owned()).collect();
+    for decl in decls.iter().filter(|d| d.starts_with("pub fn ")) {
         let decl = decl.trim_start_matches("pub fn ");
         let (name, rest) = decl.split_once('(').expect("pub fn name(");
         let (args, ret) = rest.rsplit_once(')').expect("closing parenthesis");

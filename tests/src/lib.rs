@@ -15,6 +15,8 @@
 mod abi_copies;
 pub mod hostile;
 pub mod http;
+#[cfg(test)]
+mod layers;
 pub mod programs;
 pub mod protocol;
 pub mod soak;

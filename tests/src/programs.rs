@@ -40,6 +40,7 @@ programs!(
     "name_flood",
     "msg_flood",
     "killer",
+    "names_probe",
 );
 
 /// Assembles `(module <prelude> <body>)`.

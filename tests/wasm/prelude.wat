@@ -9,6 +9,7 @@
   (import "wasmos" "ipc_call_timeout" (func $call_timeout (param i32 i32 i32 i32 i32 i64) (result i32)))
   (import "wasmos" "ipc_reply" (func $reply (param i32 i32 i32) (result i32)))
   (import "wasmos" "task_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasmos" "task_spawn_ns" (func $spawn_ns (param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "wasmos" "task_exit" (func $exit (param i32)))
   (import "wasmos" "task_kill" (func $kill (param i32) (result i32)))
   (import "wasmos" "cap_mint" (func $mint (param i32 i32 i32) (result i32)))

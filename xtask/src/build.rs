@@ -44,6 +44,8 @@ pub struct BootConfig {
     pub wasm: Vec<PathBuf>,
     /// Their arguments (`-- a b c`), each passed exactly as given.
     pub args: Vec<String>,
+    /// The system services the `--wasm` programs may look up (`--grant`).
+    pub grant: String,
     /// Leave QEMU when the `--wasm` programs have ended (`--exit`).
     pub exit_with: bool,
     /// How long a soak runs (`mode=soak`).
@@ -70,6 +72,7 @@ impl BootConfig {
             tests: None,
             wasm: Vec::new(),
             args: Vec::new(),
+            grant: String::new(),
             exit_with: false,
             soak_seconds: None,
             hostfwd: None,
@@ -128,8 +131,16 @@ impl BootConfig {
         }
         let mut cfg = format!("mode={}\nspawn={}\n", self.mode.name(), spawn.join(","));
         // A server that dies is started again by init (with back-off).
+        // The web server needs the socket service and the counters; the
+        // user's programs get what `--grant` names (docs/ABI.md, "Names
+        // and namespaces").
         if spawn.iter().any(|s| s == "webapi.wasm") {
-            cfg.push_str("restart=webapi.wasm\n");
+            cfg.push_str("restart=webapi.wasm\nnames.webapi.wasm=tcp,sysinfo\n");
+        }
+        if !self.grant.trim().is_empty() {
+            for name in spawn.iter().filter(|s| s.as_str() != "webapi.wasm") {
+                cfg.push_str(&format!("names.{name}={}\n", self.grant.trim()));
+            }
         }
         if self.exit_with && !programs.is_empty() {
             cfg.push_str(&format!("exit_with={}\n", programs.join(",")));
@@ -600,6 +611,17 @@ mod tests {
         let cfg = config.cfg(Vec::new());
         assert!(cfg.contains("spawn=token_ring.wasm@all\n") && !cfg.contains("exit_with"), "{cfg}");
         assert!(!BootConfig::run().cfg(vec!["hello.wasm".into()]).contains("exit_with"));
+    }
+
+    #[test]
+    fn namespaces_go_to_the_programs_that_need_them() {
+        // The web server gets the socket service and the counters, the
+        // demo nothing, the user's programs what --grant says.
+        let web = BootConfig { hostfwd: Some((8080, 8080)), ..BootConfig::run() }.cfg(Vec::new());
+        assert!(web.contains("names.webapi.wasm=tcp,sysinfo\n") && !web.contains("names.token_ring"), "{web}");
+        let mine = BootConfig { grant: "tcp".into(), ..BootConfig::run() }.cfg(vec!["a.wasm".into(), "b.wasm".into()]);
+        assert!(mine.contains("names.a.wasm=tcp\nnames.b.wasm=tcp\n"), "{mine}");
+        assert!(!BootConfig::run().cfg(vec!["a.wasm".into()]).contains("names."));
     }
 
     #[test]

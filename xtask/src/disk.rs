@@ -297,7 +297,8 @@ pub fn hosted_suite(root: &Path, tally: &mut impl FnMut(&str, Result<Option<u64>
     let check = crate::build::program_path(root, "fs_check.wasm");
     let run = |phases: &[&str], fs_args: &[&str]| -> Result<Option<u64>, String> {
         let mut cmd = Command::new(&binary);
-        cmd.args(["--cores", "2", "--timeout", "120", "--disk"]).arg(&image).arg("--fs-server").arg(&fs_wasm);
+        cmd.args(["--cores", "2", "--timeout", "120", "--grant", "fs", "--disk"]);
+        cmd.arg(&image).arg("--fs-server").arg(&fs_wasm);
         for a in fs_args {
             cmd.arg(format!("--fs-arg={a}"));
         }

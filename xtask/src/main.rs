@@ -118,6 +118,10 @@ struct HostedOpts {
     /// A FAT disk image for the file server `fs` (as `run --disk`).
     #[arg(long, value_name = "FILE")]
     disk: Option<PathBuf>,
+    /// The system services your programs may look up (comma-separated:
+    /// tcp, sysinfo, fs; default none). The default demo gets tcp,sysinfo.
+    #[arg(long, value_name = "NAMES")]
+    grant: Option<String>,
     /// Programs: `file.wasm[@core|@all]` (default: webapi, and the token
     /// ring on every core: what `cargo xtask run` boots).
     programs: Vec<String>,
@@ -186,6 +190,11 @@ struct RunOpts {
     /// It must export `_start` and import only from the `wasmos` module.
     #[arg(long, value_name = "FILE")]
     wasm: Vec<PathBuf>,
+    /// With --wasm: the system services the programs may look up
+    /// (comma-separated: tcp, sysinfo, fs; default none). Written to
+    /// boot.cfg as their `names.` lines; init hands them down.
+    #[arg(long, value_name = "NAMES", requires = "wasm")]
+    grant: Option<String>,
     /// Host port (on 127.0.0.1) forwarded to the web server inside the
     /// machine (webapi, port 8080 there): `curl http://127.0.0.1:PORT/`.
     #[arg(long, default_value_t = 8080)]
@@ -333,7 +342,7 @@ fn run_command(root: &Path, cwd: &Path, opts: &RunOpts) -> Result<i32> {
     }
     let disk = disk::for_run(root, opts.disk.as_ref().map(|d| cwd.join(d)).as_deref())?;
     let _claim = disk::claim(&disk)?;
-    let config = run_config(cwd, opts);
+    let config = run_config(cwd, opts)?;
     let dir = build::RunDir::create(root)?;
     let image = build::image(root, &dir.name, &opts.build, &config)?;
     let machine = qemu::Machine {
@@ -351,15 +360,23 @@ fn run_command(root: &Path, cwd: &Path, opts: &RunOpts) -> Result<i32> {
 
 /// What `cargo xtask run` puts in the boot bundle; `--wasm` paths are
 /// relative to `cwd`, where the command was given.
-fn run_config(cwd: &Path, opts: &RunOpts) -> build::BootConfig {
-    build::BootConfig {
+fn run_config(cwd: &Path, opts: &RunOpts) -> Result<build::BootConfig> {
+    let grant = opts.grant.clone().unwrap_or_default();
+    if wasmos_ipc::names::Namespace::parse(&grant).is_err() {
+        anyhow::bail!(
+            "--grant {grant:?}: the system services are {} (comma-separated)",
+            wasmos_ipc::names::SYSTEM_SERVICES.join(", ")
+        );
+    }
+    Ok(build::BootConfig {
         tests: opts.tests.clone(),
         wasm: opts.wasm.iter().map(|p| cwd.join(p)).collect(),
         args: opts.args.clone(),
+        grant,
         exit_with: opts.exit,
         hostfwd: (!opts.no_net).then_some((opts.http_port, qemu::GUEST_HTTP_PORT)),
         ..build::BootConfig::mode(opts.mode)
-    }
+    })
 }
 
 /// `cargo xtask hosted`: wasmos-hosted with the same options, and the
@@ -392,13 +409,18 @@ fn hosted_args(root: &Path, cwd: &Path, opts: &HostedOpts, binary: PathBuf) -> s
         cmd.arg("--disk").arg(cwd.join(disk));
     }
     if opts.programs.is_empty() {
-        // A server: started again if it dies, as init does in QEMU.
-        cmd.arg("--restart");
+        // A server: started again if it dies, as init does in QEMU; with
+        // the services it uses (the token ring needs none, and gets them
+        // too: `--grant` is for every program of the command line).
+        cmd.args(["--restart", "--grant", "tcp,sysinfo"]);
         cmd.arg(build::program_path(root, "webapi.wasm"));
         cmd.arg(format!("{}@all", build::program_path(root, "token_ring.wasm").display()));
         cmd.args(["--", "--port", &opts.http_port.to_string()]);
         cmd.args(&opts.args);
     } else {
+        if let Some(grant) = &opts.grant {
+            cmd.arg("--grant").arg(grant);
+        }
         // `file.wasm@3`: the placement stays on the absolute path.
         cmd.args(opts.programs.iter().map(|p| cwd.join(p)));
         cmd.arg("--").args(&opts.args);
@@ -436,7 +458,7 @@ mod tests {
         };
         assert_eq!(opts.args, ["first", SECOND, "", "--not-an-option"]);
         assert!(opts.exit);
-        let config = run_config(Path::new("/home/me/work"), &opts);
+        let config = run_config(Path::new("/home/me/work"), &opts).unwrap();
         assert_eq!(config.wasm, [PathBuf::from("/home/me/work/prog.wasm")]);
         assert_eq!(config.args, opts.args);
         assert!(config.exit_with);

@@ -483,9 +483,13 @@ fn run_exit_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()
     // The bundle name gives the task its name, as `--wasm FILE` does.
     let program = dir.join("wasi-check.wasm");
     std::fs::copy(build::wasi_check(root)?, &program)?;
+    // Beside it, a probe of the namespace `--grant sysinfo` gives both.
+    let probe = dir.join("names_probe.wasm");
+    std::fs::write(&probe, wasmos_tests::programs::get("names_probe"))?;
     let config = BootConfig {
-        wasm: vec![program],
+        wasm: vec![program, probe],
         args: EXACT_ARGS.iter().map(|a| a.to_string()).collect(),
+        grant: "sysinfo".into(),
         exit_with: true,
         ..BootConfig::run()
     };
@@ -510,6 +514,13 @@ fn run_exit_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()
         Err(format!("no line ending {want:?} in {}", files.log.display()))
     };
     tally.record("run-exit::exact_args", &args);
+    let probe_ok = "task names_probe] exited with code 0";
+    let names = match log.lines().find(|l| l.contains("task names_probe] ")) {
+        _ if log.lines().any(|l| l.ends_with(probe_ok)) => Ok(None),
+        Some(line) => Err(format!("the namespace probe failed: {line:?} (its exit code is the failed step)")),
+        None => Err(format!("the namespace probe never ran (log {})", files.log.display())),
+    };
+    tally.record("run-exit::granted_names_only", &names);
     let status = match qemu::exit_status(exit, &report) {
         Ok(42) => Ok(None),
         Ok(other) => Err(format!("exit status {other}, expected 42 (QEMU {exit:?})")),
@@ -578,7 +589,7 @@ fn net_suites(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
     let webapi = build::program_path(root, "webapi.wasm");
     let port = qemu::free_port()?;
     let mut child = Command::new(&binary)
-        .args(["--cores", "4", "--restart"])
+        .args(["--cores", "4", "--restart", "--grant", "tcp,sysinfo"])
         .arg(&webapi)
         .args(["--", "--port", &port.to_string()])
         .stdout(std::process::Stdio::null())

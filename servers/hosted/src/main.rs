@@ -38,6 +38,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use wasmos_ipc::abi::ExitReason;
 use wasmos_ipc::ids::TaskId;
+use wasmos_ipc::names::{Namespace, SYSTEM_SERVICES};
 use wasmos_net::TcpService;
 use wasmos_net::host::HostNet;
 use wasmos_sched::threads::{Cores, Wakers};
@@ -75,12 +76,22 @@ struct Cli {
     /// back-off (servers: one task's death must not end the service).
     #[arg(long)]
     restart: bool,
+    /// The system services the programs may look up, comma-separated
+    /// (`tcp`, `sysinfo`, `fs`; default none): their namespace, as
+    /// `boot.cfg`'s `names.` lines give one in QEMU (docs/ABI.md).
+    #[arg(long, value_name = "NAMES", default_value = "", value_parser = parse_namespace)]
+    grant: Namespace,
     /// Programs to start: `file.wasm` (any core), `file.wasm@3`, `file.wasm@all`.
     #[arg(required = true)]
     programs: Vec<String>,
     /// Arguments for every program (after `--`); argv[0] is its name.
     #[arg(last = true)]
     args: Vec<String>,
+}
+
+/// `--grant`'s list, or which names it may hold.
+fn parse_namespace(list: &str) -> Result<Namespace, String> {
+    Namespace::parse(list).map_err(|_| format!("the system services are {}", SYSTEM_SERVICES.join(", ")))
 }
 
 /// Linux as a WasmOS platform.
@@ -213,7 +224,9 @@ fn run(cli: Cli) -> Result<u8> {
         argv.extend(cli.args.iter().cloned());
         for core in cores {
             let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
-            let id = sys.spawn_args(&bytes, &argv_ref, core).map_err(|e| anyhow::anyhow!("{file}: {}", e.name()))?;
+            let id = sys
+                .spawn_in(&bytes, &argv_ref, core, cli.grant)
+                .map_err(|e| anyhow::anyhow!("{file}: {}", e.name()))?;
             let now = sys.now_ns();
             started.push(Started {
                 name: name.clone(),
@@ -266,7 +279,7 @@ fn run(cli: Cli) -> Result<u8> {
             // The other tasks keep running meanwhile (cores 1..).
             let _ = cores.wait_any(&[], task.backoff_ms * 1_000_000);
             let argv: Vec<&str> = task.argv.iter().map(String::as_str).collect();
-            match sys.spawn_args(&task.bytes, &argv, task.core) {
+            match sys.spawn_in(&task.bytes, &argv, task.core, cli.grant) {
                 Ok(new) => {
                     task.id = new;
                     task.since = sys.now_ns();

@@ -11,6 +11,10 @@
 //! arguments, each one ended by a NUL byte, taken exactly as they are
 //! (spaces, quotes and all; WASI programs see them as argv).
 //!
+//! Namespaces: `names.webapi.wasm=tcp,sysinfo` gives that program the
+//! system services it may look up (docs/ABI.md, "Names and namespaces");
+//! a program with no `names.` line gets none.
+//!
 //! Supervision: `restart=webapi.wasm,other.wasm` names programs (started
 //! from `spawn=` without `@all`) that init starts again when they fail
 //! (non-zero exit or killed), after a back-off doubling from 100 ms to
@@ -40,6 +44,7 @@ const MAX_SUPERVISED: usize = 16;
 #[derive(Clone, Copy)]
 struct Supervised<'c> {
     file: &'c str,
+    names: &'c str,
     core: Option<u32>,
     child: Option<os::Handle>,
     since: u64,
@@ -92,12 +97,19 @@ pub extern "C" fn _start() {
             },
         };
         for core in cores {
-            match start(&mut buffers.program, &mut buffers.args, file, core) {
+            let names = namespace_of(config, file);
+            match start(&mut buffers.program, &mut buffers.args, file, names, core) {
                 Ok(child) if restartable(file) && placement != "all" => {
                     match supervised.iter_mut().find(|s| s.is_none()) {
                         Some(slot) => {
-                            *slot =
-                                Some(Supervised { file, core, child: Some(child), since: os::now_ns(), backoff_ms: 0 })
+                            *slot = Some(Supervised {
+                                file,
+                                names,
+                                core,
+                                child: Some(child),
+                                since: os::now_ns(),
+                                backoff_ms: 0,
+                            })
                         }
                         None => println!("not supervising {file}: more than {MAX_SUPERVISED} programs"),
                     }
@@ -113,9 +125,19 @@ pub extern "C" fn _start() {
     supervise(&mut buffers.program, &mut buffers.args, &mut supervised)
 }
 
-/// Reads `file` from the bundle and starts it with its arguments on
-/// `core`; says so, or why not.
-fn start(program: &mut [u8], args: &mut [u8], file: &str, core: Option<u32>) -> Result<os::Handle, ()> {
+/// The system services `boot.cfg` gives `file` (`names.<file>=...`; the
+/// last such line counts), comma-separated; none without a line.
+fn namespace_of<'c>(config: &'c str, file: &str) -> &'c str {
+    config
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("names.")?.strip_prefix(file)?.strip_prefix('='))
+        .unwrap_or("")
+}
+
+/// Reads `file` from the bundle and starts it with its arguments and the
+/// namespace `names` on `core`; says so, or why not.
+fn start(program: &mut [u8], args: &mut [u8], file: &str, names: &str, core: Option<u32>) -> Result<os::Handle, ()> {
     let name = file.trim_end_matches(".wasm");
     let len = match os::boot_file(file, program) {
         Ok(len) => len,
@@ -138,9 +160,12 @@ fn start(program: &mut [u8], args: &mut [u8], file: &str, core: Option<u32>) -> 
             return Err(());
         }
     };
-    match os::spawn_args(wasm, &argv[..argc], core, &[]) {
+    match os::spawn_args_in(wasm, &argv[..argc], core, &[], names) {
         Ok(child) => {
-            println!("started {name} on {}", Placement(core));
+            match names.trim() {
+                "" => println!("started {name} on {}", Placement(core)),
+                names => println!("started {name} on {} with services {names}", Placement(core)),
+            }
             Ok(child)
         }
         Err(e) => {
@@ -183,9 +208,9 @@ fn supervise(program: &mut [u8], args: &mut [u8], supervised: &mut [Option<Super
         };
         println!("{name} ended ({why}, exit code {code}); restarting it in {} ms", task.backoff_ms);
         os::sleep_ns(task.backoff_ms * 1_000_000);
-        let (file, core) = (task.file, task.core);
+        let (file, names, core) = (task.file, task.names, task.core);
         task.since = os::now_ns();
-        task.child = start(program, args, file, core).ok();
+        task.child = start(program, args, file, names, core).ok();
         if task.child.is_none() {
             println!("{name} could not be restarted; no longer supervised");
         }

@@ -47,6 +47,18 @@ pub mod sys {
             caps: *const i32,
             ncaps: i32,
         ) -> i32;
+        #[allow(clippy::too_many_arguments)]
+        pub fn task_spawn_ns(
+            wasm: *const u8,
+            wasm_len: i32,
+            name: *const u8,
+            name_len: i32,
+            core: i32,
+            caps: *const i32,
+            ncaps: i32,
+            names: *const u8,
+            names_len: i32,
+        ) -> i32;
         pub fn task_exit(code: i32) -> !;
         pub fn task_kill(handle: i32) -> i32;
         pub fn cap_mint(handle: i32, badge: i32, rights: i32) -> i32;
@@ -168,35 +180,42 @@ pub fn exit(code: i32) -> ! {
     unsafe { sys::task_exit(code) }
 }
 
+/// Most capabilities a spawn passes on (more is `QUOTA_EXCEEDED`, never a
+/// silent cut).
+pub const MAX_SPAWN_CAPS: usize = 16;
+
 /// Starts a task from a Wasm binary on `core` (`None` = the kernel picks),
 /// passing it copies of `caps` (they appear as its handles 1, 2, ...).
 pub fn spawn(wasm: &[u8], name: &str, core: Option<u32>, caps: &[Handle]) -> Result<Handle, Status> {
-    let core = core.map_or(-1, |c| c as i32);
-    // SAFETY: every pointer/length pair describes a live slice; `Handle` is
-    // `repr(Rust)` around one i32, so the caps are read through a copy.
-    let raw = unsafe {
-        let mut ids = [0i32; 16];
-        let n = caps.len().min(ids.len());
-        for (slot, cap) in ids.iter_mut().zip(caps) {
-            *slot = cap.0;
-        }
-        sys::task_spawn(
-            wasm.as_ptr(),
-            wasm.len() as i32,
-            name.as_ptr(),
-            name.len() as i32,
-            core,
-            ids.as_ptr(),
-            n as i32,
-        )
-    };
-    check(raw).map(Handle)
+    spawn_raw(wasm, name.as_bytes(), core, caps, None)
 }
 
 /// Like [`spawn`], with arguments (a WASI program sees `argv`; the first
 /// element names the task). At most 1024 bytes of arguments.
 pub fn spawn_args(wasm: &[u8], argv: &[&str], core: Option<u32>, caps: &[Handle]) -> Result<Handle, Status> {
     let mut blob = [0u8; 1024];
+    let len = join_args(argv, &mut blob)?;
+    spawn_raw(wasm, &blob[..len], core, caps, None)
+}
+
+/// Like [`spawn_args`], giving the child the system services listed in
+/// `names` (comma-separated, for example `"tcp,sysinfo"`): its namespace,
+/// which must be part of this task's own (`NO_CAPABILITY` otherwise).
+/// A child started any other way can look up no system service.
+pub fn spawn_args_in(
+    wasm: &[u8],
+    argv: &[&str],
+    core: Option<u32>,
+    caps: &[Handle],
+    names: &str,
+) -> Result<Handle, Status> {
+    let mut blob = [0u8; 1024];
+    let len = join_args(argv, &mut blob)?;
+    spawn_raw(wasm, &blob[..len], core, caps, Some(names))
+}
+
+/// `argv` joined by NULs into `blob`; its length, or `TOO_LARGE`.
+fn join_args(argv: &[&str], blob: &mut [u8]) -> Result<usize, Status> {
     let mut len = 0;
     for (i, arg) in argv.iter().enumerate() {
         let sep = usize::from(i > 0);
@@ -207,9 +226,46 @@ pub fn spawn_args(wasm: &[u8], argv: &[&str], core: Option<u32>, caps: &[Handle]
         blob[len..len + arg.len()].copy_from_slice(arg.as_bytes());
         len += arg.len();
     }
-    // SAFETY: the blob is argv joined by NULs; it is not read as a `str`
-    // beyond being passed as bytes.
-    spawn(wasm, unsafe { core::str::from_utf8_unchecked(&blob[..len]) }, core, caps)
+    Ok(len)
+}
+
+/// Both spawn calls: `task_spawn`, or `task_spawn_ns` when `names` is given.
+fn spawn_raw(
+    wasm: &[u8],
+    argv: &[u8],
+    core: Option<u32>,
+    caps: &[Handle],
+    names: Option<&str>,
+) -> Result<Handle, Status> {
+    let core = core.map_or(-1, |c| c as i32);
+    if caps.len() > MAX_SPAWN_CAPS {
+        return Err(Status::QuotaExceeded);
+    }
+    let mut ids = [0i32; MAX_SPAWN_CAPS];
+    for (slot, cap) in ids.iter_mut().zip(caps) {
+        *slot = cap.0;
+    }
+    let (wasm_ptr, wasm_len) = (wasm.as_ptr(), wasm.len() as i32);
+    let (argv_ptr, argv_len, ncaps) = (argv.as_ptr(), argv.len() as i32, caps.len() as i32);
+    // SAFETY: every pointer/length pair describes a live slice (the caps
+    // are copied into `ids` first, as plain i32s).
+    let raw = unsafe {
+        match names {
+            None => sys::task_spawn(wasm_ptr, wasm_len, argv_ptr, argv_len, core, ids.as_ptr(), ncaps),
+            Some(names) => sys::task_spawn_ns(
+                wasm_ptr,
+                wasm_len,
+                argv_ptr,
+                argv_len,
+                core,
+                ids.as_ptr(),
+                ncaps,
+                names.as_ptr(),
+                names.len() as i32,
+            ),
+        }
+    };
+    check(raw).map(Handle)
 }
 
 /// Reads a file of the boot bundle into `buf` (init only); returns its length.

@@ -26,6 +26,7 @@ const CALLS: &[(&str, usize, bool)] = &[
     ("grant", 2, false),
     ("notify", 1, true),
     ("spawn", 7, false),
+    ("spawn_ns", 9, false),
     ("register", 3, false),
     ("lookup", 2, false),
     ("close", 1, false),
@@ -51,11 +52,11 @@ enum Arg {
 #[derive(Arbitrary, Debug)]
 struct Call {
     which: u8,
-    args: [Arg; 7],
+    args: [Arg; 9],
     wide: i64,
     /// Extra repetitions (0..=63), in a loop.
     repeat: u8,
-    /// For `spawn`: start one of the embedded children instead of
+    /// For `spawn`, `spawn_ns`: start one of the embedded children instead of
     /// whatever bytes the arguments point at.
     real_child: Option<bool>,
 }
@@ -82,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
                 Arg::Small(v) => format!("(i32.const {})", v % 8),
             })
             .collect();
-        if name == "spawn" {
+        if name.starts_with("spawn") {
             if let Some(first) = c.real_child {
                 let (at, len) =
                     if first { (CHILDREN_AT, echo.len()) } else { (CHILDREN_AT + echo.len() as u32, sleeper.len()) };

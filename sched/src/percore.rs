@@ -19,10 +19,12 @@ use wasmi::{Linker, ResumableCall, Store, TrapCode};
 use wasmos_ipc::abi::{ExitReason, RecvInfo, Status};
 use wasmos_ipc::caps::HandleTable;
 use wasmos_ipc::ids::TaskId;
+use wasmos_ipc::message::Payload;
 
-use crate::native::{self, NativeSlot};
-use crate::system::{Envelope, SpawnRequest, System, TaskExit};
-use crate::task::{self, Blocked, Exec, Incoming, Task, TaskData, TaskTable, Wait};
+use crate::envelope::{Envelope, Incoming, SpawnRequest, TaskExit};
+use crate::service::{self, NativeSlot};
+use crate::system::System;
+use crate::task::{self, Blocked, Exec, Task, TaskData, TaskTable, Wait};
 
 /// What [`CoreScheduler::poll`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,47 +39,107 @@ pub enum Poll {
 /// A core's tasks and queues, shared (on this core only) between the
 /// scheduler loop and the system calls of the task it is running.
 pub(crate) struct CoreState {
-    pub core: usize,
+    core: usize,
     /// Boxed: a task (its wasmi store) is almost 2 KiB, and it moves out
     /// of the map for every slice it runs.
-    pub tasks: TaskTable,
-    pub ready: VecDeque<TaskId>,
-    pub sleepers: BTreeSet<(u64, TaskId)>,
+    tasks: TaskTable,
+    ready: VecDeque<TaskId>,
+    sleepers: BTreeSet<(u64, TaskId)>,
     /// The tasks running right now, taken out of `tasks`: the one the
     /// scheduler started, then any it handed the core to directly in
     /// `ipc_call` (see `host::handoff`), innermost last.
-    pub running: Vec<TaskId>,
+    running: Vec<TaskId>,
     /// Deliveries to the running task, applied when it is back in `tasks`.
-    pub deferred: VecDeque<Envelope>,
+    deferred: VecDeque<Envelope>,
     /// Envelopes that found another core's ring full and must not be lost:
     /// replies, exit reports, and `ipc_call` requests (the caller stays
     /// suspended meanwhile). Retried in order on every poll.
-    pub outbox: VecDeque<(usize, Envelope)>,
-    pub linker: Linker<TaskData>,
-    pub sys: Arc<System>,
-    /// Native services on this core (see [`crate::native`]).
-    pub natives: BTreeMap<TaskId, NativeSlot>,
+    outbox: VecDeque<(usize, Envelope)>,
+    linker: Linker<TaskData>,
+    sys: Arc<System>,
+    /// Native services on this core (see [`crate::service`]).
+    natives: BTreeMap<TaskId, NativeSlot>,
     /// This state's own cell, handed to each task's system calls.
-    pub self_ref: Weak<RefCell<CoreState>>,
+    self_ref: Weak<RefCell<CoreState>>,
 }
 
 impl CoreState {
+    /// The core this state belongs to.
+    pub fn core(&self) -> usize {
+        self.core
+    }
+
+    pub fn sys(&self) -> &Arc<System> {
+        &self.sys
+    }
+
+    /// The native service `id` of this core.
+    pub fn native_mut(&mut self, id: TaskId) -> Option<&mut NativeSlot> {
+        self.natives.get_mut(&id)
+    }
+
+    /// Whether `id` is one of this core's tasks, not running now.
+    pub fn holds(&self, id: TaskId) -> bool {
+        self.tasks.contains_key(&id)
+    }
+
     /// Sends an envelope towards its target, wherever it lives.
     pub fn route(&mut self, envelope: Envelope) {
-        let sys = self.sys.clone();
         let core = match &envelope {
-            Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } | Envelope::Kill { to } => sys.core_of(*to),
+            Envelope::Deliver { to, .. } | Envelope::Reply { to, .. } | Envelope::Kill { to } => self.sys.core_of(*to),
             Envelope::Spawn(_) | Envelope::StartNative(_) => Some(self.core),
         };
         match core {
-            Some(core) if core == self.core => self.deliver_local(envelope),
-            Some(core) => {
-                if let Err(envelope) = sys.post(core, envelope) {
-                    self.outbox.push_back((core, envelope));
-                }
-            }
+            Some(core) => self.route_to(core, envelope),
             None => self.undeliverable(envelope),
         }
+    }
+
+    /// Sends an envelope to `core` (its target's home): delivered here, or
+    /// into that core's ring; a full ring keeps it in the outbox, retried
+    /// on every poll, so it is never lost.
+    pub fn route_to(&mut self, core: usize, envelope: Envelope) {
+        if core == self.core {
+            self.deliver_local(envelope);
+        } else if let Err(envelope) = self.sys.post(core, envelope) {
+            self.outbox.push_back((core, envelope));
+        }
+    }
+
+    /// Takes `to` out of the table to run it inside the caller `me`'s
+    /// `ipc_call` (a direct hand-off), if it can: `to` lives here, waits
+    /// in `ipc_recv` for anyone or for `me`, and fewer than `depth` hand-offs
+    /// are nested already. It counts as running until [`Self::end_handoff`].
+    pub fn begin_handoff(&mut self, me: TaskId, to: TaskId, depth: usize) -> Option<Box<Task>> {
+        if to.core() != self.core || self.running.len() > depth {
+            return None;
+        }
+        let Some(Wait::Recv { from, deadline, .. }) = self.tasks.get(&to).and_then(|t| t.data().wait) else {
+            return None;
+        };
+        if from.is_some_and(|f| f != me) {
+            return None;
+        }
+        if let Some(deadline) = deadline {
+            self.sleepers.remove(&(deadline, to));
+        }
+        self.running.push(to);
+        self.tasks.remove(&to)
+    }
+
+    /// The hand-off to `to` is over: back in the table (or reaped), and
+    /// the caller's answer if it came.
+    pub fn end_handoff(
+        &mut self,
+        to: TaskId,
+        callee: Box<Task>,
+        outcome: Result<(), TaskExit>,
+        caller: TaskId,
+        call: u64,
+    ) -> Option<Result<Payload, Status>> {
+        self.running.pop();
+        self.settle(to, callee, outcome);
+        self.take_reply(caller, call)
     }
 
     /// The target is gone: a caller learns it from its call's result;
@@ -217,7 +279,7 @@ impl CoreState {
         // By key, not by a list of them: no allocation on this path.
         let mut next = self.natives.keys().next().copied();
         while let Some(id) = next {
-            native::run(self, id);
+            service::run(self, id);
             next = self.natives.range((Excluded(id), Unbounded)).next().map(|(&k, _)| k);
         }
     }
@@ -298,7 +360,7 @@ impl CoreState {
 
     /// Takes the answer to `caller`'s call `call` if it arrived while
     /// `caller` was running (held back in `deferred`).
-    pub fn take_reply(&mut self, caller: TaskId, call: u64) -> Option<Result<wasmos_ipc::message::Payload, Status>> {
+    pub fn take_reply(&mut self, caller: TaskId, call: u64) -> Option<Result<Payload, Status>> {
         let at = self
             .deferred
             .iter()
@@ -346,10 +408,10 @@ impl CoreState {
     /// The task's store and state, not instantiated yet.
     fn prepare(&mut self, request: SpawnRequest) -> Box<Task> {
         let sys = self.sys.clone();
-        let SpawnRequest { id, name, module, caps, parent, init, args } = request;
-        let uses_wasi = module.imports().any(|i| i.module() == crate::wasi::MODULE);
+        let SpawnRequest { id, name, module, caps, parent, init, namespace, args } = request;
+        let uses_wasi = crate::imports::uses_wasi(&module);
         if uses_wasi {
-            for import in module.imports().filter(|i| i.module() == crate::wasi::MODULE) {
+            for import in module.imports().filter(|i| i.module() == crate::imports::WASI) {
                 if let Some(ty) = import.ty().func() {
                     crate::wasi::define_missing(&mut self.linker, import.name(), ty);
                 }
@@ -390,6 +452,7 @@ impl CoreState {
             next_call: 1,
             parent,
             init,
+            namespace,
             wasi,
         };
         let mut store = Store::new(&sys.engine, data);

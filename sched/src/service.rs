@@ -28,9 +28,9 @@ use wasmos_ipc::abi::Status;
 use wasmos_ipc::ids::TaskId;
 use wasmos_ipc::message::{Message, Payload};
 
-use crate::core::CoreState;
-use crate::system::{Envelope, System};
-use crate::task::Incoming;
+use crate::envelope::{Envelope, Incoming};
+use crate::percore::CoreState;
+use crate::system::System;
 
 /// A server implemented natively. See the module documentation.
 pub trait NativeService: Send {
@@ -81,16 +81,16 @@ pub struct NativeCtx<'a> {
 
 impl NativeCtx<'_> {
     pub fn now_ns(&self) -> u64 {
-        self.state.sys.now_ns()
+        self.state.sys().now_ns()
     }
 
     /// The core the service runs on.
     pub fn core(&self) -> usize {
-        self.state.core
+        self.state.core()
     }
 
     pub fn system(&self) -> &Arc<System> {
-        &self.state.sys
+        self.state.sys()
     }
 
     /// Answers a call: `Ok(bytes)` is the reply payload (at most
@@ -111,7 +111,7 @@ impl NativeCtx<'_> {
         if bytes.len() > wasmos_ipc::abi::MAX_PAYLOAD {
             return Err(Status::TooLarge);
         }
-        let sys = self.state.sys.clone();
+        let sys = self.state.sys().clone();
         let charge = crate::quota::QueueCharge::take(
             None,
             &sys.queued,
@@ -127,7 +127,7 @@ impl NativeCtx<'_> {
     /// Whether `task` is still alive (a service drops what a dead client
     /// held: its sockets, its pending calls).
     pub fn is_alive(&self, task: TaskId) -> bool {
-        self.state.sys.core_of(task).is_some()
+        self.state.sys().core_of(task).is_some()
     }
 }
 
@@ -161,6 +161,16 @@ impl NativeSlot {
         !self.inbox.is_empty() || self.next_poll.is_some_and(|t| t <= now)
     }
 
+    /// The service and what arrived for it, taken out to run, if it is
+    /// due (it goes back in with its next poll time after).
+    fn take_if_due(&mut self, now: u64) -> Option<(Box<dyn NativeService>, VecDeque<Incoming>)> {
+        if !self.due(now) {
+            return None;
+        }
+        let service = self.service.take()?;
+        Some((service, core::mem::take(&mut self.inbox)))
+    }
+
     pub fn inbox_len(&self) -> usize {
         self.inbox.len()
     }
@@ -173,20 +183,13 @@ impl NativeSlot {
 /// Runs the native service `id` on `state`'s core if it is due: hands it
 /// its requests, then polls it.
 pub(crate) fn run(state: &mut CoreState, id: TaskId) {
-    let now = state.sys.now_ns();
-    let (mut service, inbox) = {
-        let Some(slot) = state.natives.get_mut(&id) else { return };
-        if !slot.due(now) {
-            return;
-        }
-        let Some(service) = slot.service.take() else { return };
-        (service, core::mem::take(&mut slot.inbox))
-    };
+    let now = state.sys().now_ns();
+    let Some((mut service, inbox)) = state.native_mut(id).and_then(|slot| slot.take_if_due(now)) else { return };
     let mut ctx = NativeCtx { state, id };
     for item in inbox {
         let request = match item {
             Incoming::Message { from, msg, .. } => {
-                ctx.state.sys.directory.received(id);
+                ctx.state.sys().directory.received(id);
                 Request { from, badge: msg.badge, payload: msg.payload, reply: None }
             }
             Incoming::Call { from, msg, call } => {
@@ -196,7 +199,7 @@ pub(crate) fn run(state: &mut CoreState, id: TaskId) {
             // hold no handle table. Notifications and exit reports carry
             // nothing a service acts on.
             Incoming::Grant { .. } => {
-                ctx.state.sys.directory.received(id);
+                ctx.state.sys().directory.received(id);
                 continue;
             }
             Incoming::ChildExit { .. } | Incoming::Notification { .. } => continue,
@@ -204,7 +207,7 @@ pub(crate) fn run(state: &mut CoreState, id: TaskId) {
         service.receive(&mut ctx, request);
     }
     let next_poll = service.poll(&mut ctx);
-    if let Some(slot) = state.natives.get_mut(&id) {
+    if let Some(slot) = state.native_mut(id) {
         slot.service = Some(service);
         slot.next_poll = next_poll;
     }
