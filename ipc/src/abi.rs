@@ -157,21 +157,21 @@ pub const FUNCTIONS: &[Function] = &[
         params: &[("h", I32), ("msg", I32), ("len", I32), ("buf", I32), ("cap", I32)],
         result: Some(I32),
         blocks: true,
-        errors: &[HANDLE[0], HANDLE[1], BadPointer, TooLarge, DeadTarget, InvalidArgument],
+        errors: &[HANDLE[0], HANDLE[1], BadPointer, TooLarge, DeadTarget, InvalidArgument, NoMemory],
     },
     Function {
         name: "ipc_call_timeout",
         params: &[("h", I32), ("msg", I32), ("len", I32), ("buf", I32), ("cap", I32), ("timeout_ns", I64)],
         result: Some(I32),
         blocks: true,
-        errors: &[HANDLE[0], HANDLE[1], BadPointer, TooLarge, DeadTarget, InvalidArgument, TimedOut],
+        errors: &[HANDLE[0], HANDLE[1], BadPointer, TooLarge, DeadTarget, InvalidArgument, TimedOut, NoMemory],
     },
     Function {
         name: "ipc_reply",
         params: &[("token", I32), ("msg", I32), ("len", I32)],
         result: Some(I32),
         blocks: false,
-        errors: &[BadPointer, TooLarge, NoCaller, DeadTarget],
+        errors: &[BadPointer, TooLarge, NoCaller, DeadTarget, NoMemory],
     },
     // Charged and limited as `ipc_send` (no payload: 64 bytes).
     Function {
@@ -204,7 +204,7 @@ pub const FUNCTIONS: &[Function] = &[
         ],
         result: Some(I32),
         blocks: false,
-        errors: &[BadPointer, InvalidArgument, HANDLE[0], HANDLE[1], QuotaExceeded, InvalidWasm, WouldBlock],
+        errors: &[BadPointer, InvalidArgument, HANDLE[0], HANDLE[1], QuotaExceeded, InvalidWasm, WouldBlock, NoMemory],
     },
     // `task_spawn` that also gives the child a namespace: `names` is a
     // comma-separated list of system names (see [`crate::names`]); one the
@@ -225,7 +225,7 @@ pub const FUNCTIONS: &[Function] = &[
         ],
         result: Some(I32),
         blocks: false,
-        errors: &[BadPointer, InvalidArgument, HANDLE[0], HANDLE[1], QuotaExceeded, InvalidWasm, WouldBlock],
+        errors: &[BadPointer, InvalidArgument, HANDLE[0], HANDLE[1], QuotaExceeded, InvalidWasm, WouldBlock, NoMemory],
     },
     Function { name: "task_exit", params: &[("code", I32)], result: None, blocks: false, errors: &[] },
     Function {

@@ -40,7 +40,9 @@ impl Payload {
     pub const EMPTY: Payload = Payload(Repr::Inline { len: 0, bytes: [0; INLINE_PAYLOAD] });
 
     /// Copies `bytes` (for example, a range of the sender's linear memory).
-    /// More than [`MAX_PAYLOAD`] bytes is `TOO_LARGE`.
+    /// More than [`MAX_PAYLOAD`] bytes is `TOO_LARGE`; a heap that cannot
+    /// hold the copy is `NO_MEMORY` (a task drives this allocation, so it
+    /// must not end the kernel).
     pub fn copy_from(bytes: &[u8]) -> Result<Payload, Status> {
         if bytes.len() > MAX_PAYLOAD {
             return Err(Status::TooLarge);
@@ -50,7 +52,10 @@ impl Payload {
             inline[..bytes.len()].copy_from_slice(bytes);
             return Ok(Payload(Repr::Inline { len: bytes.len() as u8, bytes: inline }));
         }
-        Ok(Payload(Repr::Heap(bytes.into())))
+        let mut heap = alloc::vec::Vec::new();
+        heap.try_reserve_exact(bytes.len()).map_err(|_| Status::NoMemory)?;
+        heap.extend_from_slice(bytes);
+        Ok(Payload(Repr::Heap(heap.into_boxed_slice())))
     }
 
     pub fn as_slice(&self) -> &[u8] {

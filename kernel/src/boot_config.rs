@@ -54,9 +54,10 @@ impl BootConfig {
         BootConfig { mode, tests: config.get("tests").filter(|t| !t.is_empty()), bundle }
     }
 
-    /// Scheduler settings from the configuration.
-    pub fn scheduler(&self) -> wasmos_sched::Config {
-        let mut config = wasmos_sched::Config::default();
+    /// Scheduler settings from the configuration, with budgets scaled to
+    /// a kernel heap of `heap_bytes`.
+    pub fn scheduler(&self, heap_bytes: usize) -> wasmos_sched::Config {
+        let mut config = wasmos_sched::Config::for_heap(heap_bytes);
         if let Some(fuel) = self.config().get("fuel_slice").and_then(|v| v.parse().ok()) {
             config.fuel_slice = fuel;
         }

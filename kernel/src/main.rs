@@ -93,11 +93,11 @@ fn kmain_with_sse(boot_info: &'static mut BootInfo) -> ! {
     cpu::init_this_core(0);
     smp::record_bsp_stack(BSP_STACK_BYTES);
     let config = boot_config::BootConfig::from_boot_info(boot_info);
-    if matches!(config.mode, Mode::Test | Mode::Soak | Mode::Bench) {
-        // Announce the result channel as early as possible, so that even a
-        // failure during SMP bring-up is attributed to this run.
-        result!("WASMOS-RESULTS 1");
-    }
+    // Announce the result channel as early as possible, so that even a
+    // failure during SMP bring-up is attributed to this run; in every
+    // mode, so xtask can tell a kernel that started from one that never
+    // did (`qemu::timed_out`).
+    result!("WASMOS-RESULTS 1");
 
     let system = smp::init(boot_info, mem.phys_offset);
     let usable_mib = mem.usable_bytes >> 20;
@@ -127,10 +127,11 @@ fn kmain_with_sse(boot_info: &'static mut BootInfo) -> ! {
         );
     }
 
-    // Wasm linear memory may use half of the kernel heap's limit, so that
-    // tasks together can never starve the kernel's own allocations.
-    let mut sched_config = config.scheduler();
-    sched_config.total_memory_bytes = (heap.limit_bytes / 2) as usize;
+    // Every budget of tasks is a share of the kernel heap's limit (Wasm
+    // memory half, queued messages an eighth, sockets an eighth; sched's
+    // `quota::heap_shares`), so tasks together can never starve the
+    // kernel's own allocations.
+    let sched_config = config.scheduler(heap.limit_bytes as usize);
     let sys = tasks::init(wasmos_smp::percpu::count(), sched_config, config.bundle);
     tasks::wait_for_schedulers(system.cpus_online, 5_000_000_000);
 
@@ -138,7 +139,6 @@ fn kmain_with_sse(boot_info: &'static mut BootInfo) -> ! {
         Mode::Run => {
             if let Some(names) = config.config().get("exit_with").filter(|n| !n.is_empty()) {
                 // The result channel carries the programs' exit status.
-                result!("WASMOS-RESULTS 1");
                 tasks::exit_with(&names.split(',').map(str::trim).collect::<alloc::vec::Vec<_>>());
             }
             start_services(sys, &config);

@@ -4,7 +4,10 @@
 //! except for the knot noted at the end (`tests/src/layers.rs` checks both):
 //! - [`platform`]: the small trait that differs between bare metal (IPIs,
 //!   the TSC, the serial port) and the hosted runtime (threads, condvars);
-//! - [`quota`]: memory budgets per task and for all tasks together;
+//! - [`quota`]: memory budgets per task and for all tasks together, and
+//!   their shares of the kernel heap;
+//! - [`start`]: a module's start function moved to an export, so that it
+//!   runs as a resumable call under `_start`'s rules;
 //! - [`imports`]: which imports a module may have (checked at spawn);
 //! - [`envelope`]: what travels: inbox items, envelopes between cores,
 //!   spawn requests, exits;
@@ -56,6 +59,7 @@ pub mod percore;
 pub mod platform;
 pub mod quota;
 pub mod service;
+pub mod start;
 pub mod system;
 pub mod task;
 #[cfg(feature = "std")]

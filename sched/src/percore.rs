@@ -462,7 +462,7 @@ impl CoreState {
             // Fresh table, fewer caps than the limit was checked at spawn.
             let _ = store.data_mut().handles.insert(cap);
         }
-        Box::new(Task { store, exec: Some(Exec::Instantiate(module)), resume_with: 0, fuel_left: None })
+        Box::new(Task { store, exec: Some(Exec::Instantiate(module)), resume_with: 0, fuel_left: None, then: None })
     }
 
     /// Instantiates a prepared task (runs its start function) and queues
@@ -479,7 +479,16 @@ impl CoreState {
             return self.reap(task, TaskExit { code: -1, reason: ExitReason::OtherTrap }, false);
         };
         sys.stats[self.core].tasks.fetch_add(1, Ordering::Relaxed);
-        task.exec = Some(Exec::NotStarted(start));
+        // The module's start function, if it has one, runs first, under
+        // the same rules as `_start` (fuel slices, blocking calls).
+        let first = match instance.get_func(&task.store, crate::start::START_EXPORT) {
+            Some(start_fn) => {
+                task.then = Some(start);
+                start_fn
+            }
+            None => start,
+        };
+        task.exec = Some(Exec::NotStarted(first));
         self.tasks.insert(id, task);
         self.ready.push_back(id);
     }
@@ -722,7 +731,14 @@ pub(crate) fn run_slice(sys: &System, task: &mut Task) -> Result<(), TaskExit> {
         _ => Some(task.store.get_fuel().unwrap_or(0).saturating_sub(growth)),
     };
     match result {
-        Ok(ResumableCall::Finished) => Err(TaskExit { code: 0, reason: ExitReason::Exited }),
+        Ok(ResumableCall::Finished) => match task.then.take() {
+            // The start function returned: `_start` runs next.
+            Some(start) => {
+                task.exec = Some(Exec::NotStarted(start));
+                Ok(())
+            }
+            None => Err(TaskExit { code: 0, reason: ExitReason::Exited }),
+        },
         Ok(ResumableCall::HostTrap(call)) => {
             // Every host error pauses a resumable call, `task_exit` too.
             if call.host_error().downcast_ref::<Blocked>().is_none() {

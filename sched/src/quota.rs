@@ -243,3 +243,36 @@ mod tests {
         assert_eq!((global.used(), own.used(), other.used()), (0, 0, 0));
     }
 }
+
+/// The share of a kernel heap of `heap_bytes` that each budget of tasks
+/// may take, so that together they can never exhaust it: Wasm linear
+/// memory half of it, queued one-way message bytes and the `tcp`
+/// service's socket buffers an eighth each (each at most the default,
+/// 16 MiB), which leaves at least a quarter for the kernel itself
+/// (compiled modules, task tables, stacks, drivers). The reserves for the
+/// kernel's own tasks are a quarter of their budget (at most the
+/// defaults), and one task may take at most what ordinary tasks together
+/// may. The kernel applies it at boot (`Config::for_heap` in `system.rs`,
+/// [`socket_budget_for_heap`]); the hosted runtime keeps the defaults.
+pub mod heap_shares {
+    /// Wasm linear memory of all tasks: half the heap.
+    pub fn wasm(heap_bytes: usize) -> usize {
+        heap_bytes / 2
+    }
+
+    /// Queued one-way message bytes of all tasks: an eighth, at most 16 MiB.
+    pub fn queued(heap_bytes: usize) -> usize {
+        (heap_bytes / 8).min(16 << 20)
+    }
+
+    /// Socket buffers of the `tcp` service: an eighth, at most 16 MiB.
+    pub fn sockets(heap_bytes: usize) -> usize {
+        (heap_bytes / 8).min(16 << 20)
+    }
+}
+
+/// Heap bytes the `tcp` service's sockets may hold, for a kernel heap of
+/// `heap_bytes` ([`heap_shares`]).
+pub fn socket_budget_for_heap(heap_bytes: usize) -> usize {
+    heap_shares::sockets(heap_bytes)
+}

@@ -93,6 +93,27 @@ pub struct Config {
     pub max_names: usize,
 }
 
+impl Config {
+    /// The default configuration with every budget of kernel memory scaled
+    /// to a kernel heap of `heap_bytes` (`quota::heap_shares`).
+    pub fn for_heap(heap_bytes: usize) -> Config {
+        let default = Config::default();
+        let total_memory_bytes = crate::quota::heap_shares::wasm(heap_bytes);
+        let system_memory_reserve = (total_memory_bytes / 4).min(default.system_memory_reserve);
+        let total_queued_bytes = crate::quota::heap_shares::queued(heap_bytes);
+        let system_queue_reserve = (total_queued_bytes / 4).min(default.system_queue_reserve);
+        Config {
+            total_memory_bytes,
+            system_memory_reserve,
+            max_memory_bytes: default.max_memory_bytes.min(total_memory_bytes - system_memory_reserve),
+            total_queued_bytes,
+            system_queue_reserve,
+            max_queued_bytes: default.max_queued_bytes.min(total_queued_bytes - system_queue_reserve),
+            ..default
+        }
+    }
+}
+
 /// Kernel bookkeeping charged for each queued one-way item on top of its
 /// payload (the item, its place in an inbox or ring).
 pub const QUEUED_ITEM_OVERHEAD: usize = 64;
@@ -318,7 +339,10 @@ impl System {
         if let Some((_, _, module)) = self.modules.lock().iter().find(|(h, b, _)| *h == hash && **b == *bytes) {
             return Ok(module.clone());
         }
-        let module = Module::new(&self.engine, bytes).map_err(|_| Status::InvalidWasm)?;
+        // The start function is moved to an export and run as a resumable
+        // call (`start.rs`).
+        let deferred = crate::start::defer(bytes).map_err(|_| Status::InvalidWasm)?;
+        let module = Module::new(&self.engine, deferred.as_deref().unwrap_or(bytes)).map_err(|_| Status::InvalidWasm)?;
         if !crate::imports::known(&module) {
             return Err(Status::InvalidWasm);
         }

@@ -141,6 +141,8 @@ pub(crate) struct Task {
     /// and server handing the core to each other on every call would
     /// otherwise never run out, and starve every other task on the core.
     pub fuel_left: Option<u64>,
+    /// `_start`, while the start function runs before it (`start.rs`).
+    pub then: Option<Func>,
 }
 
 /// A core's tasks, by directory slot (the low bits of their ids, unique
@@ -231,7 +233,11 @@ pub(crate) fn read_bytes(ctx: &impl AsContext<Data = TaskData>, ptr: i32, len: i
     }
     let memory = ctx.as_context().data().memory;
     let (memory, start, end) = range(ctx, memory, ptr as u32, len as u32)?;
-    Ok(memory.data(ctx)[start..end].to_vec())
+    // Up to a whole linear memory (a binary for `task_spawn`): fallible.
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(end - start).map_err(|_| Status::NoMemory)?;
+    bytes.extend_from_slice(&memory.data(ctx)[start..end]);
+    Ok(bytes)
 }
 
 /// Copies a message payload (at most `MAX_PAYLOAD` bytes, else

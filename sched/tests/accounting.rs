@@ -331,3 +331,28 @@ fn ordinary_tasks_leave_the_memory_reserve_to_the_system() {
     assert_eq!(exits, [exited(81)], "an ordinary hog's pages");
     assert_eq!(sys.memory_in_use(), 0);
 }
+
+/// Every budget of kernel memory the kernel gives tasks is a share of its
+/// heap, so that together they never exceed three quarters of it.
+#[test]
+fn budgets_fit_every_kernel_heap() {
+    // 16 MiB is the smallest heap the kernel makes (`memory/heap.rs`);
+    // 125 MiB is that of a 512 MiB machine.
+    for mib in [16usize, 24, 32, 64, 125, 256, 1024, 16 << 10] {
+        let heap = mib << 20;
+        let c = Config::for_heap(heap);
+        let total = c.total_memory_bytes + c.total_queued_bytes + wasmos_sched::quota::socket_budget_for_heap(heap);
+        assert!(total <= heap / 4 * 3, "{mib} MiB heap: budgets of {total} bytes leave the kernel too little");
+        assert!(c.system_memory_reserve < c.total_memory_bytes && c.system_queue_reserve < c.total_queued_bytes);
+        assert!(c.max_memory_bytes + c.system_memory_reserve <= c.total_memory_bytes, "{mib} MiB");
+        assert!(c.max_queued_bytes + c.system_queue_reserve <= c.total_queued_bytes, "{mib} MiB");
+        assert!(c.max_memory_bytes >= 1 << 20 && c.max_queued_bytes >= 64 << 10, "{mib} MiB: still usable");
+    }
+    // A large heap gets the defaults' per-task limits and reserves.
+    let big = Config::for_heap(1 << 30);
+    let default = Config::default();
+    assert_eq!(big.max_memory_bytes, default.max_memory_bytes);
+    assert_eq!(big.total_queued_bytes, default.total_queued_bytes);
+    assert_eq!(big.system_queue_reserve, default.system_queue_reserve);
+    assert_eq!(big.total_memory_bytes, 512 << 20);
+}

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 /// From the bottom layer up.
 const ORDER: &[&str] =
-    &["platform", "quota", "imports", "envelope", "system", "task", "percore", "service", "wasi", "host", "threads"];
+    &["platform", "quota", "start", "imports", "envelope", "system", "task", "percore", "service", "wasi", "host", "threads"];
 
 /// Uses of a module listed later, and why each is there.
 const KNOT: &[(&str, &str, &str)] = &[

@@ -62,7 +62,10 @@ pub fn start(sys: &System) -> Option<NetInfo> {
         }
     };
     let stack = Stack::new(driver, mac, ip, sys.now_ns());
-    if let Err(e) = sys.start_native(wasmos_ipc::net::SERVICE, NET_CORE, Box::new(TcpService::new(stack))) {
+    // Socket buffers get their share of the kernel heap (sched's `quota::heap_shares`).
+    let budget = wasmos_sched::quota::socket_budget_for_heap(crate::memory::heap::stats().limit_bytes as usize);
+    let tcp = TcpService::new(stack).with_memory_budget(budget);
+    if let Err(e) = sys.start_native(wasmos_ipc::net::SERVICE, NET_CORE, Box::new(tcp)) {
         log::error!("net: cannot start the tcp service: {}", e.name());
         return None;
     }

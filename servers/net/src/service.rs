@@ -96,8 +96,11 @@ pub struct TcpService<B: Backend> {
     sockets: BTreeMap<u32, Socket<B>>,
     next_id: u32,
     waiters: Vec<Waiter>,
-    /// Heap bytes the open sockets hold (at most [`MEMORY_BUDGET`]).
+    /// Heap bytes the open sockets hold (at most `budget`).
     memory: usize,
+    /// The most they may hold: [`MEMORY_BUDGET`], or less for a small
+    /// kernel heap ([`TcpService::with_memory_budget`]).
+    budget: usize,
     /// Per task, the last socket its previous `POLL` reply named.
     cursors: BTreeMap<TaskId, u32>,
     next_gc: u64,
@@ -114,10 +117,18 @@ impl<B: Backend> TcpService<B> {
             next_id: 1,
             waiters: Vec::new(),
             memory: 0,
+            budget: MEMORY_BUDGET,
             cursors: BTreeMap::new(),
             next_gc: 0,
             frames_dropped: 0,
         }
+    }
+
+    /// Holds the sockets' heap bytes to `bytes` (at most
+    /// [`MEMORY_BUDGET`]); the kernel derives it from its heap's size.
+    pub fn with_memory_budget(mut self, bytes: usize) -> TcpService<B> {
+        self.budget = bytes.min(MEMORY_BUDGET);
+        self
     }
 
     /// Sockets open now (for tests and stats).
@@ -145,7 +156,7 @@ impl<B: Backend> TcpService<B> {
         if owned().count() >= SOCKETS_PER_TASK
             || self.sockets.len() >= MAX_SOCKETS
             || (listener && listeners >= LISTENERS_PER_TASK)
-            || self.memory + self.cost(listener) > MEMORY_BUDGET
+            || self.memory + self.cost(listener) > self.budget
         {
             return Err(NetError::NoResources);
         }
