@@ -12,8 +12,10 @@
 use std::collections::BTreeSet;
 
 /// From the bottom layer up.
-const ORDER: &[&str] =
-    &["platform", "quota", "start", "imports", "envelope", "system", "task", "percore", "service", "wasi", "host", "threads"];
+const ORDER: &[&str] = &[
+    "platform", "quota", "start", "imports", "envelope", "system", "task", "percore", "service", "wasi", "host",
+    "threads",
+];
 
 /// Uses of a module listed later, and why each is there.
 const KNOT: &[(&str, &str, &str)] = &[

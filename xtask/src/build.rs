@@ -172,8 +172,7 @@ const MAX_BUNDLE_NAME: usize = 200;
 /// trims it) or control characters (a line break would end the line).
 fn bundle_name(path: &Path) -> Result<String> {
     let name = path.file_name().and_then(|n| n.to_str()).context("--wasm path has no UTF-8 file name")?;
-    if let Some(c) = name.chars().find(|&c| matches!(c, ',' | '@' | '=' | '#') || c.is_whitespace() || c.is_control())
-    {
+    if let Some(c) = name.chars().find(|&c| matches!(c, ',' | '@' | '=' | '#') || c.is_whitespace() || c.is_control()) {
         bail!(
             "--wasm file name {name:?} contains {c:?}: a program's file name may not contain ',', '@', '=', '#', \
              whitespace or control characters (boot.cfg's separators); rename the file"
