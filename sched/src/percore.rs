@@ -115,6 +115,7 @@ impl CoreState {
 
     /// The next ready task, taken out of the table; else what the core
     /// should do (`Busy`: a stale entry was skipped, poll again).
+    #[inline]
     pub fn pick(&mut self, now: u64) -> Result<(TaskId, Box<Task>), Poll> {
         match self.ready.pop_front() {
             // A stale id (its task was killed) is skipped.
@@ -124,12 +125,14 @@ impl CoreState {
     }
 
     /// `id` runs a slice now: it counts as running until [`Self::end_slice`].
+    #[inline]
     pub fn begin_slice(&mut self, id: TaskId) {
         self.running.push(id);
         self.sys.stats[self.core].switches.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The slice of `id` is over: back in the table, queued, or reaped.
+    #[inline]
     pub fn end_slice(&mut self, id: TaskId, task: Box<Task>, outcome: Result<(), TaskExit>) {
         self.running.pop();
         self.settle(id, task, outcome);
@@ -307,6 +310,7 @@ impl CoreState {
 
     /// Step 1 of a poll: delivers what other cores posted (a batch, so a
     /// flood cannot hold the core in this loop).
+    #[inline]
     pub fn drain_ring(&mut self) {
         let sys = self.sys.clone();
         for _ in 0..DRAIN_BATCH {
@@ -316,6 +320,7 @@ impl CoreState {
     }
 
     /// Step 2: envelopes that found a ring full are posted again, in order.
+    #[inline]
     pub fn retry_outbox(&mut self) {
         for _ in 0..self.outbox.len() {
             let (core, envelope) = self.outbox.pop_front().expect("length checked");
@@ -327,6 +332,7 @@ impl CoreState {
 
     /// Step 3: sleeps and receive timeouts that are over make their tasks
     /// ready (`sleep_ns` returns 0, `ipc_recv` `TIMED_OUT`).
+    #[inline]
     pub fn fire_timers(&mut self, now: u64) {
         while let Some(&(deadline, id)) = self.sleepers.first() {
             if deadline > now {
@@ -346,6 +352,7 @@ impl CoreState {
     }
 
     /// Step 4: each native service on this core handles what it has.
+    #[inline]
     pub fn run_services(&mut self) {
         // By key, not by a list of them: no allocation on this path.
         let mut next = self.natives.keys().next().copied();
