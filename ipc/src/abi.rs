@@ -122,6 +122,23 @@ use ValType::{I32, I64};
 /// The statuses every call that uses a handle can return.
 const HANDLE: [Status; 2] = [InvalidHandle, NoCapability];
 
+/// `task_spawn_ns`'s parameters; `task_spawn` takes the first seven.
+const SPAWN_PARAMS: [(&str, ValType); 9] = [
+    ("wasm", I32),
+    ("wasm_len", I32),
+    ("argv", I32),
+    ("argv_len", I32),
+    ("core_hint", I32),
+    ("caps", I32),
+    ("ncaps", I32),
+    ("names", I32),
+    ("names_len", I32),
+];
+
+/// The statuses both spawn calls can return.
+const SPAWN_ERRORS: &[Status] =
+    &[BadPointer, InvalidArgument, HANDLE[0], HANDLE[1], QuotaExceeded, InvalidWasm, WouldBlock, NoMemory];
+
 /// Every system call, in the order of `docs/ABI.md`.
 pub const FUNCTIONS: &[Function] = &[
     // A queued message is charged to its sender until it is received:
@@ -193,40 +210,16 @@ pub const FUNCTIONS: &[Function] = &[
     // characters, else `INVALID_ARGUMENT`.
     Function {
         name: "task_spawn",
-        params: &[
-            ("wasm", I32),
-            ("wasm_len", I32),
-            ("argv", I32),
-            ("argv_len", I32),
-            ("core_hint", I32),
-            ("caps", I32),
-            ("ncaps", I32),
-        ],
+        params: SPAWN_PARAMS.split_at(7).0,
         result: Some(I32),
         blocks: false,
-        errors: &[BadPointer, InvalidArgument, HANDLE[0], HANDLE[1], QuotaExceeded, InvalidWasm, WouldBlock, NoMemory],
+        errors: SPAWN_ERRORS,
     },
     // `task_spawn` that also gives the child a namespace: `names` is a
     // comma-separated list of system names (see [`crate::names`]); one the
     // caller does not hold is `NO_CAPABILITY`, one that is not a system
     // name `INVALID_ARGUMENT`.
-    Function {
-        name: "task_spawn_ns",
-        params: &[
-            ("wasm", I32),
-            ("wasm_len", I32),
-            ("argv", I32),
-            ("argv_len", I32),
-            ("core_hint", I32),
-            ("caps", I32),
-            ("ncaps", I32),
-            ("names", I32),
-            ("names_len", I32),
-        ],
-        result: Some(I32),
-        blocks: false,
-        errors: &[BadPointer, InvalidArgument, HANDLE[0], HANDLE[1], QuotaExceeded, InvalidWasm, WouldBlock, NoMemory],
-    },
+    Function { name: "task_spawn_ns", params: &SPAWN_PARAMS, result: Some(I32), blocks: false, errors: SPAWN_ERRORS },
     Function { name: "task_exit", params: &[("code", I32)], result: None, blocks: false, errors: &[] },
     Function {
         name: "task_kill",

@@ -1,10 +1,12 @@
-//! What travels: the items that wait in a task's inbox ([`Incoming`]),
+//! What travels: the items that wait in a task's inbox (`Incoming`),
 //! the envelopes that carry them and everything else between cores
-//! ([`Envelope`], on the per-core rings), the request that starts a task
-//! on its core ([`SpawnRequest`]) and how a task ended ([`TaskExit`]).
+//! (`Envelope`, on the per-core rings), the request that starts a task
+//! on its core (`SpawnRequest`) and how a task ended ([`TaskExit`]).
 //!
-//! A leaf of the crate: it names the things the other modules pass each
-//! other and knows nothing of how they are scheduled or delivered.
+//! It names the things the other modules pass each other and knows
+//! nothing of how they are scheduled or delivered (it uses only `quota`,
+//! for the charge a queued item carries, and `service`, for the service
+//! a start envelope carries).
 
 use alloc::boxed::Box;
 use alloc::string::String;

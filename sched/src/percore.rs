@@ -1,5 +1,7 @@
-//! The per-core scheduler: drains the core's ring, fires timers, and runs
-//! ready tasks one fuel slice at a time.
+//! A core's tasks and queues (`CoreState`): routing and delivery,
+//! spawning on the core, the end of a slice, exits; and running one fuel
+//! slice (`run_slice`). The loop that drives it is
+//! [`crate::scheduler::CoreScheduler`]; only this core touches it.
 //!
 //! Ready tasks wait in a FIFO. A task that a message just unblocked goes to
 //! the *front*, so a call to a task waiting in `ipc_recv` on the same core
@@ -22,11 +24,15 @@ use wasmos_ipc::ids::TaskId;
 use wasmos_ipc::message::Payload;
 
 use crate::envelope::{Envelope, Incoming, SpawnRequest, TaskExit};
-use crate::service::{self, NativeSlot};
+use crate::service::{NativeCtx, NativeService, NativeStart, ReplyTo, Request, ServiceHost};
 use crate::system::System;
 use crate::task::{self, Blocked, Exec, Task, TaskData, TaskTable, Wait};
 
-/// What [`CoreScheduler::poll`] found.
+/// Ring envelopes handled per poll before running a task, so a flood from
+/// other cores cannot starve this core's tasks.
+const DRAIN_BATCH: usize = 256;
+
+/// What [`crate::scheduler::CoreScheduler::poll`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Poll {
     /// Work was done and more may be waiting: poll again.
@@ -64,18 +70,86 @@ pub(crate) struct CoreState {
 }
 
 impl CoreState {
+    /// The state of `core`'s scheduler, with the core's linker of system
+    /// calls (`host::linker`).
+    pub fn new(sys: Arc<System>, core: usize, linker: Linker<TaskData>) -> Rc<RefCell<CoreState>> {
+        Rc::new_cyclic(|me| {
+            RefCell::new(CoreState {
+                core,
+                tasks: TaskTable::default(),
+                ready: VecDeque::new(),
+                sleepers: BTreeSet::new(),
+                running: Vec::new(),
+                deferred: VecDeque::new(),
+                outbox: VecDeque::new(),
+                natives: BTreeMap::new(),
+                linker,
+                sys,
+                self_ref: me.clone(),
+            })
+        })
+    }
+
     /// The core this state belongs to.
     pub fn core(&self) -> usize {
         self.core
     }
 
-    pub fn sys(&self) -> &Arc<System> {
-        &self.sys
-    }
-
     /// The native service `id` of this core.
     pub fn native_mut(&mut self, id: TaskId) -> Option<&mut NativeSlot> {
         self.natives.get_mut(&id)
+    }
+
+    /// Tasks on this core, the running ones included.
+    pub fn task_count(&self) -> usize {
+        self.tasks.len() + self.running.len()
+    }
+
+    /// Whether anything is runnable or waiting to be sent.
+    pub fn has_work(&self, now: u64) -> bool {
+        !self.ready.is_empty()
+            || !self.deferred.is_empty()
+            || !self.sys.rings[self.core].is_empty()
+            || self.natives.values().any(|n| n.due(now))
+    }
+
+    /// The next ready task, taken out of the table; else what the core
+    /// should do (`Busy`: a stale entry was skipped, poll again).
+    #[inline]
+    pub fn pick(&mut self, now: u64) -> Result<(TaskId, Box<Task>), Poll> {
+        match self.ready.pop_front() {
+            // A stale id (its task was killed) is skipped.
+            Some(id) => self.tasks.remove(&id).map(|task| (id, task)).ok_or(Poll::Busy),
+            None => Err(self.idle(now)),
+        }
+    }
+
+    /// `id` runs a slice now: it counts as running until [`Self::end_slice`].
+    #[inline]
+    pub fn begin_slice(&mut self, id: TaskId) {
+        self.running.push(id);
+        self.sys.stats[self.core].switches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The slice of `id` is over: back in the table, queued, or reaped.
+    #[inline]
+    pub fn end_slice(&mut self, id: TaskId, task: Box<Task>, outcome: Result<(), TaskExit>) {
+        self.running.pop();
+        self.settle(id, task, outcome);
+    }
+
+    /// Ends every task and service of the core without running them again
+    /// (a scheduler that goes away; see `CoreScheduler`'s `Drop`).
+    pub fn tear_down(&mut self) {
+        let tasks = core::mem::take(&mut self.tasks);
+        let natives = core::mem::take(&mut self.natives);
+        self.sys.reaped.fetch_add(tasks.len() as u64, Ordering::Relaxed);
+        for id in natives.keys().copied() {
+            self.sys.directory.remove(id);
+        }
+        for task in tasks.into_tasks() {
+            self.sys.directory.remove(task.data().id);
+        }
     }
 
     /// Whether `id` is one of this core's tasks, not running now.
@@ -236,7 +310,8 @@ impl CoreState {
 
     /// Step 1 of a poll: delivers what other cores posted (a batch, so a
     /// flood cannot hold the core in this loop).
-    fn drain_ring(&mut self) {
+    #[inline]
+    pub fn drain_ring(&mut self) {
         let sys = self.sys.clone();
         for _ in 0..DRAIN_BATCH {
             let Some(envelope) = sys.rings[self.core].pop() else { break };
@@ -245,7 +320,8 @@ impl CoreState {
     }
 
     /// Step 2: envelopes that found a ring full are posted again, in order.
-    fn retry_outbox(&mut self) {
+    #[inline]
+    pub fn retry_outbox(&mut self) {
         for _ in 0..self.outbox.len() {
             let (core, envelope) = self.outbox.pop_front().expect("length checked");
             if let Err(envelope) = self.sys.post(core, envelope) {
@@ -256,7 +332,8 @@ impl CoreState {
 
     /// Step 3: sleeps and receive timeouts that are over make their tasks
     /// ready (`sleep_ns` returns 0, `ipc_recv` `TIMED_OUT`).
-    fn fire_timers(&mut self, now: u64) {
+    #[inline]
+    pub fn fire_timers(&mut self, now: u64) {
         while let Some(&(deadline, id)) = self.sleepers.first() {
             if deadline > now {
                 break;
@@ -275,11 +352,12 @@ impl CoreState {
     }
 
     /// Step 4: each native service on this core handles what it has.
-    fn run_services(&mut self) {
+    #[inline]
+    pub fn run_services(&mut self) {
         // By key, not by a list of them: no allocation on this path.
         let mut next = self.natives.keys().next().copied();
         while let Some(id) = next {
-            service::run(self, id);
+            run_service(self, id);
             next = self.natives.range((Excluded(id), Unbounded)).next().map(|(&k, _)| k);
         }
     }
@@ -467,7 +545,7 @@ impl CoreState {
 
     /// Instantiates a prepared task (runs its start function) and queues
     /// it to run `_start`; a failure is its exit.
-    fn start_task(&mut self, id: TaskId, mut task: Box<Task>) {
+    pub fn start_task(&mut self, id: TaskId, mut task: Box<Task>) {
         let sys = self.sys.clone();
         let Some(Exec::Instantiate(module)) = task.exec.take() else { unreachable!("a prepared task") };
         let instance = match self.linker.instantiate_and_start(&mut task.store, &module) {
@@ -579,126 +657,130 @@ fn exit_of_error(e: &wasmi::Error) -> TaskExit {
     TaskExit { code: -1, reason }
 }
 
-/// One core's scheduler. Not `Send`: it is created on its core and stays.
-pub struct CoreScheduler {
-    sys: Arc<System>,
-    state: Rc<RefCell<CoreState>>,
-}
-
-/// Tasks hold a handle on their core's state (for their system calls),
-/// and the state holds the tasks: a cycle. A scheduler that goes away (the
-/// hosted runtime at exit, tests; never the kernel's) breaks it by dropping
-/// its remaining tasks, or their memory would leak.
-impl Drop for CoreScheduler {
-    fn drop(&mut self) {
-        let tasks = core::mem::take(&mut self.state.borrow_mut().tasks);
-        let natives = core::mem::take(&mut self.state.borrow_mut().natives);
-        self.sys.reaped.fetch_add(tasks.len() as u64, Ordering::Relaxed);
-        for id in natives.keys().copied() {
-            self.sys.directory.remove(id);
-        }
-        for task in tasks.into_tasks() {
-            self.sys.directory.remove(task.data().id);
-        }
+/// What a native service on this core may ask of it (see
+/// [`crate::service::NativeCtx`]).
+impl ServiceHost for CoreState {
+    fn now_ns(&self) -> u64 {
+        self.sys.now_ns()
     }
-}
 
-/// Ring envelopes handled per poll before running a task, so a flood from
-/// other cores cannot starve this core's tasks.
-const DRAIN_BATCH: usize = 256;
+    fn core(&self) -> usize {
+        self.core
+    }
 
-impl CoreScheduler {
-    /// Creates the scheduler of `core`. Call on that core (or thread).
-    pub fn new(sys: Arc<System>, core: usize) -> CoreScheduler {
-        assert!(core < sys.cores(), "core {core} out of range");
-        let linker = crate::host::linker(&sys.engine);
-        let state = Rc::new_cyclic(|me| {
-            RefCell::new(CoreState {
-                core,
-                tasks: TaskTable::default(),
-                ready: VecDeque::new(),
-                sleepers: BTreeSet::new(),
-                running: Vec::new(),
-                deferred: VecDeque::new(),
-                outbox: VecDeque::new(),
-                natives: BTreeMap::new(),
-                linker,
-                sys: sys.clone(),
-                self_ref: me.clone(),
+    fn reply(&mut self, to: TaskId, call: u64, result: Result<Payload, Status>) {
+        self.route(Envelope::Reply { to, call, result });
+    }
+
+    fn send(&mut self, from: TaskId, to: TaskId, bytes: &[u8]) -> Result<(), Status> {
+        if bytes.len() > wasmos_ipc::abi::MAX_PAYLOAD {
+            return Err(Status::TooLarge);
+        }
+        let sys = self.sys.clone();
+        let charge = crate::quota::QueueCharge::take(
+            None,
+            &sys.queued,
+            sys.config.total_queued_bytes,
+            crate::system::QUEUED_ITEM_OVERHEAD + bytes.len(),
+        )?;
+        let payload = Payload::copy_from(bytes)?;
+        let core = sys.reserve(to)?;
+        let msg = wasmos_ipc::message::Message::new(0, payload);
+        self.send_one_way(core, to, Incoming::Message { from, msg, _charge: charge })
+    }
+
+    fn is_alive(&self, task: TaskId) -> bool {
+        self.sys.core_of(task).is_some()
+    }
+
+    fn core_info(&self) -> Vec<wasmos_ipc::sysinfo::CoreInfo> {
+        (0..self.sys.cores())
+            .map(|c| {
+                let s = self.sys.stats(c);
+                wasmos_ipc::sysinfo::CoreInfo {
+                    tasks: s.tasks.load(Ordering::Relaxed) as u32,
+                    delivered: s.delivered.load(Ordering::Relaxed),
+                    switches: s.switches.load(Ordering::Relaxed),
+                }
             })
-        });
-        CoreScheduler { sys, state }
+            .collect()
+    }
+}
+
+/// A native service on its core, with what arrived for it.
+pub(crate) struct NativeSlot {
+    /// Taken out while it runs (it gets the core's state to work with).
+    service: Option<Box<dyn NativeService>>,
+    inbox: VecDeque<Incoming>,
+    /// When it wants to be polled next (`None`: only on a request).
+    next_poll: Option<u64>,
+}
+
+impl NativeSlot {
+    pub fn new(start: NativeStart) -> NativeSlot {
+        // Polled once at start, so it can bring up its device.
+        NativeSlot { service: Some(start.service), inbox: VecDeque::new(), next_poll: Some(0) }
     }
 
-    pub fn core(&self) -> usize {
-        self.state.borrow().core
+    pub fn push(&mut self, item: Incoming) {
+        self.inbox.push_back(item);
     }
 
-    /// Tasks on this core.
-    pub fn task_count(&self) -> usize {
-        let st = self.state.borrow();
-        st.tasks.len() + st.running.len()
+    /// Whether it has work now: a request, or its poll time has come.
+    pub fn due(&self, now: u64) -> bool {
+        !self.inbox.is_empty() || self.next_poll.is_some_and(|t| t <= now)
     }
 
-    /// Whether anything is runnable or waiting to be sent.
-    pub fn has_work(&self) -> bool {
-        let st = self.state.borrow();
-        let now = self.sys.now_ns();
-        !st.ready.is_empty()
-            || !st.deferred.is_empty()
-            || !self.sys.rings[st.core].is_empty()
-            || st.natives.values().any(|n| n.due(now))
+    /// The service and what arrived for it, taken out to run, if it is
+    /// due (it goes back in with its next poll time after).
+    fn take_if_due(&mut self, now: u64) -> Option<(Box<dyn NativeService>, VecDeque<Incoming>)> {
+        if !self.due(now) {
+            return None;
+        }
+        let service = self.service.take()?;
+        Some((service, core::mem::take(&mut self.inbox)))
     }
 
-    /// Does one round of work, in this order: what arrived on the ring,
-    /// envelopes waiting to be retried, expired timers, the native
-    /// services, then one slice of the first ready task.
-    pub fn poll(&mut self) -> Poll {
-        let now = self.sys.now_ns();
-        let (id, mut task) = {
-            let mut st = self.state.borrow_mut();
-            st.drain_ring();
-            st.retry_outbox();
-            st.fire_timers(now);
-            st.run_services();
-            match st.ready.pop_front() {
-                // A stale id (its task was killed) is skipped.
-                Some(id) => match st.tasks.remove(&id) {
-                    Some(task) => (id, task),
-                    None => return Poll::Busy,
-                },
-                None => return st.idle(now),
+    pub fn inbox_len(&self) -> usize {
+        self.inbox.len()
+    }
+
+    pub fn next_poll(&self) -> Option<u64> {
+        self.next_poll
+    }
+}
+
+/// Runs the native service `id` on `state`'s core if it is due: hands it
+/// its requests, then polls it.
+fn run_service(state: &mut CoreState, id: TaskId) {
+    let sys = state.sys.clone();
+    let now = sys.now_ns();
+    let Some((mut service, inbox)) = state.native_mut(id).and_then(|slot| slot.take_if_due(now)) else { return };
+    let mut ctx = NativeCtx { host: &mut *state, id };
+    for item in inbox {
+        let request = match item {
+            Incoming::Message { from, msg, .. } => {
+                sys.directory.received(id);
+                Request { from, badge: msg.badge, payload: msg.payload, reply: None }
             }
+            Incoming::Call { from, msg, call } => {
+                Request { from, badge: msg.badge, payload: msg.payload, reply: Some(ReplyTo { to: from, call }) }
+            }
+            // A capability granted to a service has nowhere to go: services
+            // hold no handle table. Notifications and exit reports carry
+            // nothing a service acts on.
+            Incoming::Grant { .. } => {
+                sys.directory.received(id);
+                continue;
+            }
+            Incoming::ChildExit { .. } | Incoming::Notification { .. } => continue,
         };
-        if matches!(task.exec, Some(Exec::Instantiate(_))) {
-            // Spawned on this core by a task: instantiated on its first turn.
-            self.state.borrow_mut().start_task(id, task);
-            return Poll::Busy;
-        }
-        self.state.borrow_mut().running.push(id);
-        self.sys.stats[self.core()].switches.fetch_add(1, Ordering::Relaxed);
-        let outcome = run_slice(&self.sys, &mut task);
-        let mut st = self.state.borrow_mut();
-        st.running.pop();
-        st.settle(id, task, outcome);
-        Poll::Busy
+        service.receive(&mut ctx, request);
     }
-
-    /// Polls until `done()` holds or `timeout_ns` passes, sleeping via
-    /// `idle` when there is nothing to do. Returns whether `done()` held.
-    pub fn run_until(&mut self, timeout_ns: u64, mut done: impl FnMut() -> bool, mut idle: impl FnMut(&Self)) -> bool {
-        let deadline = self.sys.now_ns().saturating_add(timeout_ns);
-        loop {
-            if done() {
-                return true;
-            }
-            if self.sys.now_ns() > deadline {
-                return false;
-            }
-            if let Poll::Idle { .. } = self.poll() {
-                idle(self);
-            }
-        }
+    let next_poll = service.poll(&mut ctx);
+    if let Some(slot) = state.native_mut(id) {
+        slot.service = Some(service);
+        slot.next_poll = next_poll;
     }
 }
 

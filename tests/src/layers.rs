@@ -13,19 +13,26 @@ use std::collections::BTreeSet;
 
 /// From the bottom layer up.
 const ORDER: &[&str] = &[
-    "platform", "quota", "start", "imports", "envelope", "system", "task", "percore", "service", "wasi", "host",
+    "platform",
+    "quota",
+    "start",
+    "imports",
+    "service",
+    "envelope",
+    "system",
+    "task",
+    "percore",
+    "wasi",
+    "host",
+    "scheduler",
     "threads",
 ];
 
 /// Uses of a module listed later, and why each is there.
 const KNOT: &[(&str, &str, &str)] = &[
-    ("envelope", "service", "a service travels to its core in an envelope (StartNative)"),
-    ("system", "service", "System::start_native takes the service"),
     ("task", "percore", "a task's system calls reach its core (TaskData::state)"),
     ("task", "wasi", "a WASI task's descriptors live in its TaskData"),
-    ("percore", "service", "a core keeps and runs its services"),
     ("percore", "wasi", "instantiating a WASI task links its unimplemented calls to ENOSYS stubs"),
-    ("percore", "host", "each core builds its linker of system calls"),
 ];
 
 /// The top module, which may use the crate root.
