@@ -167,7 +167,7 @@ pub const FUNCTIONS: &[Function] = &[
         params: &[("from", I32), ("buf", I32), ("cap", I32), ("info", I32), ("timeout_ns", I64)],
         result: Some(I32),
         blocks: true,
-        errors: &[InvalidHandle, BadPointer, TooLarge, TimedOut, InvalidArgument],
+        errors: &[InvalidHandle, BadPointer, TooLarge, TimedOut, InvalidArgument, QuotaExceeded, NoMemory],
     },
     Function {
         name: "ipc_call",
@@ -246,14 +246,14 @@ pub const FUNCTIONS: &[Function] = &[
         params: &[("name", I32), ("name_len", I32)],
         result: Some(I32),
         blocks: false,
-        errors: &[BadPointer, InvalidArgument, NoCapability, NotFound, QuotaExceeded],
+        errors: &[BadPointer, InvalidArgument, NoCapability, NotFound, QuotaExceeded, NoMemory],
     },
     Function {
         name: "cap_mint",
         params: &[("h", I32), ("badge", I32), ("rights", I32)],
         result: Some(I32),
         blocks: false,
-        errors: &[InvalidHandle, NoCapability, InvalidArgument, QuotaExceeded],
+        errors: &[InvalidHandle, NoCapability, InvalidArgument, QuotaExceeded, NoMemory],
     },
     Function {
         name: "handle_close",

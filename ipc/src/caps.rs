@@ -24,6 +24,14 @@
 //! handle stays in the holder's table (and counts against its limit) until
 //! it closes it, so the holder can tell "peer died" (`DEAD_TARGET`) from
 //! "no such handle" (`INVALID_HANDLE`).
+//!
+//! # Who pays for a table
+//! A table's slots are kernel memory the task made the kernel hold, so
+//! they are charged to it: when a table must grow, [`HandleTable::insert`]
+//! asks the task's [`SlotBudget`] for the new slots' bytes first, and the
+//! growth itself is fallible. Either refusal is `NO_MEMORY` and leaves the
+//! table as it was. A table never shrinks; its charge is returned with the
+//! task.
 
 use alloc::vec::Vec;
 
@@ -59,6 +67,25 @@ pub struct Cap {
     pub rights: Rights,
 }
 
+/// What pays for a table's growth (the kernel: the task's memory budget).
+pub trait SlotBudget {
+    /// Charges `bytes`, or refuses them.
+    fn try_charge(&mut self, bytes: usize) -> bool;
+    /// Returns a charge whose growth then failed.
+    fn refund(&mut self, bytes: usize);
+}
+
+/// A budget that never refuses, for tables the kernel itself accounts for
+/// (and for tests).
+pub struct Unmetered;
+
+impl SlotBudget for Unmetered {
+    fn try_charge(&mut self, _: usize) -> bool {
+        true
+    }
+    fn refund(&mut self, _: usize) {}
+}
+
 #[derive(Clone)]
 struct Slot {
     generation: u16,
@@ -69,6 +96,12 @@ pub struct HandleTable {
     slots: Vec<Slot>,
     limit: usize,
 }
+
+/// Heap bytes one slot takes: what a task is charged per slot.
+pub const SLOT_BYTES: usize = core::mem::size_of::<Slot>();
+
+/// Slots a table grows by at least (then it doubles, up to its limit).
+const MIN_GROWTH: usize = 4;
 
 const SLOT_BITS: u32 = 16;
 const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
@@ -93,8 +126,10 @@ impl HandleTable {
         (slot.generation as u32 & 0x7FFF == h >> SLOT_BITS && slot.cap.is_some()).then_some(index)
     }
 
-    /// Stores `cap` and returns its handle.
-    pub fn insert(&mut self, cap: Cap) -> Result<i32, Status> {
+    /// Stores `cap` and returns its handle: `QUOTA_EXCEEDED` at the
+    /// table's limit, `NO_MEMORY` if `budget` refuses the growth or the
+    /// heap cannot provide it.
+    pub fn insert(&mut self, cap: Cap, budget: &mut impl SlotBudget) -> Result<i32, Status> {
         if let Some(index) = self.slots.iter().position(|s| s.cap.is_none()) {
             let slot = &mut self.slots[index];
             slot.cap = Some(cap);
@@ -102,6 +137,17 @@ impl HandleTable {
         }
         if self.slots.len() >= self.limit {
             return Err(Status::QuotaExceeded);
+        }
+        if self.slots.len() == self.slots.capacity() {
+            let grow = self.slots.capacity().max(MIN_GROWTH).min(self.limit - self.slots.len());
+            let bytes = grow * SLOT_BYTES;
+            if !budget.try_charge(bytes) {
+                return Err(Status::NoMemory);
+            }
+            if self.slots.try_reserve_exact(grow).is_err() {
+                budget.refund(bytes);
+                return Err(Status::NoMemory);
+            }
         }
         self.slots.push(Slot { generation: 0, cap: Some(cap) });
         Ok(Self::encode(self.slots.len() - 1, 0))
@@ -151,22 +197,22 @@ mod tests {
     #[test]
     fn first_handles_are_one_two_three() {
         let mut t = HandleTable::new(8);
-        assert_eq!(t.insert(cap(10)), Ok(1));
-        assert_eq!(t.insert(cap(11)), Ok(2));
-        assert_eq!(t.insert(cap(12)), Ok(3));
+        assert_eq!(t.insert(cap(10), &mut Unmetered), Ok(1));
+        assert_eq!(t.insert(cap(11), &mut Unmetered), Ok(2));
+        assert_eq!(t.insert(cap(12), &mut Unmetered), Ok(3));
         assert_eq!(t.get(2, Rights::SEND).unwrap().target, TaskId(11));
     }
 
     #[test]
     fn forged_and_stale_handles_are_rejected() {
         let mut t = HandleTable::new(8);
-        let h = t.insert(cap(10)).unwrap();
+        let h = t.insert(cap(10), &mut Unmetered).unwrap();
         for forged in [0, -1, 2, 99, h | (5 << 16), i32::MAX] {
             assert_eq!(t.get(forged, Rights::SEND), Err(Status::InvalidHandle), "{forged:#x}");
         }
         t.remove(h).unwrap();
         assert_eq!(t.get(h, Rights::SEND), Err(Status::InvalidHandle));
-        let h2 = t.insert(cap(20)).unwrap();
+        let h2 = t.insert(cap(20), &mut Unmetered).unwrap();
         assert_ne!(h, h2, "a reused slot must get a new handle value");
         assert_eq!(t.get(h, Rights::SEND), Err(Status::InvalidHandle), "stale handle reached the new occupant");
         assert_eq!(t.get(h2, Rights::SEND).unwrap().target, TaskId(20));
@@ -175,7 +221,7 @@ mod tests {
     #[test]
     fn rights_are_enforced() {
         let mut t = HandleTable::new(8);
-        let h = t.insert(Cap { target: TaskId(1), badge: 0, rights: Rights::SEND }).unwrap();
+        let h = t.insert(Cap { target: TaskId(1), badge: 0, rights: Rights::SEND }, &mut Unmetered).unwrap();
         assert!(t.get(h, Rights::SEND).is_ok());
         assert_eq!(t.get(h, Rights::GRANT), Err(Status::NoCapability));
     }
@@ -183,10 +229,47 @@ mod tests {
     #[test]
     fn quota() {
         let mut t = HandleTable::new(2);
-        t.insert(cap(1)).unwrap();
-        t.insert(cap(2)).unwrap();
-        assert_eq!(t.insert(cap(3)), Err(Status::QuotaExceeded));
+        t.insert(cap(1), &mut Unmetered).unwrap();
+        t.insert(cap(2), &mut Unmetered).unwrap();
+        assert_eq!(t.insert(cap(3), &mut Unmetered), Err(Status::QuotaExceeded));
         assert_eq!(t.len(), 2);
         assert_eq!(t.find(TaskId(2)), Some(2));
+    }
+
+    /// A budget of `left` bytes that records what it holds.
+    struct Budget {
+        left: usize,
+        held: usize,
+    }
+
+    impl SlotBudget for Budget {
+        fn try_charge(&mut self, bytes: usize) -> bool {
+            let ok = bytes <= self.left;
+            if ok {
+                self.left -= bytes;
+                self.held += bytes;
+            }
+            ok
+        }
+        fn refund(&mut self, bytes: usize) {
+            self.left += bytes;
+            self.held -= bytes;
+        }
+    }
+
+    #[test]
+    fn growth_is_charged_and_a_refusal_is_no_memory() {
+        let mut t = HandleTable::new(1024);
+        let mut budget = Budget { left: 20 * SLOT_BYTES, held: 0 };
+        for i in 0..16 {
+            t.insert(cap(i), &mut budget).unwrap();
+        }
+        assert_eq!(budget.held, 16 * SLOT_BYTES, "4 slots, then 4 more, then it doubles to 16");
+        assert_eq!(t.insert(cap(99), &mut budget), Err(Status::NoMemory), "growth past the budget");
+        assert_eq!((t.len(), budget.held), (16, 16 * SLOT_BYTES), "a refused growth leaves all as it was");
+        let h = t.find(TaskId(3)).unwrap();
+        t.remove(h).unwrap();
+        assert!(t.insert(cap(42), &mut budget).is_ok(), "a freed slot is reused without a charge");
+        assert_eq!(budget.held, 16 * SLOT_BYTES);
     }
 }

@@ -474,9 +474,9 @@ fn spawn(mut caller: Ctx, args: [i32; 7], names: Option<(i32, i32)>) -> Result<i
         if granted.len() > sys.config.max_handles || caller.data().children >= sys.config.max_children {
             return Err(Status::QuotaExceeded);
         }
-        let module = sys.compile(&bytes)?;
+        let module = sys.compile(&bytes, !caller.data().is_system())?;
         let id = sys.admit(sys.choose_core(core_hint)?)?;
-        let handle = match caller.data_mut().handles.insert(Cap { target: id, badge: 0, rights: Rights::ALL }) {
+        let handle = match caller.data_mut().hold(Cap { target: id, badge: 0, rights: Rights::ALL }) {
             Ok(handle) => handle,
             Err(e) => {
                 sys.directory.remove(id);
@@ -545,7 +545,7 @@ fn cap_mint(mut caller: Ctx, handle: i32, badge: i32, rights: i32) -> Result<i32
             return Err(Status::NoCapability);
         }
         let minted = Cap { target: cap.target, badge: badge as u32, rights: Rights(cap.rights.0 & rights as u8) };
-        caller.data_mut().handles.insert(minted)
+        caller.data_mut().hold(minted)
     })();
     code(r)
 }
@@ -604,7 +604,7 @@ fn service_lookup(mut caller: Ctx, name: i32, len: i32) -> Result<i32, Error> {
         let sys = caller.data().system.clone();
         let cap = sys.services.lock().get(name).ok_or(Status::NotFound)?.cap;
         // Clients may send, not pass the server on.
-        caller.data_mut().handles.insert(Cap { rights: Rights::SEND, ..cap })
+        caller.data_mut().hold(Cap { rights: Rights::SEND, ..cap })
     })();
     code(r)
 }

@@ -53,6 +53,7 @@
 
 extern crate alloc;
 
+pub mod compiler;
 pub mod envelope;
 pub mod host;
 pub mod imports;

@@ -62,6 +62,8 @@ pub(crate) struct CoreState {
     /// suspended meanwhile). Retried in order on every poll.
     outbox: VecDeque<(usize, Envelope)>,
     linker: Linker<TaskData>,
+    /// Makes a linker of the system calls for an engine (`host::linker`).
+    make_linker: MakeLinker,
     sys: Arc<System>,
     /// Native services on this core (see [`crate::service`]).
     natives: BTreeMap<TaskId, NativeSlot>,
@@ -69,10 +71,15 @@ pub(crate) struct CoreState {
     self_ref: Weak<RefCell<CoreState>>,
 }
 
+/// Makes a linker of the system calls for an engine (`host::linker`,
+/// which sits above this module).
+pub type MakeLinker = fn(&wasmi::Engine) -> Linker<TaskData>;
+
 impl CoreState {
-    /// The state of `core`'s scheduler, with the core's linker of system
-    /// calls (`host::linker`).
-    pub fn new(sys: Arc<System>, core: usize, linker: Linker<TaskData>) -> Rc<RefCell<CoreState>> {
+    /// The state of `core`'s scheduler, linking tasks' system calls with
+    /// linkers `make_linker` makes.
+    pub fn new(sys: Arc<System>, core: usize, make_linker: MakeLinker) -> Rc<RefCell<CoreState>> {
+        let linker = make_linker(sys.compiler.lock().engine());
         Rc::new_cyclic(|me| {
             RefCell::new(CoreState {
                 core,
@@ -84,6 +91,7 @@ impl CoreState {
                 outbox: VecDeque::new(),
                 natives: BTreeMap::new(),
                 linker,
+                make_linker,
                 sys,
                 self_ref: me.clone(),
             })
@@ -276,7 +284,7 @@ impl CoreState {
                 Some(task) => {
                     // One spawned on this core and not instantiated yet was
                     // not counted in the core's tasks.
-                    let counted = !matches!(task.exec, Some(Exec::Instantiate(_)));
+                    let counted = !matches!(task.exec, Some(Exec::Instantiate { .. }));
                     self.reap(task, TaskExit { code: -1, reason: ExitReason::Killed }, counted)
                 }
                 // Admitted to this core but not started yet: its spawn
@@ -488,13 +496,6 @@ impl CoreState {
         let sys = self.sys.clone();
         let SpawnRequest { id, name, module, caps, parent, init, namespace, args } = request;
         let uses_wasi = crate::imports::uses_wasi(&module);
-        if uses_wasi {
-            for import in module.imports().filter(|i| i.module() == crate::imports::WASI) {
-                if let Some(ty) = import.ty().func() {
-                    crate::wasi::define_missing(&mut self.linker, import.name(), ty);
-                }
-            }
-        }
         let wasi = uses_wasi.then(|| {
             let env = alloc::vec![
                 alloc::format!("WASMOS_CORE={}", self.core),
@@ -533,21 +534,43 @@ impl CoreState {
             namespace,
             wasi,
         };
-        let mut store = Store::new(&sys.engine, data);
+        let mut store = Store::new(module.engine(), data);
         store.limiter(|d| &mut d.limits);
         let _ = store.set_fuel(sys.config.fuel_slice);
-        for cap in caps {
-            // Fresh table, fewer caps than the limit was checked at spawn.
-            let _ = store.data_mut().handles.insert(cap);
+        // Fewer caps than the table's limit (checked at spawn); only the
+        // memory budget can refuse them.
+        let caps_lost = caps.into_iter().any(|cap| store.data_mut().hold(cap).is_err());
+        let exec = Some(Exec::Instantiate { module, caps_lost });
+        Box::new(Task { store, exec, resume_with: 0, fuel_left: None, then: None })
+    }
+
+    /// Readies the core's linker for `module`: one of the module's engine
+    /// (code is compiled in generations of engines, `compiler.rs`; the
+    /// linker is rebuilt when a generation's first module is instantiated
+    /// here, and so stops pinning the old engine), with ENOSYS stubs for
+    /// the WASI calls it imports and the kernel does not implement.
+    fn link_for(&mut self, module: &wasmi::Module) {
+        if !wasmi::Engine::same(self.linker.engine(), module.engine()) {
+            self.linker = (self.make_linker)(module.engine());
         }
-        Box::new(Task { store, exec: Some(Exec::Instantiate(module)), resume_with: 0, fuel_left: None, then: None })
+        if crate::imports::uses_wasi(module) {
+            for import in module.imports().filter(|i| i.module() == crate::imports::WASI) {
+                if let Some(ty) = import.ty().func() {
+                    crate::wasi::define_missing(&mut self.linker, import.name(), ty);
+                }
+            }
+        }
     }
 
     /// Instantiates a prepared task (runs its start function) and queues
     /// it to run `_start`; a failure is its exit.
     pub fn start_task(&mut self, id: TaskId, mut task: Box<Task>) {
         let sys = self.sys.clone();
-        let Some(Exec::Instantiate(module)) = task.exec.take() else { unreachable!("a prepared task") };
+        let Some(Exec::Instantiate { module, caps_lost }) = task.exec.take() else { unreachable!("a prepared task") };
+        if caps_lost {
+            return self.reap(task, TaskExit { code: -1, reason: ExitReason::OutOfMemory }, false);
+        }
+        self.link_for(&module);
         let instance = match self.linker.instantiate_and_start(&mut task.store, &module) {
             Ok(instance) => instance,
             Err(e) => return self.reap(task, exit_of_error(&e), false),
@@ -796,7 +819,7 @@ pub(crate) fn run_slice(sys: &System, task: &mut Task) -> Result<(), TaskExit> {
     let budget = task.fuel_left.unwrap_or(sys.config.fuel_slice);
     let _ = task.store.set_fuel(budget.max(needed));
     let result = match task.exec.take().expect("a ready task has an execution state") {
-        Exec::Instantiate(_) => unreachable!("instantiated before its first slice (`CoreState::start_task`)"),
+        Exec::Instantiate { .. } => unreachable!("instantiated before its first slice (`CoreState::start_task`)"),
         Exec::NotStarted(func) => func.call_resumable(&mut task.store, &[], &mut []),
         Exec::HostTrap(call) => {
             let value = [wasmi::Val::I32(task.resume_with)];

@@ -5,6 +5,10 @@
 //! their limit still cannot exhaust the kernel heap together. The charge is
 //! returned when the task's store is dropped ([`MemoryBudget`]'s `Drop`),
 //! which happens exactly once however the task ends.
+//!
+//! Kernel memory a task makes the kernel hold for it alone, such as the
+//! slots of its capability table, is charged the same way, as if it were
+//! linear memory ([`MemoryBudget`]'s `SlotBudget`).
 
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -112,8 +116,11 @@ pub(crate) struct MemoryBudget {
     ceiling: usize,
     max_table_elements: usize,
     shared: Arc<SharedBudget>,
-    /// Bytes this task holds against `shared`.
+    /// Bytes of linear memory this task holds against `shared`.
     charged: usize,
+    /// Bytes of kernel memory held for this task alone (its handle
+    /// table's slots), also against `shared` and its own limit.
+    kernel: usize,
     /// The last growth charged, returned if the growth then fails.
     last: usize,
     /// Bytes grown whose zeroing the task has not paid fuel for yet.
@@ -128,7 +135,16 @@ pub const GROWTH_BYTES_PER_FUEL: usize = 64;
 
 impl MemoryBudget {
     pub fn new(per_task: usize, max_table_elements: usize, shared: Arc<SharedBudget>) -> MemoryBudget {
-        MemoryBudget { per_task, ceiling: usize::MAX, max_table_elements, shared, charged: 0, last: 0, unpaid: 0 }
+        MemoryBudget {
+            per_task,
+            ceiling: usize::MAX,
+            max_table_elements,
+            shared,
+            charged: 0,
+            kernel: 0,
+            last: 0,
+            unpaid: 0,
+        }
     }
 
     /// Holds this task to `ceiling` bytes of the shared budget in use.
@@ -146,7 +162,7 @@ impl MemoryBudget {
 
 impl wasmi::ResourceLimiter for MemoryBudget {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> Result<bool, LimiterError> {
-        if desired > self.per_task || maximum.is_some_and(|m| desired > m) {
+        if desired.saturating_add(self.kernel) > self.per_task || maximum.is_some_and(|m| desired > m) {
             return Ok(false);
         }
         let delta = desired.saturating_sub(current);
@@ -188,9 +204,25 @@ impl wasmi::ResourceLimiter for MemoryBudget {
     }
 }
 
+impl wasmos_ipc::caps::SlotBudget for MemoryBudget {
+    fn try_charge(&mut self, bytes: usize) -> bool {
+        let total = self.charged.saturating_add(self.kernel).saturating_add(bytes);
+        if total > self.per_task || !self.shared.try_charge_below(bytes, self.ceiling) {
+            return false;
+        }
+        self.kernel += bytes;
+        true
+    }
+
+    fn refund(&mut self, bytes: usize) {
+        self.kernel -= bytes;
+        self.shared.release(bytes);
+    }
+}
+
 impl Drop for MemoryBudget {
     fn drop(&mut self) {
-        self.shared.release(self.charged);
+        self.shared.release(self.charged + self.kernel);
     }
 }
 
@@ -228,6 +260,24 @@ mod tests {
     }
 
     #[test]
+    fn kernel_memory_held_for_a_task_counts_as_its_memory() {
+        use wasmos_ipc::caps::SlotBudget;
+        let shared = Arc::new(SharedBudget::new(100));
+        let mut a = MemoryBudget::new(80, 10, shared.clone()).with_ceiling(90);
+        assert!(a.try_charge(30));
+        assert_eq!(a.memory_growing(0, 60, None).ok(), Some(false), "60 + 30 exceeds the task's 80");
+        assert_eq!(a.memory_growing(0, 50, None).ok(), Some(true));
+        assert!(!a.try_charge(1), "the task's 80 are used up");
+        let mut b = MemoryBudget::new(80, 10, shared.clone()).with_ceiling(90);
+        assert!(!b.try_charge(11), "over the ceiling of the shared budget");
+        assert!(b.try_charge(10));
+        b.refund(10);
+        assert_eq!(shared.used(), 80);
+        drop(a);
+        assert_eq!(shared.used(), 0, "both kinds are returned with the task");
+    }
+
+    #[test]
     fn queue_charges_come_back_on_drop() {
         use wasmos_ipc::abi::Status;
         let global = Arc::new(SharedBudget::new(100));
@@ -246,10 +296,11 @@ mod tests {
 
 /// The share of a kernel heap of `heap_bytes` that each budget of tasks
 /// may take, so that together they can never exhaust it: Wasm linear
-/// memory half of it, queued one-way message bytes and the `tcp`
-/// service's socket buffers an eighth each (each at most the default,
-/// 16 MiB), which leaves at least a quarter for the kernel itself
-/// (compiled modules, task tables, stacks, drivers). The reserves for the
+/// memory half of it, queued one-way message bytes, the `tcp` service's
+/// socket buffers and the compiled modules of binaries ordinary tasks
+/// spawn an eighth each (each at most the default, 16 MiB), which leaves
+/// at least an eighth for the kernel itself (the code of the boot
+/// bundle's programs, task tables, stacks, drivers). The reserves for the
 /// kernel's own tasks are a quarter of their budget (at most the
 /// defaults), and one task may take at most what ordinary tasks together
 /// may. The kernel applies it at boot (`Config::for_heap` in `system.rs`,
@@ -267,6 +318,12 @@ pub mod heap_shares {
 
     /// Socket buffers of the `tcp` service: an eighth, at most 16 MiB.
     pub fn sockets(heap_bytes: usize) -> usize {
+        (heap_bytes / 8).min(16 << 20)
+    }
+
+    /// Compiled modules that ordinary tasks spawn: an eighth, at most
+    /// 16 MiB (`compiler.rs`).
+    pub fn compiled(heap_bytes: usize) -> usize {
         (heap_bytes / 8).min(16 << 20)
     }
 }

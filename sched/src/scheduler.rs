@@ -32,8 +32,7 @@ impl CoreScheduler {
     /// Creates the scheduler of `core`. Call on that core (or thread).
     pub fn new(sys: Arc<System>, core: usize) -> CoreScheduler {
         assert!(core < sys.cores(), "core {core} out of range");
-        let linker = crate::host::linker(&sys.engine);
-        CoreScheduler { state: CoreState::new(sys.clone(), core, linker), sys }
+        CoreScheduler { state: CoreState::new(sys.clone(), core, crate::host::linker), sys }
     }
 
     pub fn core(&self) -> usize {
@@ -67,7 +66,7 @@ impl CoreScheduler {
             Ok(next) => next,
             Err(poll) => return poll,
         };
-        if matches!(task.exec, Some(Exec::Instantiate(_))) {
+        if matches!(task.exec, Some(Exec::Instantiate { .. })) {
             // Spawned on this core by a task: instantiated on its first turn.
             self.state.borrow_mut().start_task(id, task);
             return Poll::Busy;

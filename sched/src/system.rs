@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
-use wasmi::{Engine, Module};
+use wasmi::Module;
 use wasmos_ipc::abi::Status;
 use wasmos_ipc::caps::Cap;
 use wasmos_ipc::directory::Directory;
@@ -20,11 +20,9 @@ use wasmos_ipc::ids::TaskId;
 use wasmos_ipc::names::Namespace;
 use wasmos_ipc::ring::{Full, Mailbox, PushOutcome};
 
+use crate::compiler::Compiler;
 use crate::envelope::{Envelope, SpawnRequest, TaskExit};
 use crate::platform::Platform;
-
-/// Distinct compiled modules kept for reuse.
-pub const MODULE_CACHE: usize = 128;
 
 /// Exits of kernel-started tasks remembered for [`System::exit_of`] (the
 /// oldest are forgotten first).
@@ -33,9 +31,6 @@ pub const REMEMBERED_EXITS: usize = 4096;
 /// Directory slots kept beyond [`Config::max_tasks`] for the platform's
 /// native services (which the task limit does not count).
 pub const SERVICE_SLOTS: usize = 64;
-
-/// A compiled module and the binary it came from: (FNV-1a hash, bytes, module).
-type CachedModule = (u64, Box<[u8]>, Module);
 
 /// FNV-1a, to find cached modules quickly (a hit is confirmed byte by byte).
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -91,6 +86,10 @@ pub struct Config {
     /// last [`SYSTEM_NAMES`] of them only for the kernel's own tasks and
     /// services.
     pub max_names: usize,
+    /// Heap bytes compiled modules may hold, estimated from their binaries'
+    /// sizes (`compiler.rs`); the last quarter only for the kernel's own
+    /// tasks. Over it, spawning a binary not compiled yet is `NO_MEMORY`.
+    pub compiled_bytes: usize,
 }
 
 impl Config {
@@ -109,6 +108,7 @@ impl Config {
             total_queued_bytes,
             system_queue_reserve,
             max_queued_bytes: default.max_queued_bytes.min(total_queued_bytes - system_queue_reserve),
+            compiled_bytes: crate::quota::heap_shares::compiled(heap_bytes),
             ..default
         }
     }
@@ -139,6 +139,7 @@ impl Default for Config {
             total_queued_bytes: 16 << 20,
             system_queue_reserve: 4 << 20,
             max_names: 1024,
+            compiled_bytes: 16 << 20,
         }
     }
 }
@@ -164,7 +165,6 @@ pub struct CoreStats {
 
 pub struct System {
     pub(crate) platform: Arc<dyn Platform>,
-    pub(crate) engine: Engine,
     pub(crate) config: Config,
     pub(crate) rings: Vec<Mailbox<Envelope>>,
     /// Live tasks and services, without a lock: liveness and the count of
@@ -183,8 +183,8 @@ pub struct System {
     pub(crate) orphan_exits: Mutex<BTreeMap<TaskId, TaskExit>>,
     pub(crate) stats: Vec<CoreStats>,
     pub(crate) memory: Arc<crate::quota::SharedBudget>,
-    /// Compiled modules by content.
-    modules: Mutex<Vec<CachedModule>>,
+    /// Engines, compiled modules by content, and their budget.
+    pub(crate) compiler: Mutex<Compiler>,
     /// Tasks ever accepted for start, and tasks ever ended.
     pub(crate) spawned: AtomicU64,
     pub(crate) reaped: AtomicU64,
@@ -207,7 +207,6 @@ impl System {
         wasm.set_max_recursion_depth(config.max_recursion_depth);
         System {
             platform,
-            engine: Engine::new(&wasm),
             rings: (0..cores).map(|_| Mailbox::new(config.ring_capacity)).collect(),
             config: config.clone(),
             directory: Directory::new(config.max_tasks + SERVICE_SLOTS),
@@ -216,7 +215,7 @@ impl System {
             orphan_exits: Mutex::new(BTreeMap::new()),
             stats: (0..cores).map(|_| CoreStats::default()).collect(),
             memory: Arc::new(crate::quota::SharedBudget::new(config.total_memory_bytes)),
-            modules: Mutex::new(Vec::new()),
+            compiler: Mutex::new(Compiler::new(wasm, config.compiled_bytes)),
             spawned: AtomicU64::new(0),
             reaped: AtomicU64::new(0),
             next_core: AtomicUsize::new(0),
@@ -293,6 +292,12 @@ impl System {
         self.memory.used()
     }
 
+    /// The estimated heap bytes of compiled code alive now, in every
+    /// engine generation (`compiler.rs`).
+    pub fn compiled_in_use(&self) -> usize {
+        self.compiler.lock().live_cost()
+    }
+
     /// Bytes of one-way items queued now, in every inbox and ring (each
     /// charged [`QUEUED_ITEM_OVERHEAD`] plus its payload).
     pub fn queued_bytes(&self) -> usize {
@@ -325,33 +330,29 @@ impl System {
     }
 
     /// Validates and compiles a Wasm binary, and checks that everything it
-    /// imports is something we provide.
-    ///
-    /// Compiled modules are cached by content: wasmi's engine keeps every
-    /// compiled function for as long as the engine lives (its code map is
-    /// append-only), so compiling the same binary for each spawn would leak
-    /// (found by the soak). With the cache, memory grows only with the number
-    /// of *distinct* binaries, bounded by [`MODULE_CACHE`] for the cache
-    /// itself; an endless stream of distinct binaries still grows the
-    /// engine (recycling engines is future work, see ARCHITECTURE.md).
-    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<Module, Status> {
+    /// imports is something we provide. Compiled modules are cached by
+    /// content and charged to a budget, in generations of engines
+    /// (`compiler.rs` says why); a `bounded` compile (for an ordinary
+    /// task) is `NO_MEMORY` past the budget.
+    pub(crate) fn compile(&self, bytes: &[u8], bounded: bool) -> Result<Module, Status> {
         let hash = fnv1a(bytes);
-        if let Some((_, _, module)) = self.modules.lock().iter().find(|(h, b, _)| *h == hash && **b == *bytes) {
-            return Ok(module.clone());
-        }
+        let reservation = {
+            let mut compiler = self.compiler.lock();
+            if let Some(module) = compiler.cached(hash, bytes) {
+                return Ok(module);
+            }
+            compiler.reserve(hash, bytes.len(), bounded)?
+        };
+        // Outside the lock: compiling a large binary takes milliseconds.
         // The start function is moved to an export and run as a resumable
         // call (`start.rs`).
         let deferred = crate::start::defer(bytes).map_err(|_| Status::InvalidWasm)?;
-        let module =
-            Module::new(&self.engine, deferred.as_deref().unwrap_or(bytes)).map_err(|_| Status::InvalidWasm)?;
+        let module = Module::new(&reservation.engine, deferred.as_deref().unwrap_or(bytes))
+            .map_err(|_| Status::InvalidWasm)?;
         if !crate::imports::known(&module) {
             return Err(Status::InvalidWasm);
         }
-        let mut cache = self.modules.lock();
-        if cache.len() >= MODULE_CACHE {
-            cache.remove(0);
-        }
-        cache.push((hash, bytes.into(), module.clone()));
+        self.compiler.lock().keep(reservation, bytes, &module);
         Ok(module)
     }
 
@@ -438,7 +439,7 @@ impl System {
         if caps.len() > self.config.max_handles {
             return Err(Status::QuotaExceeded);
         }
-        let module = self.compile(bytes)?;
+        let module = self.compile(bytes, false)?;
         let id = self.admit(self.choose_core(core_hint)?)?;
         let name = args.first().cloned().unwrap_or_else(|| "task".into());
         self.start(SpawnRequest { id, name, module, caps, parent: None, init, namespace, args })?;

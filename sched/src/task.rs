@@ -11,7 +11,7 @@ use core::cell::RefCell;
 
 use wasmi::{AsContext, AsContextMut, Func, Memory, ResumableCallHostTrap, ResumableCallOutOfFuel, Store};
 use wasmos_ipc::abi::{Kind, RecvInfo, Status};
-use wasmos_ipc::caps::HandleTable;
+use wasmos_ipc::caps::{Cap, HandleTable};
 use wasmos_ipc::ids::TaskId;
 use wasmos_ipc::message::Payload;
 
@@ -110,6 +110,12 @@ impl TaskData {
         self.parent.is_none()
     }
 
+    /// Puts `cap` in this task's table, charging any growth of the table
+    /// to the task's memory (`QUOTA_EXCEEDED`, `NO_MEMORY`).
+    pub(crate) fn hold(&mut self, cap: Cap) -> Result<i32, Status> {
+        self.handles.insert(cap, &mut self.limits)
+    }
+
     /// How full the system's queue budget may be when this task sends.
     pub(crate) fn queue_ceiling(&self) -> usize {
         let config = &self.system.config;
@@ -124,7 +130,9 @@ impl TaskData {
 pub(crate) enum Exec {
     /// Spawned on its parent's core and in its table, not instantiated
     /// yet: that happens when it first runs (`CoreState::spawn_local`).
-    Instantiate(wasmi::Module),
+    /// `caps_lost`: the capabilities its parent gave did not fit in its
+    /// memory budget; it ends with `OUT_OF_MEMORY` instead of starting.
+    Instantiate { module: wasmi::Module, caps_lost: bool },
     NotStarted(Func),
     HostTrap(ResumableCallHostTrap),
     OutOfFuel(ResumableCallOutOfFuel),
@@ -405,7 +413,7 @@ fn take_incoming(data: &mut TaskData, from: Option<TaskId>, cap: u32) -> Take {
     }
     // Take a slot for a transferred capability before dequeuing, so a full
     // table leaves the message (and its capability) queued, not lost.
-    let new_handle = match transfer.map(|c| data.handles.insert(c)) {
+    let new_handle = match transfer.map(|c| data.hold(c)) {
         None => 0,
         Some(Ok(handle)) => handle as u32,
         Some(Err(e)) => return Take::Error(e),

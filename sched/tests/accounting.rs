@@ -333,7 +333,7 @@ fn ordinary_tasks_leave_the_memory_reserve_to_the_system() {
 }
 
 /// Every budget of kernel memory the kernel gives tasks is a share of its
-/// heap, so that together they never exceed three quarters of it.
+/// heap, so that together they never exceed seven eighths of it.
 #[test]
 fn budgets_fit_every_kernel_heap() {
     // 16 MiB is the smallest heap the kernel makes (`memory/heap.rs`);
@@ -341,8 +341,9 @@ fn budgets_fit_every_kernel_heap() {
     for mib in [16usize, 24, 32, 64, 125, 256, 1024, 16 << 10] {
         let heap = mib << 20;
         let c = Config::for_heap(heap);
-        let total = c.total_memory_bytes + c.total_queued_bytes + wasmos_sched::quota::socket_budget_for_heap(heap);
-        assert!(total <= heap / 4 * 3, "{mib} MiB heap: budgets of {total} bytes leave the kernel too little");
+        let sockets = wasmos_sched::quota::socket_budget_for_heap(heap);
+        let total = c.total_memory_bytes + c.total_queued_bytes + sockets + c.compiled_bytes;
+        assert!(total <= heap / 8 * 7, "{mib} MiB heap: budgets of {total} bytes leave the kernel too little");
         assert!(c.system_memory_reserve < c.total_memory_bytes && c.system_queue_reserve < c.total_queued_bytes);
         assert!(c.max_memory_bytes + c.system_memory_reserve <= c.total_memory_bytes, "{mib} MiB");
         assert!(c.max_queued_bytes + c.system_queue_reserve <= c.total_queued_bytes, "{mib} MiB");
@@ -355,4 +356,105 @@ fn budgets_fit_every_kernel_heap() {
     assert_eq!(big.total_queued_bytes, default.total_queued_bytes);
     assert_eq!(big.system_queue_reserve, default.system_queue_reserve);
     assert_eq!(big.total_memory_bytes, 512 << 20);
+}
+
+/// A task's capability table is its memory: with its linear memory at its
+/// limit, the first handle it makes finds no room (`NO_MEMORY`); with one
+/// page free, it gets the whole table (1024 handles, then
+/// `QUOTA_EXCEEDED`). Either way the charge comes back with the task.
+#[test]
+fn a_handle_table_is_charged_to_its_task() {
+    let config = Config { max_memory_bytes: 1 << 20, max_handles: 1024, ..Config::default() };
+    let (sys, platform) = system(1, config);
+    // Grows to `pages`, then mints handles to itself until refused and
+    // exits with `count * 16 - status`.
+    let minter = |pages: u32| {
+        wasm(&format!(
+            r#"(func (export "_start") (local $n i32) (local $r i32)
+              (if (i32.lt_s (memory.grow (i32.const {grow})) (i32.const 0)) (then (call $exit (i32.const -1))))
+              (loop $l
+                (local.set $r (call $mint (i32.const 0) (i32.const 7) (i32.const 3)))
+                (if (i32.gt_s (local.get $r) (i32.const 0)) (then (local.set $n (i32.add (local.get $n) (i32.const 1))) (br $l))))
+              (call $exit (i32.sub (i32.mul (local.get $n) (i32.const 16)) (local.get $r))))"#,
+            grow = pages - 1
+        ))
+    };
+    let full = sys.spawn(&minter(16), "full", 0).unwrap();
+    let roomy = sys.spawn(&minter(15), "roomy", 0).unwrap();
+    let exits = run(&sys, &platform, &[full, roomy], 10);
+    assert_eq!(exits, [exited(-Status::NoMemory.code()), exited(1024 * 16 - Status::QuotaExceeded.code())]);
+    assert_eq!(sys.memory_in_use(), 0, "the tables' charge is returned with their tasks");
+}
+
+/// Spawns `n` children, each from a binary made distinct by writing the
+/// count over the child's `AAAA`, and, if `wait`, waits for each to exit
+/// before the next. Exits with `count * 16 - status` of the first refused
+/// spawn, or `count * 16` if none was refused.
+fn distinct_spawner(child: &[u8], n: u32, wait: bool) -> Vec<u8> {
+    let mark = child.windows(4).position(|w| w == b"AAAA").expect("the child carries AAAA");
+    let wait = if wait {
+        "(drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))"
+    } else {
+        ""
+    };
+    wasm(&format!(
+        r#"(data (i32.const 8192) "{bytes}")
+          (data (i32.const 0) "child")
+          (func (export "_start") (local $n i32) (local $h i32)
+            (loop $spawn
+              (i32.store (i32.const {at}) (local.get $n))
+              (local.set $h (call $spawn (i32.const 8192) (i32.const {len}) (i32.const 0) (i32.const 5) (call $core_id) (i32.const 0) (i32.const 0)))
+              (if (i32.lt_s (local.get $h) (i32.const 0)) (then (call $exit (i32.sub (i32.mul (local.get $n) (i32.const 16)) (local.get $h)))))
+              {wait}
+              (local.set $n (i32.add (local.get $n) (i32.const 1)))
+              (br_if $spawn (i32.lt_u (local.get $n) (i32.const {n}))))
+            (call $exit (i32.mul (local.get $n) (i32.const 16))))"#,
+        bytes = data_string(child),
+        at = 8192 + mark,
+        len = child.len(),
+    ))
+}
+
+/// Spawns `child` (so that it is an ordinary task, which the compile
+/// budget binds) and exits with its exit code.
+fn parent_of(child: &[u8]) -> Vec<u8> {
+    wasm(&format!(
+        r#"(data (i32.const 8192) "{bytes}")
+          (data (i32.const 0) "child")
+          (func (export "_start")
+            (if (i32.lt_s (call $spawn (i32.const 8192) (i32.const {len}) (i32.const 0) (i32.const 5) (call $core_id) (i32.const 0) (i32.const 0)) (i32.const 0))
+              (then (call $exit (i32.const -1))))
+            (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))
+            (call $exit (i32.load (i32.const 528))))"#,
+        bytes = data_string(child),
+        len = child.len(),
+    ))
+}
+
+/// wasmi never frees code until its engine goes, so code is compiled in
+/// generations of engines: a task spawning an endless stream of distinct
+/// binaries whose children end keeps the compiled code within its budget
+/// (without generations, the 300 binaries below would need six times
+/// it); one whose children live on is refused with `NO_MEMORY`.
+#[test]
+fn compiled_code_is_bounded_and_freed_a_generation_at_a_time() {
+    let budget = 96 << 10;
+    let config = Config { compiled_bytes: budget, max_children: 64, ..Config::default() };
+    let (sys, platform) = system(1, config);
+    let ends = wasm(r#"(data (i32.const 100) "AAAA") (func (export "_start") (call $exit (i32.const 0)))"#);
+    let cost = wasmos_sched::compiler::cost(ends.len());
+    assert!(300 * cost > 6 * budget, "the children must overflow the budget many times");
+    let churn = sys.spawn(&parent_of(&distinct_spawner(&ends, 300, true)), "churn", 0).unwrap();
+    assert_eq!(run(&sys, &platform, &[churn], 30), [exited(300 * 16)]);
+
+    let lives = wasm(
+        r#"(data (i32.const 100) "AAAA")
+          (func (export "_start") (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1))))"#,
+    );
+    let hoard = sys.spawn(&parent_of(&distinct_spawner(&lives, 64, false)), "hoard", 0).unwrap();
+    let code = run(&sys, &platform, &[hoard], 30)[0].expect("the hoarder ends").code;
+    let (count, status) = (code.div_euclid(16), -code.rem_euclid(16));
+    assert_eq!(status, Status::NoMemory.code(), "exit code {code}");
+    let per_child = wasmos_sched::compiler::cost(lives.len());
+    assert!(count > 0 && (count as usize) * per_child <= budget, "{count} children of {per_child} bytes each");
 }

@@ -17,6 +17,7 @@ const ORDER: &[&str] = &[
     "quota",
     "start",
     "imports",
+    "compiler",
     "service",
     "envelope",
     "system",
