@@ -41,6 +41,9 @@ programs!(
     "msg_flood",
     "killer",
     "names_probe",
+    "compile_leaf",
+    "compile_churn",
+    "compile_flood",
 );
 
 /// Assembles `(module <prelude> <body>)`.
