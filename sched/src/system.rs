@@ -347,8 +347,8 @@ impl System {
         // The start function is moved to an export and run as a resumable
         // call (`start.rs`).
         let deferred = crate::start::defer(bytes).map_err(|_| Status::InvalidWasm)?;
-        let module = Module::new(&reservation.engine, deferred.as_deref().unwrap_or(bytes))
-            .map_err(|_| Status::InvalidWasm)?;
+        let module =
+            Module::new(&reservation.engine, deferred.as_deref().unwrap_or(bytes)).map_err(|_| Status::InvalidWasm)?;
         if !crate::imports::known(&module) {
             return Err(Status::InvalidWasm);
         }

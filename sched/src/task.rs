@@ -132,7 +132,10 @@ pub(crate) enum Exec {
     /// yet: that happens when it first runs (`CoreState::spawn_local`).
     /// `caps_lost`: the capabilities its parent gave did not fit in its
     /// memory budget; it ends with `OUT_OF_MEMORY` instead of starting.
-    Instantiate { module: wasmi::Module, caps_lost: bool },
+    Instantiate {
+        module: wasmi::Module,
+        caps_lost: bool,
+    },
     NotStarted(Func),
     HostTrap(ResumableCallHostTrap),
     OutOfFuel(ResumableCallOutOfFuel),
