@@ -3,7 +3,14 @@
 //! Each round runs, on all cores at once: an all-to-all message storm
 //! (every sink counts exactly what every sender sent), an echo
 //! client/server pair across cores, and one trapping task (spawn, trap,
-//! reap). Rounds repeat until the time is up. The report, on the result
+//! reap). Every tenth round also runs the floods an ordinary task can
+//! drive (issue #17): 62 tasks filling the name service and four message
+//! floods at non-receiving children; each must end with the status code
+//! its limit gives, and what they held comes back. (The flood of distinct
+//! binaries has a test of its own, `hostile::distinct_binaries_bounded`:
+//! the engine generation alive at the end varies by up to a generation's
+//! size, more than the soak's heap bound.)
+//! Rounds repeat until the time is up. The report, on the result
 //! channel, says what was sent and what was counted, how many tasks were
 //! spawned and reaped, and the kernel heap (bytes in live allocations, and
 //! bytes mapped) and free frames after 5 s of rounds (warm) and at the
@@ -13,7 +20,7 @@
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use wasmos_ipc::abi::ExitReason;
+use wasmos_ipc::abi::{ExitReason, Status};
 
 use super::Ctx;
 use super::wasm::{exited, spawn, wait};
@@ -35,8 +42,9 @@ fn snapshot(ctx: &Ctx) -> Snapshot {
     }
 }
 
-/// One round; returns (messages sent, messages counted) or why it failed.
-fn round(ctx: &mut Ctx) -> Result<(u64, u64), alloc::string::String> {
+/// One round, with the hostile floods if `hostile`; returns (messages
+/// sent, messages counted) or why it failed.
+fn round(ctx: &mut Ctx, hostile: bool) -> Result<(u64, u64), alloc::string::String> {
     let cores = ctx.sys.cores() as i32;
     let mut storm = Vec::new();
     for core in 0..cores {
@@ -46,8 +54,16 @@ fn round(ctx: &mut Ctx) -> Result<(u64, u64), alloc::string::String> {
     let server = spawn(ctx, "echo_server", cores - 1)?;
     let client = spawn(ctx, "echo_client", 0)?;
     let faulty = spawn(ctx, "fault_unreachable", (cores / 2).max(0))?;
+    let mut floods = Vec::new();
+    if hostile {
+        floods.push(spawn(ctx, "name_flood", 0)?);
+        for core in 0..4 {
+            floods.push(spawn(ctx, "msg_flood", core % cores)?);
+        }
+    }
     let mut ids = storm.clone();
     ids.extend([server, client, faulty]);
+    ids.extend(&floods);
     let exits = wait(ctx, &ids, 300);
     let mut counted = 0u64;
     for (i, exit) in exits[..storm.len()].iter().enumerate() {
@@ -63,6 +79,17 @@ fn round(ctx: &mut Ctx) -> Result<(u64, u64), alloc::string::String> {
     }
     if exits[n + 2].map(|e| e.reason) != Some(ExitReason::Unreachable) {
         return Err(alloc::format!("faulty task ended {:?}", exits[n + 2]));
+    }
+    if hostile {
+        // name_flood: names * 4 + 3 (met NO_MEMORY, every namer refused);
+        // msg_flood: sent * 16 - WOULD_BLOCK or NO_MEMORY.
+        let code = |i: usize| exits[n + 3 + i].filter(|e| e.reason == ExitReason::Exited).map(|e| e.code);
+        let refused = [Status::WouldBlock.code(), Status::NoMemory.code()];
+        let ok = code(0).is_some_and(|c| c % 4 == 3)
+            && (1..5).all(|i| code(i).is_some_and(|c| c > 0 && refused.contains(&-(c % 16))));
+        if !ok {
+            return Err(alloc::format!("floods ended {:?}", &exits[n + 3..]));
+        }
     }
     // Every sender sent 200 messages to every sink (a sender exits 0 only
     // once all were accepted); the sinks counted what arrived.
@@ -86,7 +113,7 @@ pub fn run(ctx: &mut Ctx, seconds: u64) -> bool {
     let (mut rounds, mut sent, mut counted) = (0u64, 0u64, 0u64);
     let mut failure = None;
     while crate::smp::now_ns() - start < seconds * 1_000_000_000 {
-        match round(ctx) {
+        match round(ctx, rounds % 10 == 9) {
             Ok((s, c)) => {
                 sent += s;
                 counted += c;
