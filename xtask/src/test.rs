@@ -613,6 +613,8 @@ fn net_qemu_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()
 /// same bytes (against the bundle net-qemu built, if it did).
 fn net_hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
     println!("==> suite net-hosted (the same webapi.wasm under wasmos-hosted, host sockets)");
+    // Built here too: run alone (`--suite net-hosted`) nothing else builds them.
+    build::servers(root)?;
     let binary = build::hosted(root)?;
     let webapi = build::program_path(root, "webapi.wasm");
     let port = qemu::free_port()?;

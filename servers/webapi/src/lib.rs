@@ -183,7 +183,8 @@ mod tests {
         assert!(Limits::from_args(&["--bogus", "1"]).is_err());
         let l = Limits::from_args(&["--crash-route", "--max-per-peer", "3"]).unwrap();
         assert_eq!((l.crash_route, l.max_per_peer), (true, 3));
-        assert!(!Limits::DEFAULT.crash_route && Limits::DEFAULT.max_per_peer == 32);
+        let defaults = Limits::from_args(&[]).unwrap();
+        assert_eq!((defaults.crash_route, defaults.max_per_peer), (false, 32));
         assert!(Limits::from_args(&["--max-per-peer", "0"]).is_err());
     }
 }
