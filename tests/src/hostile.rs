@@ -166,17 +166,23 @@ pub fn per_peer_checks(prefix: &str, addr: SocketAddr, per_peer: usize, t: Durat
     checks.push(check(prefix, "per_peer_idle_connection_gives_way", || {
         // `per_peer` idle connections of this peer: one more takes the
         // slot of the longest idle instead of a 503.
+        // (After the last check's connections are seen gone.)
+        std::thread::sleep(Duration::from_secs(1));
         let mut idle = Vec::new();
         for _ in 0..per_peer {
             idle.push(connect(addr, t)?);
         }
         // Past webapi's grace for a connection's first request (1 s).
         std::thread::sleep(Duration::from_millis(1500));
-        let reply = exchange(addr, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", t)?;
+        let reply = exchange(addr, b"GET /api/stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", t)?;
         drop(idle);
-        (status_of(&reply) == Some(200))
-            .then(String::new)
-            .ok_or_else(|| format!("beside {per_peer} idle connections of its peer: {reply:.120?}"))
+        let body = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let json: serde_json::Value = match status_of(&reply) {
+            Some(200) => serde_json::from_str(body).map_err(|e| format!("stats not JSON: {e}"))?,
+            _ => return Err(format!("beside {per_peer} idle connections of its peer: {reply:.120?}")),
+        };
+        let evicted = stat(&json, "evicted_idle")?;
+        (evicted >= 1).then(String::new).ok_or_else(|| format!("answered, but no idle connection gave way: {json}"))
     }));
     checks
 }
