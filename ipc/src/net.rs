@@ -19,11 +19,16 @@
 //! | op | `socket` | `arg` | data | reply `result` | reply data |
 //! |---|---|---|---|---|---|
 //! | `LISTEN` | — | port | — | listener id | — |
-//! | `ACCEPT` | listener | — | — | connection id | — |
+//! | `ACCEPT` | listener | — | — | connection id | the peer: IPv4 address (4 bytes, network order), port (`u16`) |
 //! | `RECV` | connection | max bytes | — | bytes read, `0` = peer closed | the bytes |
 //! | `SEND` | connection | — | bytes to send | bytes taken (maybe fewer) | — |
 //! | `CLOSE` | either | — | — | `0` | — |
 //! | `POLL` | most events wanted (`0` = [`MAX_EVENTS`]) | timeout ms (`u32::MAX` = none) | — | number of events | `(socket u32, events u32)` each |
+//!
+//! `ACCEPT`'s reply data names the peer so a server can count
+//! connections per peer (webapi's `--max-per-peer`); all zeros when the
+//! service does not know it. A client that wants only the id may ignore
+//! the data.
 //!
 //! # Replies
 //! A reply is an `i32` `result`, then data. `result < 0` is a
@@ -56,6 +61,33 @@ pub const MAX_RECV: usize = crate::abi::MAX_PAYLOAD - 4;
 
 /// Most events one `POLL` reply lists.
 pub const MAX_EVENTS: usize = MAX_RECV / 8;
+
+/// Bytes of an `ACCEPT` reply's data: the peer's IPv4 address and port.
+pub const PEER_BYTES: usize = 6;
+
+/// Who is at the other end of a connection (from `ACCEPT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Peer {
+    /// IPv4 address, most significant octet first.
+    pub address: [u8; 4],
+    pub port: u16,
+}
+
+impl Peer {
+    /// The `ACCEPT` reply data.
+    pub fn encode(&self) -> [u8; PEER_BYTES] {
+        let [a, b, c, d] = self.address;
+        let [p0, p1] = self.port.to_le_bytes();
+        [a, b, c, d, p0, p1]
+    }
+
+    /// Reads `ACCEPT` reply data; `None` if it is too short (a service
+    /// that does not name peers).
+    pub fn decode(bytes: &[u8]) -> Option<Peer> {
+        let b = bytes.get(..PEER_BYTES)?;
+        Some(Peer { address: [b[0], b[1], b[2], b[3]], port: u16::from_le_bytes([b[4], b[5]]) })
+    }
+}
 
 /// `POLL` timeout meaning "no timeout".
 pub const NO_TIMEOUT: u32 = u32::MAX;
@@ -209,6 +241,13 @@ mod tests {
         let mut listen_with_data = [0u8; HEADER + 1];
         listen_with_data[0] = Op::Listen as u8;
         assert_eq!(Request::decode(&listen_with_data), Err(NetError::BadRequest));
+    }
+
+    #[test]
+    fn peer_round_trip() {
+        let peer = Peer { address: [10, 0, 2, 2], port: 51234 };
+        assert_eq!(Peer::decode(&peer.encode()), Some(peer));
+        assert_eq!(Peer::decode(&[1, 2, 3]), None);
     }
 
     #[test]

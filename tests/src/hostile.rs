@@ -1,7 +1,10 @@
 //! Hostile clients against webapi, each bounded in count and time and
 //! aimed at 127.0.0.1 only: a pipelining client that never reads, a
 //! slowloris crowd, a burst of simultaneous connects, a request followed
-//! at once by FIN, and the HTTP/1.1 points webapi claims (RFC 9110/9112).
+//! at once by FIN, more busy keep-alive clients than connection slots, a
+//! crowd of idle connections, webapi killed on purpose (and restarted by
+//! its supervisor), one peer past its connection limit, and the HTTP/1.1
+//! points webapi claims (RFC 9110/9112).
 //! Each hostile check asserts that a fresh ordinary client is answered
 //! within a bound while the hostile one runs, and, where memory is the
 //! target, that webapi's own figures (`/api/stats`) stay within limits.
@@ -24,7 +27,19 @@ pub struct Pace {
     /// Of a burst of `crowd` simultaneous connects, how many must get an
     /// HTTP answer (200 or 503).
     pub burst_answered: usize,
+    /// webapi runs with `--crash-route` under a supervisor: kill it with
+    /// `POST /api/crash` and see it restarted.
+    pub crash_route: bool,
 }
+
+/// Busy keep-alive clients in the crowd check: more than webapi's 128
+/// connection slots.
+pub const BUSY_CLIENTS: usize = 160;
+/// Idle connections in the idle-crowd check.
+pub const IDLE_CONNECTIONS: usize = 300;
+/// How soon a fresh client must be answered beside the idle crowd: well
+/// under webapi's idle timeout (10 s), which would free the slots anyway.
+const IDLE_ANSWER_WITHIN: Duration = Duration::from_secs(4);
 
 fn check(prefix: &str, name: &str, f: impl FnOnce() -> Result<String, String>) -> Check {
     let start = Instant::now();
@@ -76,6 +91,100 @@ fn fresh_stats(addr: SocketAddr, within: Duration) -> Result<(serde_json::Value,
         std::thread::sleep(Duration::from_millis(200));
     }
     Err(format!("a fresh client got no 200 within {within:?} (last: {last})"))
+}
+
+/// Reads one response (head and `Content-Length` body) from a keep-alive
+/// connection: its status, and whether the server closes after it.
+fn read_response(s: &mut TcpStream) -> Result<(u16, bool), String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let raw = String::from_utf8_lossy(&got[..end]).into_owned();
+            let head = raw.to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                let status = status_of(&raw).ok_or("not HTTP")?;
+                return Ok((status, head.contains("connection: close")));
+            }
+        }
+        let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("closed".into());
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A fresh client's `/api/stats`, with the number `key` of it.
+fn stat(json: &serde_json::Value, key: &str) -> Result<u64, String> {
+    json[key].as_u64().ok_or_else(|| format!("no {key} in {json}"))
+}
+
+/// Checks of the per-peer limit against a webapi started with
+/// `--max-per-peer per_peer` (a small one: every client here is one peer).
+pub fn per_peer_checks(prefix: &str, addr: SocketAddr, per_peer: usize, t: Duration) -> Vec<Check> {
+    let mut checks = Vec::new();
+    checks.push(check(prefix, "per_peer_limit_refuses_one_more", || {
+        // `per_peer` connections with a request in progress (half a head:
+        // not idle, so not closed for a newcomer), then one more. First
+        // webapi must have seen earlier connections (a probe for the port)
+        // end, or they would count.
+        std::thread::sleep(Duration::from_secs(1));
+        let mut held = Vec::new();
+        for i in 0..per_peer {
+            let mut s = connect(addr, t)?;
+            s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").map_err(|e| format!("connection {i}: {e}"))?;
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let reply = exchange(addr, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", t)?;
+        if status_of(&reply) != Some(503) || !reply.contains("Retry-After: ") {
+            return Err(format!(
+                "connection {} of one peer got {reply:.120?}, wanted 503 with Retry-After",
+                per_peer + 1
+            ));
+        }
+        // One of them goes: the next one is served.
+        drop(held.pop());
+        std::thread::sleep(Duration::from_millis(300));
+        let (json, took) = fresh_stats(addr, t)?;
+        let refused = stat(&json, "refused_per_peer")?;
+        if refused < 1 {
+            return Err(format!("refused_per_peer = {refused} after a refusal: {json}"));
+        }
+        drop(held);
+        Ok(format!(
+            "connection {} refused with 503; after one closed, a fresh client answered in {took:?}",
+            per_peer + 1
+        ))
+    }));
+    checks.push(check(prefix, "per_peer_idle_connection_gives_way", || {
+        // `per_peer` idle connections of this peer: one more takes the
+        // slot of the longest idle instead of a 503.
+        // (After the last check's connections are seen gone.)
+        std::thread::sleep(Duration::from_secs(1));
+        let mut idle = Vec::new();
+        for _ in 0..per_peer {
+            idle.push(connect(addr, t)?);
+        }
+        // Past webapi's grace for a connection's first request (1 s).
+        std::thread::sleep(Duration::from_millis(1500));
+        let reply = exchange(addr, b"GET /api/stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", t)?;
+        drop(idle);
+        let body = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let json: serde_json::Value = match status_of(&reply) {
+            Some(200) => serde_json::from_str(body).map_err(|e| format!("stats not JSON: {e}"))?,
+            _ => return Err(format!("beside {per_peer} idle connections of its peer: {reply:.120?}")),
+        };
+        let evicted = stat(&json, "evicted_idle")?;
+        (evicted >= 1).then(String::new).ok_or_else(|| format!("answered, but no idle connection gave way: {json}"))
+    }));
+    checks
 }
 
 pub fn checks(prefix: &str, addr: SocketAddr, pace: Pace) -> Vec<Check> {
@@ -314,6 +423,114 @@ pub fn checks(prefix: &str, addr: SocketAddr, pace: Pace) -> Vec<Check> {
             "{answered} of {n} answered ({ok} 200, {busy} 503); a fresh client after {took:?}; others: {errors:?}"
         ))
     }));
+
+    checks.push(check(prefix, "busy_keep_alive_crowd_newcomer_answered", || {
+        // BUSY_CLIENTS keep-alive clients, more than the connection slots,
+        // each asking again as soon as it is answered (reconnecting when
+        // closed or refused), for at most 40 s. Idle eviction and the
+        // Connection: close window must let a newcomer in.
+        let stop = Arc::new(AtomicBool::new(false));
+        let start = Instant::now();
+        let crowd: Vec<_> = (0..BUSY_CLIENTS)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || -> usize {
+                    let mut answered = 0;
+                    while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(40) {
+                        let Ok(mut s) = connect(addr, Duration::from_secs(5)) else {
+                            std::thread::sleep(Duration::from_millis(50));
+                            continue;
+                        };
+                        while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(40) {
+                            if s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").is_err() {
+                                break;
+                            }
+                            match read_response(&mut s) {
+                                Ok((200, close)) => {
+                                    answered += 1;
+                                    if close {
+                                        break;
+                                    }
+                                }
+                                Ok(_) | Err(_) => {
+                                    std::thread::sleep(Duration::from_millis(50));
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    answered
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(5));
+        let result = fresh_stats(addr, t);
+        stop.store(true, Ordering::Relaxed);
+        let answered: usize = crowd.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+        let (json, took) = result?;
+        if answered == 0 {
+            return Err("the busy crowd itself was never answered".into());
+        }
+        let (conns, evicted) = (stat(&json, "connections")?, stat(&json, "evicted_idle")?);
+        Ok(format!(
+            "newcomer answered in {took:?} beside {BUSY_CLIENTS} busy clients ({answered} answers to them; \
+             webapi had {conns} connections, {evicted} idle ones closed for newcomers so far)"
+        ))
+    }));
+
+    checks.push(check(prefix, "idle_crowd_newcomer_answered", || {
+        // IDLE_CONNECTIONS connections that send nothing, then a fresh
+        // client: it must not wait for the idle timeout.
+        let start = Instant::now();
+        let mut idle = Vec::new();
+        for _ in 0..IDLE_CONNECTIONS {
+            if start.elapsed() > Duration::from_secs(30) {
+                break;
+            }
+            if let Ok(s) = connect(addr, Duration::from_secs(2)) {
+                idle.push(s);
+            }
+        }
+        let (opened, opening) = (idle.len(), start.elapsed());
+        let result = fresh_stats(addr, IDLE_ANSWER_WITHIN);
+        drop(idle);
+        let (json, took) = result?;
+        let evicted = stat(&json, "evicted_idle")?;
+        Ok(format!("{opened} idle connections opened in {opening:?}; a fresh client answered in {took:?} ({evicted} idle closed for newcomers so far)"))
+    }));
+
+    if pace.crash_route {
+        checks.push(check(prefix, "crash_route_kills_and_supervisor_restarts", || {
+            let (before, _) = fresh_stats(addr, t)?;
+            let started = stat(&before, "started_ms")?;
+            // The crash request gets no answer: webapi traps on it.
+            let reply = exchange(
+                addr,
+                b"POST /api/crash HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                t,
+            )
+            .unwrap_or_default();
+            if status_of(&reply).is_some() {
+                return Err(format!("the crash route answered: {reply:.120?}"));
+            }
+            let killed = Instant::now();
+            // Until the restarted instance answers (the old one may still
+            // answer in the moment before it is gone).
+            while killed.elapsed() < t {
+                let left = t.saturating_sub(killed.elapsed());
+                let (after, _) = fresh_stats(addr, left)?;
+                let now = stat(&after, "started_ms")?;
+                if now != started {
+                    return Ok(format!(
+                        "restarted (started_ms {started} -> {now}); a fresh client answered {:?} after the crash",
+                        killed.elapsed()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(format!("started_ms still {started} {t:?} after the crash: not restarted"))
+        }));
+    }
 
     checks
 }

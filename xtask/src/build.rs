@@ -55,7 +55,15 @@ pub struct BootConfig {
     pub hostfwd: Option<(u16, u16)>,
     /// `mode=bench`: the short run (`bench_quick=1`).
     pub bench_quick: bool,
+    /// Arguments of the demo's webapi (`args/webapi.wasm`), when it runs.
+    pub webapi_args: Vec<String>,
 }
+
+/// webapi's arguments in QEMU: under QEMU's user-mode network every client
+/// on the host reaches the guest from one address (10.0.2.2), so the
+/// per-peer limit (default 32) would cap the host as a whole; there the
+/// connection limit (128) is the one that counts.
+pub const QEMU_WEBAPI_ARGS: &[&str] = &["--max-per-peer", "128"];
 
 /// A named blob in the bundle.
 type Entry = (String, Vec<u8>);
@@ -77,6 +85,7 @@ impl BootConfig {
             soak_seconds: None,
             hostfwd: None,
             bench_quick: false,
+            webapi_args: QEMU_WEBAPI_ARGS.iter().map(|a| a.to_string()).collect(),
         }
     }
 
@@ -112,6 +121,9 @@ impl BootConfig {
         if !self.args.is_empty() {
             let args = encode_args(&self.args)?;
             entries.extend(spawn.iter().map(|name| (format!("args/{name}"), args.clone())));
+        }
+        if spawn.is_empty() && self.hostfwd.is_some() && !self.webapi_args.is_empty() {
+            entries.push(("args/webapi.wasm".into(), encode_args(&self.webapi_args)?));
         }
         let cfg = self.cfg(spawn);
         Ok((cfg, entries))

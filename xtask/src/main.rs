@@ -221,7 +221,8 @@ struct TestOpts {
     /// Build the kernel with the dev profile instead of release.
     #[arg(long)]
     debug: bool,
-    /// Run only the QEMU suites whose names contain this (host tests still run).
+    /// Run only the suites whose names contain this (host tests still run), e.g. `net` (both
+    /// network suites), `net-qemu`, `net-hosted`, `hosted`.
     #[arg(long)]
     suite: Option<String>,
     /// Skip the host unit tests.

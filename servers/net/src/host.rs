@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 
-use wasmos_ipc::net::{NetError, events};
+use wasmos_ipc::net::{NetError, Peer, events};
 
 use crate::service::Backend;
 
@@ -115,6 +115,13 @@ impl Backend for HostNet {
     }
 
     fn close_listener(&mut self, _listener: Listener) {}
+
+    fn peer(&mut self, conn: &TcpStream) -> Option<Peer> {
+        match conn.peer_addr().ok()? {
+            SocketAddr::V4(a) => Some(Peer { address: a.ip().octets(), port: a.port() }),
+            SocketAddr::V6(_) => None,
+        }
+    }
 
     fn poll(&mut self, now_ns: u64, waiting: bool) -> Option<u64> {
         waiting.then_some(now_ns + RECHECK_NS)

@@ -6,7 +6,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use wasmos_ipc::ids::TaskId;
-use wasmos_ipc::net::{MAX_EVENTS, MAX_RECV, NO_TIMEOUT, NetError, Op, Request as NetRequest, events};
+use wasmos_ipc::net::{MAX_EVENTS, MAX_RECV, NO_TIMEOUT, NetError, Op, Peer, Request as NetRequest, events};
 use wasmos_sched::{NativeCtx, NativeService, ReplyTo, Request};
 
 /// What moves the bytes: a TCP/IP stack or the host's sockets. Every
@@ -55,6 +55,23 @@ pub trait Backend: Send {
     fn conn_bytes(&self) -> usize {
         0
     }
+
+    /// Who is at the other end of `conn` (`ACCEPT` names it), if known.
+    fn peer(&mut self, _conn: &Self::Conn) -> Option<Peer> {
+        None
+    }
+
+    /// Kernel heap bytes the backend holds beyond what the service charged
+    /// (listen backlogs grown past their spare sockets): counted against
+    /// the budget with the charged ones.
+    fn uncharged_bytes(&self) -> usize {
+        0
+    }
+
+    /// How many bytes the backend may add on its own (backlog growth)
+    /// before the next call: the budget the service has left. Told before
+    /// every [`Backend::poll`].
+    fn set_growth_allowance(&mut self, _bytes: usize) {}
 }
 
 /// Sockets one task may hold at once.
@@ -156,7 +173,7 @@ impl<B: Backend> TcpService<B> {
         if owned().count() >= SOCKETS_PER_TASK
             || self.sockets.len() >= MAX_SOCKETS
             || (listener && listeners >= LISTENERS_PER_TASK)
-            || self.memory + self.cost(listener) > self.budget
+            || self.memory + self.backend.uncharged_bytes() + self.cost(listener) > self.budget
         {
             return Err(NetError::NoResources);
         }
@@ -198,10 +215,9 @@ impl<B: Backend> TcpService<B> {
                 self.may_add(owner, false)?;
                 let socket = owned(&mut self.sockets, owner, req.socket)?;
                 let Kind::Listener(listener) = &mut socket.kind else { return Err(NetError::WrongKind) };
-                match self.backend.accept(listener)? {
-                    Some(conn) => self.add(owner, Kind::Conn(conn)),
-                    None => Err(NetError::WouldBlock),
-                }
+                let conn = self.backend.accept(listener)?.ok_or(NetError::WouldBlock)?;
+                data.extend_from_slice(&self.backend.peer(&conn).unwrap_or_default().encode());
+                self.add(owner, Kind::Conn(conn))
             }
             Op::Recv => {
                 let max = (req.arg as usize).min(MAX_RECV);
@@ -349,6 +365,9 @@ impl<B: Backend> NativeService for TcpService<B> {
 
     fn poll(&mut self, ctx: &mut NativeCtx<'_>) -> Option<u64> {
         let now = ctx.now_ns();
+        // Backlog growth is paid from what the budget has left.
+        let left = self.budget.saturating_sub(self.memory + self.backend.uncharged_bytes());
+        self.backend.set_growth_allowance(left);
         let device = self.backend.poll(now, !self.waiters.is_empty());
         if let Some((driver, frames)) = self.backend.frames_out() {
             while let Some(frame) = frames.pop_front() {
@@ -393,6 +412,8 @@ mod tests {
         open: usize,
         listener_cost: usize,
         readiness: u32,
+        /// Bytes grown on its own (a backlog past its spare sockets).
+        uncharged: usize,
     }
 
     impl Backend for Fake {
@@ -427,6 +448,9 @@ mod tests {
         fn listener_bytes(&self) -> usize {
             self.listener_cost
         }
+        fn uncharged_bytes(&self) -> usize {
+            self.uncharged
+        }
     }
 
     fn listen(service: &mut TcpService<Fake>, owner: u64, port: u32) -> Result<u32, NetError> {
@@ -457,6 +481,20 @@ mod tests {
         }
         assert_eq!((dear.memory_in_use(), dear.backend.open), (0, 0), "memory not returned");
         assert!(listen(&mut dear, 4, 4).is_ok());
+    }
+
+    /// A backlog grown past its spare sockets counts against the budget:
+    /// with it, a listener that would fit the charged bytes alone is
+    /// refused, and without it is made.
+    #[test]
+    fn backlog_growth_is_charged_to_the_budget() {
+        let cost = MEMORY_BUDGET / 3;
+        let mut service = TcpService::new(Fake { listener_cost: cost, ..Fake::default() });
+        assert!(listen(&mut service, 1, 1).is_ok());
+        service.backend.uncharged = MEMORY_BUDGET - 2 * cost + 1;
+        assert_eq!(listen(&mut service, 2, 2), Err(NetError::NoResources), "growth not charged");
+        service.backend.uncharged = 0;
+        assert!(listen(&mut service, 2, 2).is_ok());
     }
 
     fn ids(reply: &[u8]) -> Vec<u32> {

@@ -16,7 +16,11 @@
 //! adding fresh ones while the port holds fewer than [`MAX_BACKLOG`]
 //! (handshaking or waiting for `ACCEPT`), so a burst of up to
 //! [`MAX_BACKLOG`] simultaneous connects is answered, not reset; a SYN
-//! beyond that finds no listener and is reset. Closed connections linger
+//! beyond that finds no listener and is reset. The sockets grown past
+//! [`SPARE_LISTENERS`] are not charged when the listener is made, so they
+//! are paid from the `tcp` service's memory budget as they are added
+//! ([`Backend::uncharged_bytes`], [`Backend::set_growth_allowance`]): a
+//! burst cannot take the kernel heap the budget protects. Closed connections linger
 //! until their FIN exchange is over (or [`CLOSE_TIMEOUT_NS`]), then their
 //! buffers are freed.
 
@@ -31,7 +35,7 @@ use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
 use wasmos_ipc::ids::TaskId;
-use wasmos_ipc::net::{NetError, events};
+use wasmos_ipc::net::{NetError, Peer, events};
 
 use crate::service::Backend;
 
@@ -45,6 +49,8 @@ pub const MAX_BACKLOG: usize = 256;
 /// Receive and send buffer of each connection.
 const RX_BUFFER: usize = 8 * 1024;
 const TX_BUFFER: usize = 16 * 1024;
+/// What one socket's buffers cost.
+const SOCKET_BYTES: usize = RX_BUFFER + TX_BUFFER;
 /// A closed connection whose peer never finishes the FIN exchange is
 /// aborted after this long.
 const CLOSE_TIMEOUT_NS: u64 = 10_000_000_000;
@@ -128,6 +134,8 @@ pub struct Stack {
     /// Connections closed by their task, until the stack is done with them.
     closing: Vec<(SocketHandle, u64)>,
     ports: Vec<Port>,
+    /// Bytes the backlogs may still grow by (the service's budget left).
+    growth_allowance: usize,
 }
 
 /// A listening port's backlog.
@@ -163,7 +171,14 @@ impl Stack {
         if let Some(gw) = ip.gateway {
             iface.routes_mut().add_default_ipv4_route(gw).expect("one route fits");
         }
-        Stack { device, iface, sockets: SocketSet::new(Vec::new()), closing: Vec::new(), ports: Vec::new() }
+        Stack {
+            device,
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            closing: Vec::new(),
+            ports: Vec::new(),
+            growth_allowance: 0,
+        }
     }
 
     fn new_socket(&mut self) -> SocketHandle {
@@ -186,7 +201,8 @@ impl Stack {
     }
 
     /// Tops up every port to [`SPARE_LISTENERS`] listening sockets, within
-    /// [`MAX_BACKLOG`].
+    /// [`MAX_BACKLOG`] and the growth allowance (a socket past a port's
+    /// first [`SPARE_LISTENERS`] is paid from it).
     fn spare_listeners(&mut self) {
         for i in 0..self.ports.len() {
             let port = self.ports[i].port;
@@ -197,6 +213,10 @@ impl Stack {
                 .count();
             let room = MAX_BACKLOG.saturating_sub(self.ports[i].backlog.len());
             for _ in 0..SPARE_LISTENERS.saturating_sub(listening).min(room) {
+                let grows = self.ports[i].backlog.len() >= SPARE_LISTENERS;
+                if grows && self.uncharged_bytes() + SOCKET_BYTES > self.growth_allowance {
+                    break;
+                }
                 match self.listening_socket(port) {
                     Ok(h) => self.ports[i].backlog.push(h),
                     Err(_) => return,
@@ -248,7 +268,25 @@ impl Backend for Stack {
     }
 
     fn conn_bytes(&self) -> usize {
-        RX_BUFFER + TX_BUFFER
+        SOCKET_BYTES
+    }
+
+    /// The backlog sockets past each port's [`SPARE_LISTENERS`] (those a
+    /// burst grew): the listener's charge does not cover them.
+    fn uncharged_bytes(&self) -> usize {
+        self.ports.iter().map(|p| p.backlog.len().saturating_sub(SPARE_LISTENERS)).sum::<usize>() * SOCKET_BYTES
+    }
+
+    fn set_growth_allowance(&mut self, bytes: usize) {
+        // What is grown already stays allowed.
+        self.growth_allowance = bytes + self.uncharged_bytes();
+    }
+
+    fn peer(&mut self, conn: &SocketHandle) -> Option<Peer> {
+        let endpoint = self.sockets.get::<tcp::Socket>(*conn).remote_endpoint()?;
+        match endpoint.addr {
+            smoltcp::wire::IpAddress::Ipv4(a) => Some(Peer { address: a.octets(), port: endpoint.port }),
+        }
     }
 
     fn accept(&mut self, listener: &mut Listener) -> Result<Option<SocketHandle>, NetError> {

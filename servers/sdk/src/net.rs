@@ -15,7 +15,7 @@
 //! ```
 
 use wasmos_ipc::net::{HEADER, NO_TIMEOUT, Op, Request, SERVICE, decode_reply};
-pub use wasmos_ipc::net::{MAX_RECV, MAX_SEND, NetError, events};
+pub use wasmos_ipc::net::{MAX_RECV, MAX_SEND, NetError, Peer, events};
 
 use crate::{Handle, Status};
 
@@ -81,7 +81,15 @@ impl Tcp {
 
     /// A new connection, or `Net(WouldBlock)` if none is waiting.
     pub fn accept(&self, listener: Socket) -> Result<Socket, Error> {
-        self.request(Op::Accept, listener.0, 0, &[], &mut []).map(|(id, _)| Socket(id))
+        self.accept_peer(listener).map(|(socket, _)| socket)
+    }
+
+    /// A new connection and who is at its other end (all zeros if the
+    /// service does not say), or `Net(WouldBlock)` if none is waiting.
+    pub fn accept_peer(&self, listener: Socket) -> Result<(Socket, Peer), Error> {
+        let mut peer = [0u8; wasmos_ipc::net::PEER_BYTES];
+        let (id, n) = self.request(Op::Accept, listener.0, 0, &[], &mut peer)?;
+        Ok((Socket(id), Peer::decode(&peer[..n]).unwrap_or_default()))
     }
 
     /// Reads up to `buf.len()` (at most [`MAX_RECV`]) bytes; `Ok(0)` = the

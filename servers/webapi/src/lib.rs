@@ -19,14 +19,26 @@
 //!   `--body-timeout-ms` of the head; a keep-alive connection with nothing
 //!   in flight is closed after `--idle-timeout-ms`, one whose peer takes
 //!   none of its output for `--send-timeout-ms` is dropped.
-//! - **Slots.** At most `--max-connections` at once; one more gets
-//!   `503` with `Retry-After` and is closed. A slot freed by a deadline
-//!   goes to the next client that connects.
+//! - **Slots.** At most `--max-connections` at once, and at most
+//!   `--max-per-peer` from one peer address (the `tcp` service's `ACCEPT`
+//!   names it). A newcomer past either limit takes the slot of the
+//!   longest-idle keep-alive connection (no request in progress for at
+//!   least [`EVICT_IDLE_NS`]; of that peer for the per-peer limit), which
+//!   is closed; only when none is idle
+//!   does it get `503` with `Retry-After` and is closed. Near the limit
+//!   (7/8 of it) responses go out with `Connection: close` for
+//!   [`CLOSE_WINDOW_NS`], so busy keep-alive clients give their slots
+//!   back. A slot freed by a deadline goes to the next client that
+//!   connects.
+//! - **Crash route** (off by default). With `--crash-route`,
+//!   `POST /api/crash` makes webapi trap on purpose: a test kills it that
+//!   way and sees init restart it (`/api/stats` says `started_ms`).
 //!
 //! Routes (in [`http`]): `GET /` (a page), `GET /api/stats` (JSON from
 //! the `sysinfo` service: uptime, cores, tasks and messages per core, and
 //! this server's own connections and memory), `POST /api/echo` (the body
-//! back); `HEAD` for every `GET` route. Keep-alive, pipelining,
+//! back; `started_ms` is when this instance started, so a restart shows);
+//! `HEAD` for every `GET` route. Keep-alive, pipelining,
 //! `Expect: 100-continue` and a request followed at once by FIN
 //! (half-close) follow HTTP/1.1 (RFC 9110, 9112); the limits of a request
 //! are in [`http`].
@@ -38,7 +50,12 @@
 //! `--max-connections N` (128), `--max-output BYTES` (262144),
 //! `--memory-budget BYTES` (8388608), `--head-timeout-ms MS` (10000),
 //! `--body-timeout-ms MS` (30000), `--idle-timeout-ms MS` (10000),
-//! `--send-timeout-ms MS` (30000).
+//! `--send-timeout-ms MS` (30000), `--max-per-peer N` (32),
+//! `--crash-route` (off).
+//!
+//! Under QEMU's user-mode network every client on the host reaches the
+//! guest from one address (10.0.2.2), so `cargo xtask run` gives webapi
+//! `--max-per-peer 128` there (one peer would otherwise be capped at 32).
 
 // no_std in Wasm; on the host (unit tests, clippy) std provides the
 // allocator and panic handler.
@@ -58,6 +75,16 @@ static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 /// The port when none is given.
 pub const DEFAULT_PORT: u16 = 8080;
 
+/// How long a connection must have been idle (no request in progress;
+/// since it was accepted or last answered) before a newcomer may take its
+/// slot: a client that just connected, or was just answered and is about
+/// to ask again, keeps it.
+pub const EVICT_IDLE_NS: u64 = 1_000_000_000;
+
+/// How long responses go out with `Connection: close` once the
+/// connections reach 7/8 of `--max-connections`.
+pub const CLOSE_WINDOW_NS: u64 = 1_000_000_000;
+
 /// What the server allows each client and all of them; set by arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -73,6 +100,10 @@ pub struct Limits {
     pub body_timeout_ns: u64,
     pub idle_timeout_ns: u64,
     pub send_timeout_ns: u64,
+    /// Connections from one peer address at once.
+    pub max_per_peer: usize,
+    /// `POST /api/crash` traps on purpose (for supervision tests).
+    pub crash_route: bool,
 }
 
 impl Limits {
@@ -85,6 +116,8 @@ impl Limits {
         body_timeout_ns: 30_000_000_000,
         idle_timeout_ns: 10_000_000_000,
         send_timeout_ns: 30_000_000_000,
+        max_per_peer: 32,
+        crash_route: false,
     };
 
     /// The limits `args` (argv without argv[0]) ask for; an error names
@@ -99,6 +132,11 @@ impl Limits {
                 value.and_then(|v| v.parse::<u64>().ok()).filter(|n| (low..=high).contains(n)).ok_or(why)
             };
             let ms = |why| number(1, 3_600_000, why).map(|ms| ms * 1_000_000);
+            if name == "--crash-route" {
+                limits.crash_route = true;
+                i += 1;
+                continue;
+            }
             match name {
                 "--port" => limits.port = number(1, 65535, "--port wants a number from 1 to 65535")? as u16,
                 "--max-connections" => {
@@ -115,6 +153,7 @@ impl Limits {
                 "--body-timeout-ms" => limits.body_timeout_ns = ms("--body-timeout-ms wants 1 to 3600000")?,
                 "--idle-timeout-ms" => limits.idle_timeout_ns = ms("--idle-timeout-ms wants 1 to 3600000")?,
                 "--send-timeout-ms" => limits.send_timeout_ns = ms("--send-timeout-ms wants 1 to 3600000")?,
+                "--max-per-peer" => limits.max_per_peer = number(1, 4096, "--max-per-peer wants 1 to 4096")? as usize,
                 _ => return Err("unknown argument (see webapi's doc for the list)"),
             }
             i += 2;
@@ -142,5 +181,10 @@ mod tests {
         assert!(Limits::from_args(&["--port"]).is_err());
         assert!(Limits::from_args(&["--max-output", "12"]).is_err());
         assert!(Limits::from_args(&["--bogus", "1"]).is_err());
+        let l = Limits::from_args(&["--crash-route", "--max-per-peer", "3"]).unwrap();
+        assert_eq!((l.crash_route, l.max_per_peer), (true, 3));
+        let defaults = Limits::from_args(&[]).unwrap();
+        assert_eq!((defaults.crash_route, defaults.max_per_peer), (false, 32));
+        assert!(Limits::from_args(&["--max-per-peer", "0"]).is_err());
     }
 }

@@ -7,11 +7,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use wasmos_sdk::net::{Error, Event, NetError, Socket, Tcp, events};
+use wasmos_sdk::net::{Error, Event, NetError, Peer, Socket, Tcp, events};
 use wasmos_sdk::{env, println};
 
-use crate::Limits;
 use crate::http::{self, Parsed, Response};
+use crate::{CLOSE_WINDOW_NS, EVICT_IDLE_NS, Limits};
 
 /// Bytes asked of the service per `RECV`.
 const READ_CHUNK: usize = 2048;
@@ -21,6 +21,8 @@ const READS_PER_ROUND: usize = 16;
 const KEEP_CAPACITY: usize = 16 * 1024;
 
 struct Conn {
+    /// The peer's address (the per-peer limit counts by it).
+    peer: [u8; 4],
     input: Vec<u8>,
     output: Vec<u8>,
     /// How much of `output` is sent.
@@ -42,8 +44,9 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(now: u64) -> Conn {
+    fn new(now: u64, peer: Peer) -> Conn {
         Conn {
+            peer: peer.address,
             input: Vec::new(),
             output: Vec::new(),
             sent: 0,
@@ -59,6 +62,13 @@ impl Conn {
 
     fn unsent(&self) -> usize {
         self.output.len() - self.sent
+    }
+
+    /// A keep-alive connection with no request in progress (nothing
+    /// received of a next one, nothing left to send): closing it loses
+    /// nothing, so a newcomer may take its slot.
+    fn idle(&self) -> bool {
+        self.input.is_empty() && self.unsent() == 0 && self.request_since.is_none() && !self.closing && !self.eof
     }
 
     /// Bytes this connection holds in its buffers.
@@ -81,9 +91,27 @@ struct Server {
     /// Sum of [`Conn::held`] over `conns`.
     held: usize,
     requests: u64,
-    /// Connections refused with 503 (full), and closed by a deadline.
+    /// Connections refused with 503 (full; of them, for the per-peer
+    /// limit), idle ones closed for a newcomer, and closed by a deadline.
     refused: u64,
+    refused_per_peer: u64,
+    evicted: u64,
     timed_out: u64,
+    /// When this instance started (ms of the system clock): `/api/stats`
+    /// says it, so a restart shows.
+    started_ms: u64,
+    /// Until then responses go out with `Connection: close` (set when the
+    /// connections near their limit).
+    close_until: u64,
+}
+
+/// Whether a newcomer can be served.
+enum Room {
+    Free,
+    /// `--max-connections` or the memory budget reached, none idle.
+    Full,
+    /// Its peer's `--max-per-peer` reached, none of that peer's idle.
+    PeerFull,
 }
 
 pub fn main() {
@@ -113,7 +141,19 @@ pub fn main() {
         }
     };
     println!("webapi: listening on port {port}");
-    let mut server = Server { tcp, limits, conns: BTreeMap::new(), held: 0, requests: 0, refused: 0, timed_out: 0 };
+    let mut server = Server {
+        tcp,
+        limits,
+        conns: BTreeMap::new(),
+        held: 0,
+        requests: 0,
+        refused: 0,
+        refused_per_peer: 0,
+        evicted: 0,
+        timed_out: 0,
+        started_ms: wasmos_sdk::now_ns() / 1_000_000,
+        close_until: 0,
+    };
     let mut events = [Event::default(); 128];
     loop {
         // Wake at least every 100 ms for the deadlines.
@@ -147,19 +187,28 @@ impl Server {
     fn accept_all(&mut self, listener: Socket) -> bool {
         let mut any = false;
         loop {
-            match self.tcp.accept(listener) {
-                Ok(socket)
-                    if self.conns.len() >= self.limits.max_connections || self.held >= self.limits.memory_budget =>
-                {
+            match self.tcp.accept_peer(listener) {
+                Ok((socket, peer)) => {
                     any = true;
-                    self.refused += 1;
-                    let busy = Response { retry_after: Some(1), ..Response::error(503) };
-                    let _ = self.tcp.send(socket, &busy.to_bytes(false));
-                    let _ = self.tcp.close(socket);
-                }
-                Ok(socket) => {
-                    any = true;
-                    self.conns.insert(socket, Conn::new(wasmos_sdk::now_ns()));
+                    let now = wasmos_sdk::now_ns();
+                    match self.make_room(peer.address) {
+                        Room::Free => {
+                            self.conns.insert(socket, Conn::new(now, peer));
+                        }
+                        full => {
+                            self.refused += 1;
+                            self.refused_per_peer += u64::from(matches!(full, Room::PeerFull));
+                            let busy = Response { retry_after: Some(1), ..Response::error(503) };
+                            let _ = self.tcp.send(socket, &busy.to_bytes(false));
+                            let _ = self.tcp.close(socket);
+                        }
+                    }
+                    // Near the limit: let keep-alive clients give their
+                    // slots back for a while.
+                    let l = &self.limits;
+                    if self.conns.len() >= l.max_connections - l.max_connections / 8 {
+                        self.close_until = now + CLOSE_WINDOW_NS;
+                    }
                 }
                 Err(Error::Net(NetError::WouldBlock)) => return any,
                 Err(e) => {
@@ -168,6 +217,43 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Whether a newcomer from `peer` may be served: past its peer's limit
+    /// or the connection limit, the longest-idle connection (of that peer,
+    /// or of all) is closed to make room; none idle, no room.
+    fn make_room(&mut self, peer: [u8; 4]) -> Room {
+        if self.held >= self.limits.memory_budget {
+            return Room::Full;
+        }
+        let from_peer = self.conns.values().filter(|c| c.peer == peer).count();
+        if from_peer >= self.limits.max_per_peer {
+            return if self.evict_idle(Some(peer)) { Room::Free } else { Room::PeerFull };
+        }
+        if self.conns.len() >= self.limits.max_connections {
+            return if self.evict_idle(None) { Room::Free } else { Room::Full };
+        }
+        Room::Free
+    }
+
+    /// Closes the connection idle longest (of `peer`, if given), if it has
+    /// been idle for [`EVICT_IDLE_NS`]; false if none has.
+    fn evict_idle(&mut self, peer: Option<[u8; 4]>) -> bool {
+        let now = wasmos_sdk::now_ns();
+        let victim = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.idle() && now.saturating_sub(c.idle_since) >= EVICT_IDLE_NS)
+            .filter(|(_, c)| peer.is_none_or(|p| c.peer == p))
+            .min_by_key(|(_, c)| c.idle_since)
+            .map(|(&socket, _)| socket);
+        let Some(socket) = victim else { return false };
+        if let Some(conn) = self.conns.remove(&socket) {
+            self.held -= conn.held();
+        }
+        let _ = self.tcp.close(socket);
+        self.evicted += 1;
+        true
     }
 
     /// Writes what is pending, reads what it may, answers every whole
@@ -255,12 +341,16 @@ impl Server {
                 }
                 Parsed::Bad(status) => (Err(status), conn.input.len()),
                 Parsed::Complete(req, used) => {
+                    if self.limits.crash_route && req.method == "POST" && req.path == "/api/crash" {
+                        println!("webapi: POST /api/crash with --crash-route: trapping on purpose");
+                        core::arch::wasm32::unreachable()
+                    }
                     self.requests += 1;
-                    let stats =
-                        || stats_json(self.requests, self.conns.len() + 1, self.held, self.refused, self.timed_out);
+                    let keep_alive = req.keep_alive && now >= self.close_until;
+                    let stats = || stats_json(self, self.conns.len() + 1);
                     let response = http::route(&req, stats);
-                    match response.write_into(&mut conn.output, req.keep_alive, http::head_only(&req)) {
-                        Ok(()) => (Ok(req.keep_alive), used),
+                    match response.write_into(&mut conn.output, keep_alive, http::head_only(&req)) {
+                        Ok(()) => (Ok(keep_alive), used),
                         Err(_) => (Err(503), used),
                     }
                 }
@@ -370,12 +460,19 @@ fn memory_bytes() -> usize {
 }
 
 /// `/api/stats`: the system's counters, and this server's.
-fn stats_json(requests: u64, connections: usize, held: usize, refused: u64, timed_out: u64) -> String {
+fn stats_json(server: &Server, connections: usize) -> String {
     let mut buf = [0u8; wasmos_sdk::abi::MAX_PAYLOAD];
     let mut out = String::new();
     let own = alloc::format!(
-        "\"requests_served\":{requests},\"connections\":{connections},\"buffered_bytes\":{held},\"memory_bytes\":{},\"refused_busy\":{refused},\"timed_out\":{timed_out}",
-        memory_bytes()
+        "\"started_ms\":{},\"requests_served\":{},\"connections\":{connections},\"buffered_bytes\":{},\"memory_bytes\":{},\"refused_busy\":{},\"refused_per_peer\":{},\"evicted_idle\":{},\"timed_out\":{}",
+        server.started_ms,
+        server.requests,
+        server.held,
+        memory_bytes(),
+        server.refused,
+        server.refused_per_peer,
+        server.evicted,
+        server.timed_out,
     );
     match wasmos_sdk::sysinfo::query(&mut buf) {
         Ok(info) => {
