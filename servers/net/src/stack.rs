@@ -22,7 +22,8 @@
 //! ([`Backend::uncharged_bytes`], [`Backend::set_growth_allowance`]): a
 //! burst cannot take the kernel heap the budget protects. Closed connections linger
 //! until their FIN exchange is over (or [`CLOSE_TIMEOUT_NS`]), then their
-//! buffers are freed.
+//! buffers are freed; while they linger they count against the budget
+//! the same way.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -272,9 +273,14 @@ impl Backend for Stack {
     }
 
     /// The backlog sockets past each port's [`SPARE_LISTENERS`] (those a
-    /// burst grew): the listener's charge does not cover them.
+    /// burst grew): the listener's charge does not cover them. And the
+    /// connections closed but still finishing their FIN exchange (up to
+    /// [`CLOSE_TIMEOUT_NS`]): their owner's charge ended at `CLOSE`, but a
+    /// peer that never closes its end keeps each for the whole timeout, so
+    /// a stream of such peers would else hold heap without bound.
     fn uncharged_bytes(&self) -> usize {
-        self.ports.iter().map(|p| p.backlog.len().saturating_sub(SPARE_LISTENERS)).sum::<usize>() * SOCKET_BYTES
+        let grown = self.ports.iter().map(|p| p.backlog.len().saturating_sub(SPARE_LISTENERS)).sum::<usize>();
+        (grown + self.closing.len()) * SOCKET_BYTES
     }
 
     fn set_growth_allowance(&mut self, bytes: usize) {
