@@ -75,17 +75,6 @@ pub trait SlotBudget {
     fn refund(&mut self, bytes: usize);
 }
 
-/// A budget that never refuses, for tables the kernel itself accounts for
-/// (and for tests).
-pub struct Unmetered;
-
-impl SlotBudget for Unmetered {
-    fn try_charge(&mut self, _: usize) -> bool {
-        true
-    }
-    fn refund(&mut self, _: usize) {}
-}
-
 #[derive(Clone)]
 struct Slot {
     generation: u16,
@@ -189,6 +178,16 @@ impl HandleTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A budget that never refuses.
+    struct Unmetered;
+
+    impl SlotBudget for Unmetered {
+        fn try_charge(&mut self, _: usize) -> bool {
+            true
+        }
+        fn refund(&mut self, _: usize) {}
+    }
 
     fn cap(t: u64) -> Cap {
         Cap { target: TaskId(t), badge: t as u32, rights: Rights::ALL }

@@ -39,6 +39,11 @@ pub const MODULE_CACHE: usize = 128;
 /// the kernel itself absorbs.
 pub const COMPILED_BYTES_PER_BYTE: usize = 6;
 
+/// FNV-1a, to find cached modules quickly (a hit is confirmed byte by byte).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// The budget's cost of compiling `len` bytes of binary (and caching it).
 pub fn cost(len: usize) -> usize {
     len.saturating_mul(COMPILED_BYTES_PER_BYTE + 1)
@@ -96,9 +101,9 @@ impl Compiler {
     /// Charges compiling `len` bytes (whose hash is `hash`) to the current
     /// generation, starting a new one first if this one is full; if
     /// `bounded` (an ordinary task asks), refused with `NO_MEMORY` when the
-    /// live generations would exceed the budget. The charge stays with the generation even if
-    /// the compile then fails (an invalid binary is cheap to refuse: the
-    /// parser stops at the first error).
+    /// live generations would exceed the budget. The charge stays with the
+    /// generation even if the compile then fails (an invalid binary is
+    /// cheap to refuse: the parser stops at the first error).
     pub fn reserve(&mut self, hash: u64, len: usize, bounded: bool) -> Result<Reservation, Status> {
         let cost = cost(len);
         if bounded && self.live_cost().saturating_add(cost) > self.budget {
@@ -126,7 +131,7 @@ impl Compiler {
         self.cache.push((reservation.hash, bytes.into(), module.clone()));
     }
 
-    /// The current engine (a native service or the benchmark's own use).
+    /// The current engine (what a core's first linker is made for).
     pub fn engine(&self) -> &Engine {
         &self.current
     }

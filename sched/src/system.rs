@@ -32,11 +32,6 @@ pub const REMEMBERED_EXITS: usize = 4096;
 /// native services (which the task limit does not count).
 pub const SERVICE_SLOTS: usize = 64;
 
-/// FNV-1a, to find cached modules quickly (a hit is confirmed byte by byte).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3))
-}
-
 /// Tunables, with the defaults the kernel uses.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -87,8 +82,9 @@ pub struct Config {
     /// services.
     pub max_names: usize,
     /// Heap bytes compiled modules may hold, estimated from their binaries'
-    /// sizes (`compiler.rs`); the last quarter only for the kernel's own
-    /// tasks. Over it, spawning a binary not compiled yet is `NO_MEMORY`.
+    /// sizes (`compiler.rs`). Over it, an ordinary task spawning a binary
+    /// not compiled yet gets `NO_MEMORY`; what the kernel and its own tasks
+    /// compile is counted but never refused.
     pub compiled_bytes: usize,
 }
 
@@ -335,7 +331,7 @@ impl System {
     /// (`compiler.rs` says why); a `bounded` compile (for an ordinary
     /// task) is `NO_MEMORY` past the budget.
     pub(crate) fn compile(&self, bytes: &[u8], bounded: bool) -> Result<Module, Status> {
-        let hash = fnv1a(bytes);
+        let hash = crate::compiler::fnv1a(bytes);
         let reservation = {
             let mut compiler = self.compiler.lock();
             if let Some(module) = compiler.cached(hash, bytes) {

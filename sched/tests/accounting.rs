@@ -386,17 +386,12 @@ fn a_handle_table_is_charged_to_its_task() {
     assert_eq!(sys.memory_in_use(), 0, "the tables' charge is returned with their tasks");
 }
 
-/// Spawns `n` children, each from a binary made distinct by writing the
-/// count over the child's `AAAA`, and, if `wait`, waits for each to exit
-/// before the next. Exits with `count * 16 - status` of the first refused
-/// spawn, or `count * 16` if none was refused.
-fn distinct_spawner(child: &[u8], n: u32, wait: bool) -> Vec<u8> {
+/// Spawns `n` children without waiting for them, each from a binary made
+/// distinct by writing the count over the child's `AAAA` (as
+/// `compile_churn` does, which waits for each). Exits with `count * 16 -
+/// status` of the first refused spawn, or `count * 16` if none was refused.
+fn distinct_spawner(child: &[u8], n: u32) -> Vec<u8> {
     let mark = child.windows(4).position(|w| w == b"AAAA").expect("the child carries AAAA");
-    let wait = if wait {
-        "(drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1)))"
-    } else {
-        ""
-    };
     wasm(&format!(
         r#"(data (i32.const 8192) "{bytes}")
           (data (i32.const 0) "child")
@@ -405,7 +400,6 @@ fn distinct_spawner(child: &[u8], n: u32, wait: bool) -> Vec<u8> {
               (i32.store (i32.const {at}) (local.get $n))
               (local.set $h (call $spawn (i32.const 8192) (i32.const {len}) (i32.const 0) (i32.const 5) (call $core_id) (i32.const 0) (i32.const 0)))
               (if (i32.lt_s (local.get $h) (i32.const 0)) (then (call $exit (i32.sub (i32.mul (local.get $n) (i32.const 16)) (local.get $h)))))
-              {wait}
               (local.set $n (i32.add (local.get $n) (i32.const 1)))
               (br_if $spawn (i32.lt_u (local.get $n) (i32.const {n}))))
             (call $exit (i32.mul (local.get $n) (i32.const 16))))"#,
@@ -433,25 +427,25 @@ fn parent_of(child: &[u8]) -> Vec<u8> {
 
 /// wasmi never frees code until its engine goes, so code is compiled in
 /// generations of engines: a task spawning an endless stream of distinct
-/// binaries whose children end keeps the compiled code within its budget
-/// (without generations, the 300 binaries below would need six times
-/// it); one whose children live on is refused with `NO_MEMORY`.
+/// binaries whose children end (`compile_flood`, the program the kernel's
+/// `hostile::distinct_binaries_bounded` runs: 1200 of them) keeps the
+/// compiled code within its budget (without generations, they would need
+/// many times it); one whose children live on is refused with `NO_MEMORY`.
 #[test]
 fn compiled_code_is_bounded_and_freed_a_generation_at_a_time() {
     let budget = 96 << 10;
     let config = Config { compiled_bytes: budget, max_children: 64, ..Config::default() };
     let (sys, platform) = system(1, config);
-    let ends = wasm(r#"(data (i32.const 100) "AAAA") (func (export "_start") (call $exit (i32.const 0)))"#);
-    let cost = wasmos_sched::compiler::cost(ends.len());
-    assert!(300 * cost > 6 * budget, "the children must overflow the budget many times");
-    let churn = sys.spawn(&parent_of(&distinct_spawner(&ends, 300, true)), "churn", 0).unwrap();
-    assert_eq!(run(&sys, &platform, &[churn], 30), [exited(300 * 16)]);
+    let cost = wasmos_sched::compiler::cost(program("compile_leaf").len());
+    assert!(1200 * cost > 6 * budget, "the children must overflow the budget many times");
+    let churn = sys.spawn(&program("compile_flood"), "churn", 0).unwrap();
+    assert_eq!(run(&sys, &platform, &[churn], 30), [exited(1200 * 16)]);
 
     let lives = wasm(
         r#"(data (i32.const 100) "AAAA")
           (func (export "_start") (drop (call $recv (i32.const -1) (i32.const 1024) (i32.const 64) (i32.const 512) (i64.const -1))))"#,
     );
-    let hoard = sys.spawn(&parent_of(&distinct_spawner(&lives, 64, false)), "hoard", 0).unwrap();
+    let hoard = sys.spawn(&parent_of(&distinct_spawner(&lives, 64)), "hoard", 0).unwrap();
     let code = run(&sys, &platform, &[hoard], 30)[0].expect("the hoarder ends").code;
     let (count, status) = (code.div_euclid(16), -code.rem_euclid(16));
     assert_eq!(status, Status::NoMemory.code(), "exit code {code}");
