@@ -18,12 +18,25 @@
 //!
 //! | op | `socket` | `arg` | data | reply `result` | reply data |
 //! |---|---|---|---|---|---|
-//! | `LISTEN` | — | port | — | listener id | — |
+//! | `LISTEN` | — | port, ORed with [`listen`] flags | — | listener id | — |
 //! | `ACCEPT` | listener | — | — | connection id | the peer: IPv4 address (4 bytes, network order), port (`u16`) |
 //! | `RECV` | connection | max bytes | — | bytes read, `0` = peer closed | the bytes |
 //! | `SEND` | connection | — | bytes to send | bytes taken (maybe fewer) | — |
 //! | `CLOSE` | either | — | — | `0` | — |
 //! | `POLL` | most events wanted (`0` = [`MAX_EVENTS`]) | timeout ms (`u32::MAX` = none) | — | number of events | `(socket u32, events u32)` each |
+//!
+//! # Shared ports
+//! Several tasks may listen on one port, each with `LISTEN` and
+//! [`listen::SHARED`] (all of them: a port taken without it is
+//! `ADDRESS_IN_USE` to everyone else, and a shared port to a task asking
+//! without it). This is how one web server runs a worker on every core.
+//! Each task gets a listener of its own; the service deals the port's new
+//! connections to them round-robin, skipping a listener that already has
+//! [`DEAL_AHEAD`] dealt and not yet accepted, so a worker that falls
+//! behind is given fewer. A listener is `READABLE` only for connections
+//! dealt to it: one connection wakes one worker. The connections still
+//! dealt to a listener that closes (or whose task dies) are dealt again
+//! to the others; the last one to close ends the port.
 //!
 //! `ACCEPT`'s reply data names the peer so a server can count
 //! connections per peer (webapi's `--max-per-peer`); all zeros when the
@@ -88,6 +101,19 @@ impl Peer {
         Some(Peer { address: [b[0], b[1], b[2], b[3]], port: u16::from_le_bytes([b[4], b[5]]) })
     }
 }
+
+/// Flags of a `LISTEN`'s `arg`, above the port's 16 bits.
+pub mod listen {
+    /// Share the port with other tasks listening with this flag (see
+    /// "Shared ports" above).
+    pub const SHARED: u32 = 1 << 16;
+    /// Every flag; a `LISTEN` with another bit set is `BAD_REQUEST`.
+    pub const ALL: u32 = SHARED;
+}
+
+/// Most connections dealt to one listener of a shared port and not yet
+/// accepted by it; the rest wait in the port's backlog.
+pub const DEAL_AHEAD: usize = 4;
 
 /// `POLL` timeout meaning "no timeout".
 pub const NO_TIMEOUT: u32 = u32::MAX;

@@ -5,6 +5,7 @@
 //! - [`http`]: what webapi must answer, checked with a real HTTP client;
 //! - [`hostile`]: what webapi must survive (clients that never read,
 //!   trickle, burst, half-close) and the HTTP/1.1 points it claims;
+//! - [`workers`]: webapi with a worker on every core, sharing a port;
 //! - `abi_copies` (tests only): every copy of the system-call list agrees
 //!   with `wasmos_ipc::abi::FUNCTIONS`.
 //!
@@ -21,3 +22,4 @@ pub mod programs;
 pub mod protocol;
 pub mod soak;
 pub mod suites;
+pub mod workers;

@@ -57,6 +57,9 @@ pub struct BootConfig {
     pub bench_quick: bool,
     /// Arguments of the demo's webapi (`args/webapi.wasm`), when it runs.
     pub webapi_args: Vec<String>,
+    /// How many webapi workers init starts (`webapi.wasm*N`, on cores 0,
+    /// 1, ...; 1: one, on a core the kernel picks).
+    pub webapi_workers: u32,
 }
 
 /// webapi's arguments in QEMU: under QEMU's user-mode network every client
@@ -86,6 +89,7 @@ impl BootConfig {
             hostfwd: None,
             bench_quick: false,
             webapi_args: QEMU_WEBAPI_ARGS.iter().map(|a| a.to_string()).collect(),
+            webapi_workers: 1,
         }
     }
 
@@ -137,7 +141,10 @@ impl BootConfig {
             // The default: the token ring demo, and the web server when the
             // machine has a network card to serve on.
             if self.hostfwd.is_some() {
-                spawn.push("webapi.wasm".into());
+                spawn.push(match self.webapi_workers {
+                    0 | 1 => "webapi.wasm".into(),
+                    n => format!("webapi.wasm*{n}"),
+                });
             }
             spawn.push("token_ring.wasm@all".into());
         }
@@ -146,11 +153,12 @@ impl BootConfig {
         // The web server needs the socket service and the counters; the
         // user's programs get what `--grant` names (docs/ABI.md, "Names
         // and namespaces").
-        if spawn.iter().any(|s| s == "webapi.wasm") {
+        let webapi = |s: &&String| s.starts_with("webapi.wasm");
+        if spawn.iter().any(|s| webapi(&s)) {
             cfg.push_str("restart=webapi.wasm\nnames.webapi.wasm=tcp,sysinfo\n");
         }
         if !self.grant.trim().is_empty() {
-            for name in spawn.iter().filter(|s| s.as_str() != "webapi.wasm") {
+            for name in spawn.iter().filter(|s| !webapi(s)) {
                 cfg.push_str(&format!("names.{name}={}\n", self.grant.trim()));
             }
         }

@@ -112,6 +112,9 @@ struct HostedOpts {
     /// Port the default web server listens on (127.0.0.1).
     #[arg(long, default_value_t = 8080)]
     http_port: u16,
+    /// Web server workers of the default demo (default: one on every core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    workers: Option<u32>,
     /// Directory whose files WASI programs see, read-only, under `/`.
     #[arg(long, value_name = "DIR")]
     files: Option<PathBuf>,
@@ -199,6 +202,10 @@ struct RunOpts {
     /// machine (webapi, port 8080 there): `curl http://127.0.0.1:PORT/`.
     #[arg(long, default_value_t = 8080)]
     http_port: u16,
+    /// Web server workers (webapi on cores 0, 1, ..., sharing its port;
+    /// default: one on every core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    workers: Option<u32>,
     /// No network card (and so no `tcp` service).
     #[arg(long)]
     no_net: bool,
@@ -376,6 +383,7 @@ fn run_config(cwd: &Path, opts: &RunOpts) -> Result<build::BootConfig> {
         grant,
         exit_with: opts.exit,
         hostfwd: (!opts.no_net).then_some((opts.http_port, qemu::GUEST_HTTP_PORT)),
+        webapi_workers: opts.workers.unwrap_or(opts.smp),
         ..build::BootConfig::mode(opts.mode)
     })
 }
@@ -414,7 +422,8 @@ fn hosted_args(root: &Path, cwd: &Path, opts: &HostedOpts, binary: PathBuf) -> s
         // the services it uses (the token ring needs none, and gets them
         // too: `--grant` is for every program of the command line).
         cmd.args(["--restart", "--grant", "tcp,sysinfo"]);
-        cmd.arg(build::program_path(root, "webapi.wasm"));
+        let workers = opts.workers.unwrap_or(opts.cores as u32);
+        cmd.arg(format!("{}*{workers}", build::program_path(root, "webapi.wasm").display()));
         cmd.arg(format!("{}@all", build::program_path(root, "token_ring.wasm").display()));
         cmd.args(["--", "--port", &opts.http_port.to_string()]);
         cmd.args(&opts.args);

@@ -606,6 +606,59 @@ fn net_qemu_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()
     }
     drop(vm);
     println!("  ({:.0} s; kernel log {})", started.elapsed().as_secs_f64(), dir.join("serial.log").display());
+    net_workers_qemu(root, profile, tally)
+}
+
+/// Web server workers in QEMU: a second boot, 4 cores, webapi on each.
+fn net_workers_qemu(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
+    const WORKERS: u32 = 4;
+    let started = Instant::now();
+    let port = qemu::free_port()?;
+    let webapi_args = ["--crash-route", "--max-per-peer", "200"].map(String::from).to_vec();
+    let config = BootConfig {
+        hostfwd: Some((port, qemu::GUEST_HTTP_PORT)),
+        webapi_args,
+        webapi_workers: WORKERS,
+        ..BootConfig::run()
+    };
+    let image = build::image_named(root, "net-workers", profile, false, &config)?;
+    let machine = Machine {
+        image,
+        uefi: false,
+        smp: WORKERS,
+        mem: "512M".into(),
+        accel: Accel::Tcg,
+        http_port: Some(port),
+        rdtscp: false,
+        disk: None,
+    };
+    let dir = build::out_dir(root).join("net-workers");
+    let mut vm = qemu::Running::start(&machine, &dir)?;
+    let listening = |log: &str| log.matches("webapi: listening on port").count();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while listening(&vm.log()) < WORKERS as usize && vm.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let up = match listening(&vm.log()) {
+        n if n >= WORKERS as usize => Ok(None),
+        n => Err(format!("{n} of {WORKERS} workers listening (log {})", dir.join("serial.log").display())),
+    };
+    tally.record("net-qemu::workers::all_listening", &up);
+    if up.is_ok() {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        for check in wasmos_tests::workers::checks("net-qemu", addr, WORKERS as usize, Duration::from_secs(30)) {
+            tally.record(&check.name, &check.result);
+        }
+        let log = vm.log();
+        let healthy = match log.lines().find(|l| l.contains("panic") || l.contains("EXCEPTION")) {
+            _ if !vm.alive() => Err("QEMU ended during the checks".to_owned()),
+            Some(line) => Err(format!("kernel log: {line}")),
+            None => Ok(None),
+        };
+        tally.record("net-qemu::workers::kernel_healthy_after", &healthy);
+    }
+    drop(vm);
+    println!("  ({:.0} s; kernel log {})", started.elapsed().as_secs_f64(), dir.join("serial.log").display());
     Ok(())
 }
 
@@ -641,6 +694,26 @@ fn net_hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
         }
     } else {
         tally.record("net-hosted::webapi_listening", &Err(format!("nothing listens on {addr} after 30 s")));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Four workers sharing the port, one per core.
+    let port = qemu::free_port()?;
+    let mut child = Command::new(&binary)
+        .args(["--cores", "4", "--restart", "--grant", "tcp,sysinfo"])
+        .arg(format!("{}*4", webapi.display()))
+        .args(["--", "--port", &port.to_string(), "--crash-route", "--max-per-peer", "200"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("cannot start wasmos-hosted")?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    if wasmos_tests::http::wait_for_port(addr, Duration::from_secs(30)) {
+        for check in wasmos_tests::workers::checks("net-hosted", addr, 4, Duration::from_secs(15)) {
+            tally.record(&check.name, &check.result);
+        }
+    } else {
+        tally.record("net-hosted::workers::listening", &Err(format!("nothing listens on {addr} after 30 s")));
     }
     let _ = child.kill();
     let _ = child.wait();

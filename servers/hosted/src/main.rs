@@ -15,7 +15,7 @@
 //! `fs` (the same `fs.wasm` as in QEMU) on it.
 //!
 //! ```text
-//! wasmos-hosted [--cores N] [--timeout SECS] [--disk FILE] prog.wasm[@core|@all] ...
+//! wasmos-hosted [--cores N] [--timeout SECS] [--disk FILE] prog.wasm[@core|@all|*copies] ...
 //! ```
 //! Exits when every started task has ended, with the first non-zero exit
 //! code among them (like a shell running one program: `wasmos-hosted
@@ -81,7 +81,9 @@ struct Cli {
     /// `boot.cfg`'s `names.` lines give one in QEMU (docs/ABI.md).
     #[arg(long, value_name = "NAMES", default_value = "", value_parser = parse_namespace)]
     grant: Namespace,
-    /// Programs to start: `file.wasm` (any core), `file.wasm@3`, `file.wasm@all`.
+    /// Programs to start: `file.wasm` (any core), `file.wasm@3`, `file.wasm@all`,
+    /// `file.wasm*4` (four copies, on cores 0-3; round the cores again past
+    /// the last), as init's `spawn=` in QEMU.
     #[arg(required = true)]
     programs: Vec<String>,
     /// Arguments for every program (after `--`); argv[0] is its name.
@@ -157,6 +159,27 @@ impl Platform for Linux {
 
 /// The block service over `disk` and the file server with the one
 /// capability to it (its handle 1), as the kernel starts them.
+/// A program's file and the cores of its copies (-1: any), from
+/// `file.wasm`, `file.wasm@k`, `file.wasm@all` or `file.wasm*n`.
+fn placement(item: &str, cores: usize) -> Result<(&str, Vec<i32>)> {
+    if let Some((file, at)) = item.rsplit_once('@') {
+        let cores = match at {
+            "all" => (0..cores as i32).collect(),
+            k => vec![k.parse().with_context(|| format!("bad core in {item}"))?],
+        };
+        return Ok((file, cores));
+    }
+    if let Some((file, n)) = item.rsplit_once('*') {
+        let n: usize = n
+            .parse()
+            .ok()
+            .filter(|n| (1..=1024).contains(n))
+            .with_context(|| format!("bad number of copies in {item}"))?;
+        return Ok((file, (0..n).map(|i| (i % cores.max(1)) as i32).collect()));
+    }
+    Ok((item, vec![-1]))
+}
+
 fn start_storage(sys: &System, disk: &Path, server: Option<&Path>, args: &[String]) -> Result<()> {
     let image =
         wasmos_block::FileDisk::open(disk, false).with_context(|| format!("cannot open disk {}", disk.display()))?;
@@ -211,15 +234,10 @@ fn run(cli: Cli) -> Result<u8> {
 
     let mut started: Vec<Started> = Vec::new();
     for item in &cli.programs {
-        let (file, placement) = item.rsplit_once('@').unwrap_or((item.as_str(), ""));
+        let (file, cores) = placement(item, cli.cores)?;
         let path = PathBuf::from(file);
         let bytes = Arc::new(std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?);
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("task").to_owned();
-        let cores: Vec<i32> = match placement {
-            "" => vec![-1],
-            "all" => (0..cli.cores as i32).collect(),
-            n => vec![n.parse().with_context(|| format!("bad core in {item}"))?],
-        };
         let mut argv = vec![name.clone()];
         argv.extend(cli.args.iter().cloned());
         for core in cores {

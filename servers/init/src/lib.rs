@@ -7,7 +7,9 @@
 //! ```
 //!
 //! `name.wasm` runs on a core the kernel picks, `@k` on core k, `@all` one
-//! copy per core. The bundle file `args/name.wasm` gives a program its
+//! copy per core, `*n` n copies on cores 0, 1, ... n-1 (round the cores
+//! again past the last: `webapi.wasm*4` is four web server workers, which
+//! share their port). The bundle file `args/name.wasm` gives a program its
 //! arguments, each one ended by a NUL byte, taken exactly as they are
 //! (spaces, quotes and all; WASI programs see them as argv).
 //!
@@ -15,8 +17,8 @@
 //! system services it may look up (docs/ABI.md, "Names and namespaces");
 //! a program with no `names.` line gets none.
 //!
-//! Supervision: `restart=webapi.wasm,other.wasm` names programs (started
-//! from `spawn=` without `@all`) that init starts again when they fail
+//! Supervision: `restart=webapi.wasm,other.wasm` names programs that
+//! init starts again, each copy on its own core, when they fail
 //! (non-zero exit or killed), after a back-off doubling from 100 ms to
 //! 10 s (back to 100 ms once one has run for 30 s); it logs why each one
 //! ended. A program that exits with 0 stays ended. With no `restart=`
@@ -37,8 +39,12 @@ const MAX_PROGRAM: usize = 4 << 20;
 /// `spawn_args` also bounds their total length, to 1024 bytes).
 const MAX_ARGS: usize = 32;
 
-/// Most programs init supervises.
-const MAX_SUPERVISED: usize = 16;
+/// Most copies one `*n` starts.
+const MAX_COPIES: u32 = 256;
+
+/// Most programs (copies) init supervises: one per core of the largest
+/// machine WasmOS boots on, and some.
+const MAX_SUPERVISED: usize = 80;
 
 /// A supervised program: where it runs and how it is doing.
 #[derive(Clone, Copy)]
@@ -83,37 +89,27 @@ pub extern "C" fn _start() {
     let mut supervised: [Option<Supervised<'_>>; MAX_SUPERVISED] = [None; MAX_SUPERVISED];
     let mut failures = 0;
     for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (file, placement) = item.split_once('@').unwrap_or((item, ""));
-        let cores: &mut dyn Iterator<Item = Option<u32>> = match placement {
-            "" => &mut core::iter::once(None),
-            "all" => &mut (0..os::core_count()).map(Some),
-            n => match n.parse() {
-                Ok(core) => &mut core::iter::once(Some(core)),
-                Err(_) => {
-                    println!("bad placement in {item:?}");
-                    failures += 1;
-                    continue;
-                }
-            },
+        let Some((file, cores)) = placement(item) else {
+            println!("bad placement in {item:?}");
+            failures += 1;
+            continue;
         };
         for core in cores {
             let names = namespace_of(config, file);
             match start(&mut buffers.program, &mut buffers.args, file, names, core) {
-                Ok(child) if restartable(file) && placement != "all" => {
-                    match supervised.iter_mut().find(|s| s.is_none()) {
-                        Some(slot) => {
-                            *slot = Some(Supervised {
-                                file,
-                                names,
-                                core,
-                                child: Some(child),
-                                since: os::now_ns(),
-                                backoff_ms: 0,
-                            })
-                        }
-                        None => println!("not supervising {file}: more than {MAX_SUPERVISED} programs"),
+                Ok(child) if restartable(file) => match supervised.iter_mut().find(|s| s.is_none()) {
+                    Some(slot) => {
+                        *slot = Some(Supervised {
+                            file,
+                            names,
+                            core,
+                            child: Some(child),
+                            since: os::now_ns(),
+                            backoff_ms: 0,
+                        })
                     }
-                }
+                    None => println!("not supervising {file}: more than {MAX_SUPERVISED} programs"),
+                },
                 Ok(_) => {}
                 Err(()) => failures += 1,
             }
@@ -123,6 +119,20 @@ pub extern "C" fn _start() {
         os::exit(failures)
     }
     supervise(&mut buffers.program, &mut buffers.args, &mut supervised)
+}
+
+/// A `spawn=` item's file and the cores its copies go to (`None`: the
+/// kernel picks); `None` if the placement is not one of `@k`, `@all`,
+/// `*n` (n from 1 to [`MAX_COPIES`]).
+fn placement(item: &str) -> Option<(&str, impl Iterator<Item = Option<u32>>)> {
+    let cores = os::core_count().max(1);
+    let (file, first, copies) = match (item.split_once('@'), item.split_once('*')) {
+        (Some((file, "all")), _) => (file, Some(0), cores),
+        (Some((file, k)), _) => (file, Some(k.parse().ok()?), 1),
+        (None, Some((file, n))) => (file, Some(0), n.parse().ok().filter(|n| (1..=MAX_COPIES).contains(n))?),
+        (None, None) => (item, None, 1),
+    };
+    Some((file, (0..copies).map(move |i| first.map(|k| if copies > 1 { i % cores } else { k }))))
 }
 
 /// The system services `boot.cfg` gives `file` (`names.<file>=...`; the

@@ -82,11 +82,6 @@ impl Backend for HostNet {
         Ok(listener.backlog.pop_front())
     }
 
-    fn can_accept(&mut self, listener: &mut Listener) -> bool {
-        listener.fill();
-        !listener.backlog.is_empty()
-    }
-
     fn recv(&mut self, conn: &mut TcpStream, buf: &mut [u8]) -> Result<Option<usize>, NetError> {
         nonblocking(conn.read(buf))
     }

@@ -6,7 +6,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use wasmos_ipc::ids::TaskId;
-use wasmos_ipc::net::{MAX_EVENTS, MAX_RECV, NO_TIMEOUT, NetError, Op, Peer, Request as NetRequest, events};
+use wasmos_ipc::net::{
+    DEAL_AHEAD, MAX_EVENTS, MAX_RECV, NO_TIMEOUT, NetError, Op, Peer, Request as NetRequest, events, listen,
+};
 use wasmos_sched::{NativeCtx, NativeService, ReplyTo, Request};
 
 /// What moves the bytes: a TCP/IP stack or the host's sockets. Every
@@ -18,8 +20,6 @@ pub trait Backend: Send {
     fn listen(&mut self, port: u16) -> Result<Self::Listener, NetError>;
     /// A connection that arrived on the listener, if one did.
     fn accept(&mut self, listener: &mut Self::Listener) -> Result<Option<Self::Conn>, NetError>;
-    /// Whether [`Backend::accept`] would return a connection.
-    fn can_accept(&mut self, listener: &mut Self::Listener) -> bool;
     /// Reads into `buf`: `Some(0)` = the peer closed its side.
     fn recv(&mut self, conn: &mut Self::Conn, buf: &mut [u8]) -> Result<Option<usize>, NetError>;
     /// Sends some prefix of `data`; returns how much was taken.
@@ -89,8 +89,25 @@ pub const MEMORY_BUDGET: usize = 16 << 20;
 const GC_INTERVAL_NS: u64 = 100_000_000;
 
 enum Kind<B: Backend> {
-    Listener(B::Listener),
+    /// One task's listener on `port` (the port's [`Port`] holds the
+    /// backend's listener): the connections dealt to it, oldest first.
+    Listener {
+        port: u16,
+        dealt: VecDeque<B::Conn>,
+    },
     Conn(B::Conn),
+}
+
+/// A listening port: one backend listener however many tasks listen on
+/// it (`wasmos_ipc::net`, "Shared ports").
+struct Port<B: Backend> {
+    listener: B::Listener,
+    /// Made with [`listen::SHARED`]: other tasks asking the same may join.
+    shared: bool,
+    /// The listeners (socket ids) on it, in the order they came.
+    members: Vec<u32>,
+    /// Index in `members` of the next to be dealt a connection.
+    next: usize,
 }
 
 struct Socket<B: Backend> {
@@ -111,9 +128,11 @@ struct Waiter {
 pub struct TcpService<B: Backend> {
     backend: B,
     sockets: BTreeMap<u32, Socket<B>>,
+    ports: BTreeMap<u16, Port<B>>,
     next_id: u32,
     waiters: Vec<Waiter>,
-    /// Heap bytes the open sockets hold (at most `budget`).
+    /// Heap bytes the ports, the open connections and those dealt but not
+    /// yet accepted hold (at most `budget`).
     memory: usize,
     /// The most they may hold: [`MEMORY_BUDGET`], or less for a small
     /// kernel heap ([`TcpService::with_memory_budget`]).
@@ -131,6 +150,7 @@ impl<B: Backend> TcpService<B> {
         TcpService {
             backend,
             sockets: BTreeMap::new(),
+            ports: BTreeMap::new(),
             next_id: 1,
             waiters: Vec::new(),
             memory: 0,
@@ -158,67 +178,150 @@ impl<B: Backend> TcpService<B> {
         self.memory
     }
 
-    /// Heap bytes a socket of this kind holds.
-    fn cost(&self, listener: bool) -> usize {
-        if listener { self.backend.listener_bytes() } else { self.backend.conn_bytes() }
-    }
-
-    /// Whether `owner` may open one more socket (a listener if `listener`):
-    /// checked before the backend allocates anything, so a task asking for
-    /// too much gets `NO_RESOURCES`, never an allocation the heap cannot
-    /// hold.
-    fn may_add(&self, owner: TaskId, listener: bool) -> Result<(), NetError> {
+    /// Whether `owner` may open one more socket (a listener if `listener`)
+    /// that brings `bytes` of heap: checked before the backend allocates
+    /// anything, so a task asking for too much gets `NO_RESOURCES`, never
+    /// an allocation the heap cannot hold.
+    fn may_add(&self, owner: TaskId, listener: bool, bytes: usize) -> Result<(), NetError> {
         let owned = || self.sockets.values().filter(|s| s.owner == owner);
-        let listeners = owned().filter(|s| matches!(s.kind, Kind::Listener(_))).count();
+        let listeners = owned().filter(|s| matches!(s.kind, Kind::Listener { .. })).count();
         if owned().count() >= SOCKETS_PER_TASK
             || self.sockets.len() >= MAX_SOCKETS
             || (listener && listeners >= LISTENERS_PER_TASK)
-            || self.memory + self.backend.uncharged_bytes() + self.cost(listener) > self.budget
+            || !self.affords(bytes)
         {
             return Err(NetError::NoResources);
         }
         Ok(())
     }
 
-    /// Enters a socket that [`TcpService::may_add`] allowed.
-    fn add(&mut self, owner: TaskId, kind: Kind<B>) -> Result<u32, NetError> {
-        self.memory += self.cost(matches!(kind, Kind::Listener(_)));
+    /// Whether `bytes` more fit the budget.
+    fn affords(&self, bytes: usize) -> bool {
+        self.memory + self.backend.uncharged_bytes() + bytes <= self.budget
+    }
+
+    /// Enters a socket that [`TcpService::may_add`] allowed (its bytes
+    /// already charged).
+    fn add(&mut self, owner: TaskId, kind: Kind<B>) -> u32 {
         let id = self.next_id;
         // Ids are not reused soon (wrapping after 4 billion sockets), so a
         // stale id does not silently reach a newer socket.
         self.next_id = self.next_id.wrapping_add(1).max(1);
         self.sockets.insert(id, Socket { owner, kind, want_write: false });
+        id
+    }
+
+    fn close_conn(&mut self, conn: B::Conn) {
+        self.memory -= self.backend.conn_bytes();
+        self.backend.close(conn);
+    }
+
+    /// Closes socket `id`. A listener's dealt connections go to the port's
+    /// other listeners; the last listener closes the port.
+    fn remove(&mut self, id: u32) {
+        let Some(socket) = self.sockets.remove(&id) else { return };
+        let (port_no, mut dealt) = match socket.kind {
+            Kind::Conn(c) => return self.close_conn(c),
+            Kind::Listener { port, dealt } => (port, dealt),
+        };
+        let Some(port) = self.ports.get_mut(&port_no) else { return };
+        port.members.retain(|&m| m != id);
+        if port.members.is_empty() {
+            let port = self.ports.remove(&port_no).expect("looked up above");
+            self.memory -= self.backend.listener_bytes();
+            self.backend.close_listener(port.listener);
+            for conn in dealt {
+                self.close_conn(conn);
+            }
+            return;
+        }
+        // Dealt again round-robin, past DEAL_AHEAD if need be: they are
+        // charged already and their peers are waiting.
+        let members = port.members.clone();
+        for (i, conn) in dealt.drain(..).enumerate() {
+            let to = members[(port.next + i) % members.len()];
+            if let Some(Socket { kind: Kind::Listener { dealt, .. }, .. }) = self.sockets.get_mut(&to) {
+                dealt.push_back(conn);
+            }
+        }
+        port.next %= members.len();
+    }
+
+    /// `LISTEN`: a new port, or (both asking [`listen::SHARED`]) one more
+    /// listener on a shared one.
+    fn listen(&mut self, owner: TaskId, arg: u32) -> Result<u32, NetError> {
+        if arg & !(0xffff | listen::ALL) != 0 {
+            return Err(NetError::BadRequest);
+        }
+        let shared = arg & listen::SHARED != 0;
+        let port_no = u16::try_from(arg & 0xffff).ok().filter(|&p| p != 0).ok_or(NetError::BadRequest)?;
+        let joining = match self.ports.get(&port_no) {
+            Some(port) if port.shared && shared => true,
+            Some(_) => return Err(NetError::AddressInUse),
+            None => false,
+        };
+        let bytes = if joining { 0 } else { self.backend.listener_bytes() };
+        self.may_add(owner, true, bytes)?;
+        if !joining {
+            let listener = self.backend.listen(port_no)?;
+            self.memory += bytes;
+            self.ports.insert(port_no, Port { listener, shared, members: Vec::new(), next: 0 });
+        }
+        let id = self.add(owner, Kind::Listener { port: port_no, dealt: VecDeque::new() });
+        self.ports.get_mut(&port_no).expect("made above").members.push(id);
         Ok(id)
     }
 
-    fn remove(&mut self, id: u32) {
-        if let Some(socket) = self.sockets.remove(&id) {
-            self.memory -= self.cost(matches!(socket.kind, Kind::Listener(_)));
-            match socket.kind {
-                Kind::Listener(l) => self.backend.close_listener(l),
-                Kind::Conn(c) => self.backend.close(c),
+    /// Deals every port's new connections to its listeners, round-robin,
+    /// each up to [`DEAL_AHEAD`] waiting, while the budget and the socket
+    /// limit allow; the rest stay in the backend's backlog.
+    fn deal(&mut self) {
+        let conn_bytes = self.backend.conn_bytes();
+        let mut waiting: usize = self.sockets.values().map(|s| s.dealt_count()).sum();
+        let Self { ports, sockets, backend, memory, budget, .. } = self;
+        for port in ports.values_mut() {
+            let n = port.members.len();
+            loop {
+                let has_room = |m: &u32| sockets.get(m).is_some_and(|s| s.dealt_count() < DEAL_AHEAD);
+                let Some(k) = (0..n).map(|i| (port.next + i) % n).find(|&k| has_room(&port.members[k])) else {
+                    break;
+                };
+                if sockets.len() + waiting >= MAX_SOCKETS || *memory + backend.uncharged_bytes() + conn_bytes > *budget
+                {
+                    return;
+                }
+                let Ok(Some(conn)) = backend.accept(&mut port.listener) else { break };
+                *memory += conn_bytes;
+                waiting += 1;
+                if let Some(Socket { kind: Kind::Listener { dealt, .. }, .. }) = sockets.get_mut(&port.members[k]) {
+                    dealt.push_back(conn);
+                }
+                port.next = (k + 1) % n;
             }
         }
+    }
+
+    /// `ACCEPT`: the oldest connection dealt to `owner`'s listener.
+    fn accept(&mut self, owner: TaskId, listener: u32, data: &mut Vec<u8>) -> Result<u32, NetError> {
+        let Kind::Listener { .. } = owned(&mut self.sockets, owner, listener)?.kind else {
+            return Err(NetError::WrongKind);
+        };
+        // Its bytes were charged when it was dealt.
+        self.may_add(owner, false, 0)?;
+        self.deal();
+        let Some(Socket { kind: Kind::Listener { dealt, .. }, .. }) = self.sockets.get_mut(&listener) else {
+            unreachable!("checked above")
+        };
+        let conn = dealt.pop_front().ok_or(NetError::WouldBlock)?;
+        data.extend_from_slice(&self.backend.peer(&conn).unwrap_or_default().encode());
+        Ok(self.add(owner, Kind::Conn(conn)))
     }
 
     /// Handles every request but `POLL`: the result word and reply data.
     fn handle(&mut self, owner: TaskId, req: &NetRequest<'_>, data: &mut Vec<u8>) -> Result<u32, NetError> {
         match req.op {
-            Op::Listen => {
-                let port = u16::try_from(req.arg).ok().filter(|&p| p != 0).ok_or(NetError::BadRequest)?;
-                self.may_add(owner, true)?;
-                let listener = self.backend.listen(port)?;
-                self.add(owner, Kind::Listener(listener))
-            }
-            Op::Accept => {
-                owned(&mut self.sockets, owner, req.socket)?;
-                self.may_add(owner, false)?;
-                let socket = owned(&mut self.sockets, owner, req.socket)?;
-                let Kind::Listener(listener) = &mut socket.kind else { return Err(NetError::WrongKind) };
-                let conn = self.backend.accept(listener)?.ok_or(NetError::WouldBlock)?;
-                data.extend_from_slice(&self.backend.peer(&conn).unwrap_or_default().encode());
-                self.add(owner, Kind::Conn(conn))
-            }
+            Op::Listen => self.listen(owner, req.arg),
+            Op::Accept => self.accept(owner, req.socket, data),
             Op::Recv => {
                 let max = (req.arg as usize).min(MAX_RECV);
                 let socket = owned(&mut self.sockets, owner, req.socket)?;
@@ -245,9 +348,10 @@ impl<B: Backend> TcpService<B> {
     }
 
     /// The ready sockets of `owner`, at most `max`, encoded as `POLL`
-    /// reply data. Round-robin: the search starts after the last socket
-    /// the previous reply to `owner` named, so none is starved however
-    /// many are ready and however few the caller takes.
+    /// reply data (call [`TcpService::deal`] first: a listener is ready
+    /// when it has connections dealt). Round-robin: the search starts
+    /// after the last socket the previous reply to `owner` named, so none
+    /// is starved however many are ready and however few the caller takes.
     fn ready(&mut self, owner: TaskId, max: usize) -> Vec<u8> {
         use core::ops::Bound::{Excluded, Included, Unbounded};
         let max = if max == 0 { MAX_EVENTS } else { max.min(MAX_EVENTS) };
@@ -261,11 +365,11 @@ impl<B: Backend> TcpService<B> {
                 return true;
             }
             let bits = match &mut socket.kind {
-                Kind::Listener(l) => {
-                    if backend.can_accept(l) {
-                        events::READABLE
-                    } else {
+                Kind::Listener { dealt, .. } => {
+                    if dealt.is_empty() {
                         0
+                    } else {
+                        events::READABLE
                     }
                 }
                 Kind::Conn(c) => {
@@ -301,7 +405,8 @@ impl<B: Backend> TcpService<B> {
         out
     }
 
-    /// Closes the sockets of tasks that died.
+    /// Closes the sockets of tasks that died (their listeners' dealt
+    /// connections go to the port's other listeners).
     fn collect_dead(&mut self, ctx: &NativeCtx<'_>) {
         let mut owners: Vec<TaskId> = self.sockets.values().map(|s| s.owner).collect();
         owners.sort_unstable();
@@ -312,6 +417,16 @@ impl<B: Backend> TcpService<B> {
             for id in ids {
                 self.remove(id);
             }
+        }
+    }
+}
+
+impl<B: Backend> Socket<B> {
+    /// Connections dealt to this listener and not yet accepted.
+    fn dealt_count(&self) -> usize {
+        match &self.kind {
+            Kind::Listener { dealt, .. } => dealt.len(),
+            Kind::Conn(_) => 0,
         }
     }
 }
@@ -349,6 +464,7 @@ impl<B: Backend> NativeService for TcpService<B> {
         };
         if req.op == Op::Poll {
             let max = req.socket as usize;
+            self.deal();
             let ready = self.ready(owner, max);
             if !ready.is_empty() || req.arg == 0 {
                 let count = (ready.len() / 8) as u32;
@@ -380,6 +496,7 @@ impl<B: Backend> NativeService for TcpService<B> {
             self.collect_dead(ctx);
             self.next_gc = now + GC_INTERVAL_NS;
         }
+        self.deal();
         let mut still = Vec::new();
         for waiter in core::mem::take(&mut self.waiters) {
             let owner = waiter.reply.caller();
@@ -405,12 +522,18 @@ impl<B: Backend> NativeService for TcpService<B> {
 mod tests {
     use super::*;
 
-    /// A backend that holds no sockets: it counts its open listeners, says
-    /// what each costs, and reports every connection as `readiness`.
+    /// A backend that holds no sockets: it counts its open listeners and
+    /// connections, says what each costs, has `pending` connections
+    /// (numbered from 1) for any listener to accept, and reports every
+    /// connection as `readiness`.
     #[derive(Default)]
     struct Fake {
         open: usize,
+        conns: usize,
         listener_cost: usize,
+        conn_cost: usize,
+        pending: u32,
+        accepted: u32,
         readiness: u32,
         /// Bytes grown on its own (a backlog past its spare sockets).
         uncharged: usize,
@@ -418,27 +541,32 @@ mod tests {
 
     impl Backend for Fake {
         type Listener = ();
-        type Conn = ();
+        type Conn = u32;
         fn listen(&mut self, _: u16) -> Result<(), NetError> {
             self.open += 1;
             Ok(())
         }
-        fn accept(&mut self, _: &mut ()) -> Result<Option<()>, NetError> {
+        fn accept(&mut self, _: &mut ()) -> Result<Option<u32>, NetError> {
+            if self.pending == 0 {
+                return Ok(None);
+            }
+            self.pending -= 1;
+            self.accepted += 1;
+            self.conns += 1;
+            Ok(Some(self.accepted))
+        }
+        fn recv(&mut self, _: &mut u32, _: &mut [u8]) -> Result<Option<usize>, NetError> {
             Ok(None)
         }
-        fn can_accept(&mut self, _: &mut ()) -> bool {
-            false
-        }
-        fn recv(&mut self, _: &mut (), _: &mut [u8]) -> Result<Option<usize>, NetError> {
+        fn send(&mut self, _: &mut u32, _: &[u8]) -> Result<Option<usize>, NetError> {
             Ok(None)
         }
-        fn send(&mut self, _: &mut (), _: &[u8]) -> Result<Option<usize>, NetError> {
-            Ok(None)
-        }
-        fn readiness(&mut self, _: &mut ()) -> u32 {
+        fn readiness(&mut self, _: &mut u32) -> u32 {
             self.readiness
         }
-        fn close(&mut self, _: ()) {}
+        fn close(&mut self, _: u32) {
+            self.conns -= 1;
+        }
         fn close_listener(&mut self, _: ()) {
             self.open -= 1;
         }
@@ -447,6 +575,9 @@ mod tests {
         }
         fn listener_bytes(&self) -> usize {
             self.listener_cost
+        }
+        fn conn_bytes(&self) -> usize {
+            self.conn_cost
         }
         fn uncharged_bytes(&self) -> usize {
             self.uncharged
@@ -507,7 +638,7 @@ mod tests {
         let mut service = TcpService::new(Fake { readiness: events::READABLE, ..Fake::default() });
         for i in 0..10 {
             // Another task's sockets in between must neither show nor count.
-            service.add(if i % 3 == 2 { b } else { a }, Kind::Conn(())).unwrap();
+            service.add(if i % 3 == 2 { b } else { a }, Kind::Conn(i));
         }
         // a owns 1, 2, 4, 5, 7, 8, 10; batches of 3 go round.
         assert_eq!(ids(&service.ready(a, 3)), [1, 2, 4]);
@@ -518,5 +649,89 @@ mod tests {
         // All at once: each ready socket once, from where the last stopped.
         assert_eq!(ids(&service.ready(a, 0)), [8, 10, 1, 2, 4, 5, 7]);
         assert_eq!(ids(&service.ready(a, 100)), [8, 10, 1, 2, 4, 5, 7]);
+    }
+
+    fn accept(service: &mut TcpService<Fake>, owner: u64, listener: u32) -> Result<u32, NetError> {
+        let req = NetRequest { op: Op::Accept, socket: listener, arg: 0, data: &[] };
+        service.handle(TaskId(owner), &req, &mut Vec::new())
+    }
+
+    /// The backend connection behind socket `id`.
+    fn conn_of(service: &TcpService<Fake>, id: u32) -> u32 {
+        match service.sockets[&id].kind {
+            Kind::Conn(c) => c,
+            Kind::Listener { .. } => panic!("{id} is a listener"),
+        }
+    }
+
+    /// Three workers share a port: a port taken without `SHARED` (or with
+    /// it, by a task asking without) is `ADDRESS_IN_USE`; new connections
+    /// are dealt round-robin, one backend listener serves all, and a
+    /// listener is ready only with connections of its own.
+    #[test]
+    fn a_shared_port_deals_connections_round_robin() {
+        let shared = 80 | listen::SHARED;
+        let mut service = TcpService::new(Fake { listener_cost: 100, conn_cost: 10, ..Fake::default() });
+        let workers: Vec<u32> = (1..=3).map(|w| listen(&mut service, w, shared).unwrap()).collect();
+        assert_eq!(service.backend.open, 1, "one backend listener for the port");
+        assert_eq!(listen(&mut service, 4, 80), Err(NetError::AddressInUse));
+        assert!(listen(&mut service, 4, 81).is_ok());
+        assert_eq!(listen(&mut service, 5, 81 | listen::SHARED), Err(NetError::AddressInUse));
+        assert_eq!(listen(&mut service, 5, 82 | 1 << 20), Err(NetError::BadRequest));
+
+        service.backend.pending = 6;
+        service.deal();
+        let mut got = Vec::new();
+        for (w, &l) in workers.iter().enumerate() {
+            assert_eq!(ids(&service.ready(TaskId(w as u64 + 1), 0)), [l], "worker {w} not woken");
+            for _ in 0..2 {
+                let id = accept(&mut service, w as u64 + 1, l).unwrap();
+                got.push(conn_of(&service, id));
+            }
+            assert_eq!(accept(&mut service, w as u64 + 1, l), Err(NetError::WouldBlock));
+            assert!(ids(&service.ready(TaskId(w as u64 + 1), 0)).is_empty(), "ready with nothing dealt");
+        }
+        assert_eq!(got, [1, 4, 2, 5, 3, 6], "not dealt round-robin");
+        assert_eq!(accept(&mut service, 2, workers[0]), Err(NetError::InvalidSocket), "took another's");
+        assert_eq!(service.memory_in_use(), 2 * 100 + 6 * 10);
+    }
+
+    /// A worker that takes none is dealt at most `DEAL_AHEAD`; the others
+    /// get the rest. When it closes, its dealt connections go to the
+    /// others; when the last closes, the port and everything dealt go.
+    #[test]
+    fn a_busy_or_closed_worker_gives_its_connections_to_the_others() {
+        let shared = 80 | listen::SHARED;
+        let mut service = TcpService::new(Fake { listener_cost: 100, conn_cost: 10, ..Fake::default() });
+        let (busy, idle) = (listen(&mut service, 1, shared).unwrap(), listen(&mut service, 2, shared).unwrap());
+        service.backend.pending = 3 * DEAL_AHEAD as u32;
+        for _ in 0..DEAL_AHEAD + 1 {
+            service.deal();
+            accept(&mut service, 2, idle).unwrap();
+        }
+        assert_eq!(service.sockets[&busy].dealt_count(), DEAL_AHEAD, "the busy one got more than its share");
+        service.remove(busy);
+        assert_eq!(service.sockets[&idle].dealt_count(), 2 * DEAL_AHEAD - 1, "dealt connections lost");
+        assert_eq!(service.backend.open, 1, "the port closed with a listener left");
+        service.remove(idle);
+        let accepted = DEAL_AHEAD + 1;
+        assert_eq!((service.backend.open, service.backend.conns), (0, accepted), "port or dealt connections left");
+        assert_eq!(service.memory_in_use(), accepted * 10, "only the accepted connections hold memory");
+        for id in service.sockets.keys().copied().collect::<Vec<_>>() {
+            service.remove(id);
+        }
+        assert_eq!((service.memory_in_use(), service.backend.conns), (0, 0));
+    }
+
+    /// Dealing stops at the budget: connections stay in the backend's
+    /// backlog rather than be charged past it.
+    #[test]
+    fn dealing_stays_within_the_budget() {
+        let mut service = TcpService::new(Fake { conn_cost: 10, ..Fake::default() }).with_memory_budget(25);
+        let l = listen(&mut service, 1, 80).unwrap();
+        service.backend.pending = 4;
+        service.deal();
+        assert_eq!((service.sockets[&l].dealt_count(), service.backend.pending), (2, 2));
+        assert_eq!(service.memory_in_use(), 20);
     }
 }

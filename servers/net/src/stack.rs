@@ -298,26 +298,19 @@ impl Backend for Stack {
     fn accept(&mut self, listener: &mut Listener) -> Result<Option<SocketHandle>, NetError> {
         let Some(port) = self.ports.iter_mut().find(|p| p.port == listener.port) else { return Ok(None) };
         let sockets = &mut self.sockets;
+        for &h in &port.backlog {
+            let socket = sockets.get_mut::<tcp::Socket>(h);
+            // A handshake that failed leaves the socket closed: listen
+            // again (cannot fail: the port was accepted before).
+            if socket.state() == State::Closed {
+                let _ = socket.listen(port.port);
+            }
+        }
         let Some(i) = port.backlog.iter().position(|&h| accepted(sockets.get::<tcp::Socket>(h).state())) else {
             return Ok(None);
         };
         // The next poll puts a fresh listening socket in its place.
         Ok(Some(port.backlog.swap_remove(i)))
-    }
-
-    fn can_accept(&mut self, listener: &mut Listener) -> bool {
-        let Some(port) = self.ports.iter().find(|p| p.port == listener.port) else { return false };
-        let mut ready = false;
-        for &h in &port.backlog {
-            let socket = self.sockets.get_mut::<tcp::Socket>(h);
-            match socket.state() {
-                // A handshake that failed leaves the socket closed: listen
-                // again (cannot fail: the port was accepted before).
-                State::Closed => drop(socket.listen(port.port)),
-                state => ready |= accepted(state),
-            }
-        }
-        ready
     }
 
     fn recv(&mut self, conn: &mut SocketHandle, buf: &mut [u8]) -> Result<Option<usize>, NetError> {

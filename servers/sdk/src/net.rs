@@ -79,6 +79,15 @@ impl Tcp {
         self.request(Op::Listen, 0, port as u32, &[], &mut []).map(|(id, _)| Socket(id))
     }
 
+    /// Listens on `port` together with every other task that does so with
+    /// this call: the service deals the port's connections among them,
+    /// round-robin (one web server's workers on every core; protocol:
+    /// `wasmos_ipc::net`, "Shared ports").
+    pub fn listen_shared(&self, port: u16) -> Result<Socket, Error> {
+        let arg = port as u32 | wasmos_ipc::net::listen::SHARED;
+        self.request(Op::Listen, 0, arg, &[], &mut []).map(|(id, _)| Socket(id))
+    }
+
     /// A new connection, or `Net(WouldBlock)` if none is waiting.
     pub fn accept(&self, listener: Socket) -> Result<Socket, Error> {
         self.accept_peer(listener).map(|(socket, _)| socket)

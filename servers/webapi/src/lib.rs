@@ -1,8 +1,13 @@
 //! webapi: an HTTP/1.1 server written as a WasmOS program.
 //!
-//! One task serves every connection: it waits in the `tcp` service's
+//! One task serves many connections: it waits in the `tcp` service's
 //! `POLL` for any of its sockets to be ready, then accepts, reads, answers
-//! and writes without ever blocking on one peer. No client behaviour can
+//! and writes without ever blocking on one peer. Several such workers may
+//! run, one per core (`boot.cfg`: `spawn=webapi.wasm*N`, see init): they
+//! listen on one shared port and the `tcp` service deals each new
+//! connection to one of them, round-robin (`wasmos_ipc::net`, "Shared
+//! ports"); `/api/stats` says which core's worker answered
+//! (`worker_core`) and how many connections it was dealt (`accepted`). No client behaviour can
 //! make it grow past its budget or hold a slot for long:
 //!
 //! - **Memory.** A connection's buffered input is at most one request

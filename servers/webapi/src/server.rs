@@ -91,6 +91,8 @@ struct Server {
     /// Sum of [`Conn::held`] over `conns`.
     held: usize,
     requests: u64,
+    /// Connections the `tcp` service dealt to this worker.
+    accepted: u64,
     /// Connections refused with 503 (full; of them, for the per-peer
     /// limit), idle ones closed for a newcomer, and closed by a deadline.
     refused: u64,
@@ -133,20 +135,22 @@ pub fn main() {
         }
     };
     let port = limits.port;
-    let listener = match tcp.listen(port) {
+    // Shared: init may start a worker on every core, all on this port.
+    let listener = match tcp.listen_shared(port) {
         Ok(l) => l,
         Err(e) => {
             println!("webapi: cannot listen on port {port}: {e:?}");
             wasmos_sdk::exit(1)
         }
     };
-    println!("webapi: listening on port {port}");
+    println!("webapi: listening on port {port} (core {})", wasmos_sdk::core_id());
     let mut server = Server {
         tcp,
         limits,
         conns: BTreeMap::new(),
         held: 0,
         requests: 0,
+        accepted: 0,
         refused: 0,
         refused_per_peer: 0,
         evicted: 0,
@@ -190,6 +194,7 @@ impl Server {
             match self.tcp.accept_peer(listener) {
                 Ok((socket, peer)) => {
                     any = true;
+                    self.accepted += 1;
                     let now = wasmos_sdk::now_ns();
                     match self.make_room(peer.address) {
                         Room::Free => {
@@ -464,7 +469,9 @@ fn stats_json(server: &Server, connections: usize) -> String {
     let mut buf = [0u8; wasmos_sdk::abi::MAX_PAYLOAD];
     let mut out = String::new();
     let own = alloc::format!(
-        "\"started_ms\":{},\"requests_served\":{},\"connections\":{connections},\"buffered_bytes\":{},\"memory_bytes\":{},\"refused_busy\":{},\"refused_per_peer\":{},\"evicted_idle\":{},\"timed_out\":{}",
+        "\"worker_core\":{},\"accepted\":{},\"started_ms\":{},\"requests_served\":{},\"connections\":{connections},\"buffered_bytes\":{},\"memory_bytes\":{},\"refused_busy\":{},\"refused_per_peer\":{},\"evicted_idle\":{},\"timed_out\":{}",
+        wasmos_sdk::core_id(),
+        server.accepted,
         server.started_ms,
         server.requests,
         server.held,
