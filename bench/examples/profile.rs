@@ -53,7 +53,7 @@ fn main() {
         tasks.iter().map(|(program, argv)| sys.spawn_args(&programs::get(program), argv, 0).expect("spawn")).collect();
     let mut sched = CoreScheduler::new(sys.clone(), 0);
     let done = || ids.iter().all(|id| sys.exit_of(*id).is_some());
-    assert!(sched.run_until(u64::MAX, done, |_| {}), "workload did not finish");
+    assert!(sched.run_until(u64::MAX, done, |_, _| {}), "workload did not finish");
     for id in ids {
         assert_eq!(sys.exit_of(id).map(|e| e.code), Some(0), "a task failed");
     }

@@ -13,7 +13,8 @@
 //! - [`host`]: the Linux baselines (getpid, pipe and futex ping-pong);
 //! - [`hosted`]: the same Wasm programs under the hosted runtime;
 //! - [`report`]: `results.json` (serde), the checks on it, the Markdown
-//!   summary; [`plot`]: the SVG plots.
+//!   summary; [`plot`]: the SVG plots;
+//! - [`web`]: the web benchmark's load generator and report.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -33,3 +34,5 @@ pub mod plot;
 pub mod programs;
 #[cfg(feature = "std")]
 pub mod report;
+#[cfg(feature = "std")]
+pub mod web;

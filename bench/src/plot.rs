@@ -19,7 +19,7 @@ const NATIVE: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 type Error = Box<dyn std::error::Error>;
 
 /// A line of a line chart: label, colour, dashed, points.
-type Series = (String, RGBColor, bool, Vec<(f64, f64)>);
+pub(crate) type Series = (String, RGBColor, bool, Vec<(f64, f64)>);
 
 fn find<'a>(r: &'a Results, name: &str, path: Path) -> Option<&'a Workload> {
     r.workloads.iter().find(|w| w.name == name && w.path == path)
@@ -103,7 +103,26 @@ fn latency(r: &Results, file: &FsPath) -> Result<(), Error> {
     Ok(())
 }
 
-fn line_chart(file: &FsPath, title: &str, x_desc: &str, y_desc: &str, series: &[Series]) -> Result<(), Error> {
+/// The `i`-th colour of the line charts with many series.
+pub(crate) fn palette(i: usize) -> RGBColor {
+    const COLORS: [RGBColor; 6] = [
+        WASM,
+        NATIVE,
+        RGBColor(0x2c, 0xa0, 0x2c),
+        RGBColor(0xff, 0x7f, 0x0e),
+        RGBColor(0x94, 0x67, 0xbd),
+        RGBColor(0x8c, 0x56, 0x4b),
+    ];
+    COLORS[i % COLORS.len()]
+}
+
+pub(crate) fn line_chart(
+    file: &FsPath,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> Result<(), Error> {
     let root = SVGBackend::new(file, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let xs = series.iter().flat_map(|s| s.3.iter().map(|p| p.0));

@@ -556,7 +556,7 @@ impl Bench<'_> {
         // little later, so the exits are looked up once the count is there.
         let target = reaped_before + ids.len() as u64;
         let done = || sys.lifetime_counts().1 >= target && ids.iter().all(|id| sys.exit_of(*id).is_some());
-        if !self.ctx.sched.run_until(WORKLOAD_TIMEOUT_NS, done, |s| tasks::idle(&sys, s)) {
+        if !self.ctx.sched.run_until(WORKLOAD_TIMEOUT_NS, done, |s, _| tasks::idle(&sys, s)) {
             return Err(format!(
                 "{} Wasm tasks still running after the timeout",
                 ids.iter().filter(|id| sys.exit_of(**id).is_none()).count()

@@ -78,8 +78,14 @@ impl CoreScheduler {
     }
 
     /// Polls until `done()` holds or `timeout_ns` passes, sleeping via
-    /// `idle` when there is nothing to do. Returns whether `done()` held.
-    pub fn run_until(&mut self, timeout_ns: u64, mut done: impl FnMut() -> bool, mut idle: impl FnMut(&Self)) -> bool {
+    /// `idle` when there is nothing to do (told until when at the latest:
+    /// [`Poll::Idle`]'s deadline). Returns whether `done()` held.
+    pub fn run_until(
+        &mut self,
+        timeout_ns: u64,
+        mut done: impl FnMut() -> bool,
+        mut idle: impl FnMut(&Self, Option<u64>),
+    ) -> bool {
         let deadline = self.sys.now_ns().saturating_add(timeout_ns);
         loop {
             if done() {
@@ -88,8 +94,8 @@ impl CoreScheduler {
             if self.sys.now_ns() > deadline {
                 return false;
             }
-            if let Poll::Idle { .. } = self.poll() {
-                idle(self);
+            if let Poll::Idle { deadline } = self.poll() {
+                idle(self, deadline);
             }
         }
     }

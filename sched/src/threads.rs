@@ -107,7 +107,7 @@ impl Cores {
     pub fn wait(&mut self, watch: &[TaskId], timeout_ns: u64) -> Vec<Option<TaskExit>> {
         let (sys, wakers) = (self.sys.clone(), self.wakers.clone());
         let all_done = || watch.iter().all(|id| sys.exit_of(*id).is_some());
-        self.core0.run_until(timeout_ns, all_done, |s| wakers.idle(&sys, s.core(), None));
+        self.core0.run_until(timeout_ns, all_done, |s, deadline| wakers.idle(&sys, s.core(), deadline));
         watch.iter().map(|id| sys.exit_of(*id)).collect()
     }
 
@@ -116,7 +116,7 @@ impl Cores {
     pub fn wait_any(&mut self, watch: &[TaskId], timeout_ns: u64) -> Vec<Option<TaskExit>> {
         let (sys, wakers) = (self.sys.clone(), self.wakers.clone());
         let any_done = || watch.iter().any(|id| sys.exit_of(*id).is_some());
-        self.core0.run_until(timeout_ns, any_done, |s| wakers.idle(&sys, s.core(), None));
+        self.core0.run_until(timeout_ns, any_done, |s, deadline| wakers.idle(&sys, s.core(), deadline));
         watch.iter().map(|id| sys.exit_of(*id)).collect()
     }
 }

@@ -4,6 +4,7 @@
 //! runtime), and writes the report: `target/bench/<timestamp>/` with
 //! `results.json`, `summary.md` and SVG plots (`wasmos_bench::report`).
 //! Progress is printed as the kernel reports each workload.
+//! `cargo xtask bench --http` is the web benchmark instead ([`run_http`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -277,4 +278,122 @@ pub fn quick_check(root: &Path) -> Result<Vec<Check>> {
     });
     checks.push(Check { name: "bench::report_well_formed".into(), result: well_formed });
     Ok(checks)
+}
+
+/// Worker counts and client connection counts of the web benchmark.
+const WEB_WORKERS: [u32; 4] = [1, 2, 4, 8];
+const WEB_CONNECTIONS: [u32; 3] = [1, 8, 64];
+
+/// `cargo xtask bench --http`: webapi with 1, 2, 4 and 8 workers, in QEMU
+/// (one boot per worker count) and under wasmos-hosted, each loaded by
+/// 1, 8 and 64 closed-loop connections (`wasmos_bench::web`, 127.0.0.1
+/// only); writes `results.json`, `summary.md` and `web.svg`.
+pub fn run_http(root: &Path, opts: &Opts) -> Result<PathBuf> {
+    use wasmos_bench::web::{self, Point, WebResults, Window};
+    let started = Instant::now();
+    let load_before = load_average();
+    let created = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let (created_iso, stamp) = report::timestamp(created);
+    let dir = opts.out.clone().unwrap_or_else(|| root.join("target/bench").join(format!("{stamp}-http")));
+    std::fs::create_dir_all(&dir)?;
+    let window = if opts.quick {
+        Window { warmup: Duration::from_secs(1), measure: Duration::from_secs(2), timeout: Duration::from_secs(10) }
+    } else {
+        Window { warmup: Duration::from_secs(2), measure: Duration::from_secs(8), timeout: Duration::from_secs(20) }
+    };
+    let mut points = Vec::new();
+    let add = |target: &str, workers: u32, port: u16, points: &mut Vec<Point>| {
+        for connections in WEB_CONNECTIONS {
+            let p = Point::new(target, workers, connections, web::measure(port, connections as usize, window));
+            println!(
+                "  {target:<6} workers {workers} connections {connections:>2}: {:>7.0} requests/s, p50 {:>9.0} us, p99 {:>9.0} us, {} errors",
+                p.requests_per_s, p.latency_us.median, p.latency_us.p99, p.errors
+            );
+            points.push(p);
+        }
+    };
+
+    let machine = |image, port| Machine {
+        image,
+        uefi: false,
+        smp: opts.smp,
+        mem: "512M".into(),
+        accel: opts.accel,
+        http_port: Some(port),
+        rdtscp: false,
+        disk: None,
+    };
+    println!("==> bench --http in QEMU ({}, -smp {})", if opts.accel == Accel::Kvm { "KVM" } else { "TCG" }, opts.smp);
+    for workers in WEB_WORKERS {
+        let port = qemu::free_port()?;
+        let config =
+            BootConfig { hostfwd: Some((port, qemu::GUEST_HTTP_PORT)), webapi_workers: workers, ..BootConfig::run() };
+        let image = build::image_named(root, "bench-http", Profile::Release, false, &config)?;
+        let m = machine(image, port);
+        let mut vm = qemu::Running::start(&m, &build::out_dir(root).join("bench-http"))?;
+        let listening = |log: &str| log.matches("webapi: listening on port").count();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while listening(&vm.log()) < workers as usize && vm.alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        if listening(&vm.log()) < workers as usize {
+            bail!("QEMU with {workers} workers: not all listening after 300 s");
+        }
+        add("qemu", workers, port, &mut points);
+    }
+
+    println!("==> bench --http under wasmos-hosted (--cores {})", opts.smp);
+    build::servers(root)?;
+    let binary = build::hosted(root)?;
+    let webapi = build::program_path(root, "webapi.wasm");
+    for workers in WEB_WORKERS {
+        let port = qemu::free_port()?;
+        let mut child = Command::new(&binary)
+            .args(["--cores", &opts.smp.to_string(), "--grant", "tcp,sysinfo"])
+            .arg(format!("{}*{workers}", webapi.display()))
+            .args(["--", "--port", &port.to_string(), "--max-per-peer", "200"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start wasmos-hosted")?;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let up = wasmos_tests::http::wait_for_port(addr, Duration::from_secs(30));
+        // The workers start one by one; give the last a moment to listen.
+        std::thread::sleep(Duration::from_secs(1));
+        if up {
+            add("hosted", workers, port, &mut points);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        if !up {
+            bail!("wasmos-hosted with {workers} workers: nothing listens on {addr} after 30 s");
+        }
+    }
+
+    let results = WebResults {
+        schema: web::SCHEMA.into(),
+        created: created_iso,
+        duration_s: started.elapsed().as_secs_f64(),
+        git: git(root),
+        machine: HostMachine { load_before, load_after: load_average(), ..host_machine(0) },
+        qemu: Qemu {
+            version: crate::prereq::qemu_version(),
+            accel: if opts.accel == Accel::Kvm { "kvm".into() } else { "tcg".into() },
+            smp: opts.smp,
+            memory: "512M".into(),
+            cpu: String::new(),
+            firmware: "bios".into(),
+        },
+        path: "GET /".into(),
+        window_s: window.measure.as_secs_f64(),
+        points,
+    };
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(dir.join("summary.md"), results.markdown())?;
+    web::plot(&results, &dir.join("web.svg")).map_err(|e| anyhow::anyhow!("plotting: {e}"))?;
+    let problems = results.problems();
+    if !problems.is_empty() {
+        bail!("the web report is not well formed: {}", problems.join("; "));
+    }
+    println!("\nreport: {} (took {:.0} s)", dir.display(), started.elapsed().as_secs_f64());
+    Ok(dir)
 }

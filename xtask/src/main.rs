@@ -71,6 +71,10 @@ struct BenchOpts {
     /// A short run (about a tenth of the samples), for checks.
     #[arg(long)]
     quick: bool,
+    /// The web benchmark instead: webapi with 1, 2, 4 and 8 workers, in
+    /// QEMU and hosted, under 1, 8 and 64 closed-loop connections.
+    #[arg(long)]
+    http: bool,
     /// Number of cores.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     smp: u32,
@@ -268,8 +272,8 @@ fn run(cli: Cli) -> Result<i32> {
             prereq::toolchain(&root)?;
             prereq::qemu(false)?;
             let out = opts.out.as_ref().map(|p| cwd.join(p));
-            bench::run(&root, &bench::Opts { quick: opts.quick, smp: opts.smp, accel: opts.accel, out, quiet: false })
-                .map(|_| 0)
+            let bench_opts = bench::Opts { quick: opts.quick, smp: opts.smp, accel: opts.accel, out, quiet: false };
+            if opts.http { bench::run_http(&root, &bench_opts) } else { bench::run(&root, &bench_opts) }.map(|_| 0)
         }
         Command::Disk(opts) => {
             // Its FILE and DEST paths are the user's, relative to where

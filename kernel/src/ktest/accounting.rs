@@ -24,7 +24,7 @@ const SECONDS: u64 = 1_000_000_000;
 /// Keeps core 0 scheduling until `done` or `secs` pass.
 fn until(ctx: &mut Ctx, secs: u64, done: impl FnMut() -> bool) {
     let sys = ctx.sys.clone();
-    ctx.sched.run_until(secs * SECONDS, done, |s| crate::tasks::idle(&sys, s));
+    ctx.sched.run_until(secs * SECONDS, done, |s, _| crate::tasks::idle(&sys, s));
 }
 
 fn heap_used() -> u64 {

@@ -49,7 +49,7 @@ pub(crate) fn spawn(ctx: &Ctx, name: &str, core: i32) -> Result<TaskId, alloc::s
 pub(crate) fn wait(ctx: &mut Ctx, ids: &[TaskId], secs: u64) -> Vec<Option<TaskExit>> {
     let sys = ctx.sys.clone();
     let done = || ids.iter().all(|id| sys.exit_of(*id).is_some());
-    ctx.sched.run_until(secs * SECONDS, done, |s| crate::tasks::idle(&sys, s));
+    ctx.sched.run_until(secs * SECONDS, done, |s, _| crate::tasks::idle(&sys, s));
     ids.iter().map(|id| ctx.sys.exit_of(*id)).collect()
 }
 
@@ -234,7 +234,7 @@ fn init_starts_listed_programs(ctx: &mut Ctx) -> TestResult {
     let exits = wait(ctx, &[init], 60);
     ensure!(exits == [exited(0)], "init ended {exits:?} (non-zero = programs it could not start)");
     let sys = ctx.sys.clone();
-    let drained = ctx.sched.run_until(120 * SECONDS, || sys.task_count() == before, |s| crate::tasks::idle(&sys, s));
+    let drained = ctx.sched.run_until(120 * SECONDS, || sys.task_count() == before, |s, _| crate::tasks::idle(&sys, s));
     ensure!(drained, "{} tasks still running after the token ring should have finished", ctx.sys.task_count() - before);
     Ok(())
 }
@@ -268,7 +268,7 @@ fn spawn_bomb_stopped(ctx: &mut Ctx) -> TestResult {
     ensure!(exits[1..] == [exited(0), exited(0)], "healthy pair ended {:?}", &exits[1..]);
     // The bomb's children sleep half a second, then all must be gone.
     let sys = ctx.sys.clone();
-    let drained = ctx.sched.run_until(60 * SECONDS, || sys.task_count() == before, |s| crate::tasks::idle(&sys, s));
+    let drained = ctx.sched.run_until(60 * SECONDS, || sys.task_count() == before, |s, _| crate::tasks::idle(&sys, s));
     ensure!(drained, "{} of the bomb's children still alive", ctx.sys.task_count() - before);
     Ok(())
 }
@@ -294,7 +294,7 @@ fn memory_hogs_share_budget(ctx: &mut Ctx) -> TestResult {
             peak = peak.max(sys.memory_in_use());
             ids.iter().all(|id| sys.exit_of(*id).is_some())
         },
-        |s| crate::tasks::idle(&sys, s),
+        |s, _| crate::tasks::idle(&sys, s),
     );
     let mut pages = Vec::new();
     for (i, id) in ids.iter().enumerate() {
@@ -342,7 +342,7 @@ fn healthy_rate(
     // Children of a spawn bomb outlive it briefly: the next round starts
     // from a quiet system.
     let sys = ctx.sys.clone();
-    let quiet = ctx.sched.run_until(60 * SECONDS, || sys.task_count() <= before, |s| crate::tasks::idle(&sys, s));
+    let quiet = ctx.sched.run_until(60 * SECONDS, || sys.task_count() <= before, |s, _| crate::tasks::idle(&sys, s));
     ensure!(quiet, "{} hostile tasks still alive (exits {bad_exits:?})", ctx.sys.task_count() - before);
     Ok((calls, bad_exits))
 }
