@@ -57,6 +57,9 @@ pub struct BootConfig {
     pub bench_quick: bool,
     /// Arguments of the demo's webapi (`args/webapi.wasm`), when it runs.
     pub webapi_args: Vec<String>,
+    /// Kernel settings added to `boot.cfg` as `key=value` lines (the
+    /// net-irq suite's `tick_hz=1`, `net.irq=off`).
+    pub kernel_cfg: Vec<(String, String)>,
 }
 
 /// webapi's arguments in QEMU: under QEMU's user-mode network every client
@@ -86,6 +89,7 @@ impl BootConfig {
             hostfwd: None,
             bench_quick: false,
             webapi_args: QEMU_WEBAPI_ARGS.iter().map(|a| a.to_string()).collect(),
+            kernel_cfg: Vec::new(),
         }
     }
 
@@ -168,6 +172,9 @@ impl BootConfig {
         }
         if self.bench_quick {
             cfg.push_str("bench_quick=1\n");
+        }
+        for (key, value) in &self.kernel_cfg {
+            cfg.push_str(&format!("{key}={value}\n"));
         }
         cfg
     }
