@@ -500,16 +500,7 @@ fn run_exit_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()
         ..BootConfig::run()
     };
     let image = build::image_named(root, "run-exit", profile, false, &config)?;
-    let machine = Machine {
-        image,
-        uefi: false,
-        smp: 2,
-        mem: "512M".into(),
-        accel: Accel::Tcg,
-        http_port: None,
-        rdtscp: false,
-        disk: None,
-    };
+    let machine = bios_machine(image, 2, None);
     let (exit, files) = qemu::run_captured(&machine, &dir.join("boot"), Duration::from_secs(180), |_| {})?;
     let log = String::from_utf8_lossy(&std::fs::read(&files.log).unwrap_or_default()).into_owned();
     let report = Report::parse(&String::from_utf8_lossy(&std::fs::read(&files.results).unwrap_or_default()));
@@ -539,6 +530,12 @@ fn run_exit_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()
 /// webapi from the host with a real HTTP client: in QEMU (8 cores, smoltcp
 /// on virtio-net, reached through QEMU's port forwarding) and under
 /// wasmos-hosted (host sockets); and that both ran the very same bytes.
+/// A BIOS machine under TCG with 512 MiB and no disk, as the run-mode
+/// suites boot it; `http_port`: the host port forwarded to webapi.
+fn bios_machine(image: std::path::PathBuf, smp: u32, http_port: Option<u16>) -> Machine {
+    Machine { image, uefi: false, smp, mem: "512M".into(), accel: Accel::Tcg, http_port, rdtscp: false, disk: None }
+}
+
 /// `[net-qemu, net-hosted, net-irq]`: which of them run.
 fn net_suites(root: &Path, profile: Profile, which: [bool; 3], tally: &mut Tally) -> Result<()> {
     let [qemu, hosted, irq] = which;
@@ -567,16 +564,7 @@ fn net_irq_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()>
         ..BootConfig::run()
     };
     let image = build::image_named(root, "net-irq", profile, false, &config)?;
-    let machine = Machine {
-        image,
-        uefi: false,
-        smp: 2,
-        mem: "512M".into(),
-        accel: Accel::Tcg,
-        http_port: Some(port),
-        rdtscp: false,
-        disk: None,
-    };
+    let machine = bios_machine(image, 2, Some(port));
     let dir = build::out_dir(root).join("net-irq");
     let mut vm = qemu::Running::start(&machine, &dir)?;
     let up = vm.wait_for("webapi: listening on port", Duration::from_secs(180));
