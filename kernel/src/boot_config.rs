@@ -11,7 +11,11 @@
 //!   them have ended, the kernel writes `program-exit <status>` (the first
 //!   non-zero exit code, 101 for a killed task) to the result channel and
 //!   leaves QEMU;
-//! - `fuel_slice`: fuel per scheduling slice (default 20000).
+//! - `fuel_slice`: fuel per scheduling slice (default 20000);
+//! - `tick_hz`: the periodic timer's rate on every core (1-1000, default
+//!   `smp::TIMER_HZ`); the net-irq test boots with 1;
+//! - `net.irq`: `off` polls the network card instead of taking its
+//!   interrupt (the fallback; for comparisons and the test's control run).
 
 use bootloader_api::BootInfo;
 pub use wasmos_bundle::Mode;
@@ -62,6 +66,18 @@ impl BootConfig {
             config.fuel_slice = fuel;
         }
         config
+    }
+
+    /// The timer tick rate (`tick_hz`, clamped to 1-1000 Hz).
+    pub fn tick_hz(&self) -> u64 {
+        match self.config().get("tick_hz").map(str::parse::<u64>) {
+            None => crate::smp::TIMER_HZ,
+            Some(Ok(hz)) => hz.clamp(1, 1000),
+            Some(Err(_)) => {
+                log::error!("tick_hz in boot.cfg is not a number; using {} Hz", crate::smp::TIMER_HZ);
+                crate::smp::TIMER_HZ
+            }
+        }
     }
 
     pub fn config(&self) -> Config<'static> {

@@ -15,7 +15,7 @@
 //! is delivered and decoded correctly without taking the kernel down.
 
 use core::arch::{global_asm, naked_asm};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use x86_64::VirtAddr;
 use x86_64::instructions::tables::lidt;
 use x86_64::registers::control::Cr2;
@@ -315,6 +315,19 @@ fn try_fixup(frame: &mut TrapFrame, address: u64) -> bool {
     true
 }
 
+// Device interrupts (MSI-X, `virtio::msix`) do nothing but ring their
+// driver's doorbell and acknowledge: the driver runs as a native service
+// in its core's scheduler loop, which the interrupt woke from `hlt`, never
+// in interrupt context and never inside a Wasm slice.
+static DOORBELLS: [AtomicBool; vectors::DEVICE_COUNT as usize] =
+    [const { AtomicBool::new(false) }; vectors::DEVICE_COUNT as usize];
+
+/// The doorbell that device vector `vector` rings (a driver hands it to
+/// the scheduler as its `NativeService::doorbell`).
+pub fn doorbell(vector: u8) -> &'static AtomicBool {
+    &DOORBELLS[vector.wrapping_sub(vectors::DEVICE_FIRST) as usize]
+}
+
 extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     match vector {
@@ -339,6 +352,10 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
         }
         vectors::IPI => {
             wasmos_smp::on_ipi();
+            wasmos_smp::lapic::eoi();
+        }
+        v if (vectors::DEVICE_FIRST..vectors::DEVICE_FIRST + vectors::DEVICE_COUNT).contains(&v) => {
+            doorbell(v).store(true, Ordering::Release);
             wasmos_smp::lapic::eoi();
         }
         other => {

@@ -99,7 +99,7 @@ fn kmain_with_sse(boot_info: &'static mut BootInfo) -> ! {
     // did (`qemu::timed_out`).
     result!("WASMOS-RESULTS 1");
 
-    let system = smp::init(boot_info, mem.phys_offset);
+    let system = smp::init(boot_info, mem.phys_offset, config.tick_hz());
     let usable_mib = mem.usable_bytes >> 20;
     let heap = memory::heap::stats();
     kprintln!("");
@@ -109,7 +109,7 @@ fn kmain_with_sse(boot_info: &'static mut BootInfo) -> ! {
         system.cpus_online,
         system.cpus_found,
         system.apic_mode,
-        smp::TIMER_HZ
+        system.tick_hz
     );
     kprintln!("  memory   : {} MiB usable, kernel heap grows up to {} MiB", usable_mib, heap.limit_bytes >> 20);
     kprintln!("  clocks   : TSC {} MHz, APIC timer {} MHz", system.tsc_hz / 1_000_000, system.lapic_hz / 1_000_000);
@@ -184,7 +184,8 @@ fn start_services(sys: &wasmos_sched::System, config: &boot_config::BootConfig) 
     if let Err(e) = sys.start_native(wasmos_ipc::sysinfo::SERVICE, 0, alloc::boxed::Box::new(wasmos_sched::SysInfo)) {
         log::error!("cannot start the sysinfo service: {}", e.name());
     }
-    match net::start(sys) {
+    // `net.irq=off`: poll the card (the fallback), to compare or test.
+    match net::start(sys, config.config().get("net.irq") != Some("off")) {
         Some(info) => {
             let m = info.mac;
             kprintln!(

@@ -11,9 +11,12 @@ use x86_64::structures::paging::PhysFrame;
 
 use crate::memory;
 
-/// Periodic timer rate on every core. 100 Hz keeps idle vCPUs cheap under
-/// TCG (8 vCPUs share 2 host cores in CI) and is plenty for sleeps and
-/// timeouts; preemption of Wasm tasks is counted in fuel, not ticks.
+/// Periodic timer rate on every core, unless `boot.cfg` says otherwise
+/// (`tick_hz`). 100 Hz keeps idle vCPUs cheap under TCG (8 vCPUs share 2
+/// host cores in CI) and is plenty for sleeps and timeouts; preemption of
+/// Wasm tasks is counted in fuel, not ticks. Devices do not depend on it:
+/// they interrupt (`virtio::msix`), and the net-irq test slows the tick
+/// to 1 Hz to show that.
 pub const TIMER_HZ: u64 = 100;
 
 /// Pages of kernel stack per AP (the Wasm interpreter recurses).
@@ -64,11 +67,12 @@ pub struct SystemInfo {
     pub apic_mode: &'static str,
     pub tsc_hz: u64,
     pub lapic_hz: u64,
+    pub tick_hz: u64,
 }
 
 /// Brings up every processor in the MADT. Runs once, on the BSP, after
 /// memory and the BSP's CPU tables are ready.
-pub fn init(boot_info: &'static BootInfo, phys_offset: u64) -> SystemInfo {
+pub fn init(boot_info: &'static BootInfo, phys_offset: u64, tick_hz: u64) -> SystemInfo {
     let rsdp = boot_info.rsdp_addr.into_option().expect("bootloader found no ACPI RSDP");
     // SAFETY: the RSDP address comes from the firmware via the bootloader,
     // and all of physical memory is mapped at `phys_offset`.
@@ -96,7 +100,7 @@ pub fn init(boot_info: &'static BootInfo, phys_offset: u64) -> SystemInfo {
 
     let (tsc_hz, lapic_hz) = calibrate();
     clock::set_tsc_hz(tsc_hz);
-    lapic::set_timer_initial(lapic::periodic_initial_count(lapic_hz, TIMER_HZ));
+    lapic::set_timer_initial(lapic::periodic_initial_count(lapic_hz, tick_hz));
     lapic::start_periodic_timer();
     percpu::current().online.store(true, Ordering::Release);
     x86_64::instructions::interrupts::enable();
@@ -109,6 +113,7 @@ pub fn init(boot_info: &'static BootInfo, phys_offset: u64) -> SystemInfo {
         apic_mode: mode.name(),
         tsc_hz,
         lapic_hz,
+        tick_hz,
     }
 }
 

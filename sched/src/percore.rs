@@ -15,7 +15,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::ops::Bound::{Excluded, Unbounded};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use wasmi::{Linker, ResumableCall, Store, TrapCode};
 use wasmos_ipc::abi::{ExitReason, RecvInfo, Status};
@@ -737,21 +737,27 @@ pub(crate) struct NativeSlot {
     inbox: VecDeque<Incoming>,
     /// When it wants to be polled next (`None`: only on a request).
     next_poll: Option<u64>,
+    /// Set by its device's interrupt ([`NativeService::doorbell`]).
+    doorbell: Option<&'static AtomicBool>,
 }
 
 impl NativeSlot {
     pub fn new(start: NativeStart) -> NativeSlot {
         // Polled once at start, so it can bring up its device.
-        NativeSlot { service: Some(start.service), inbox: VecDeque::new(), next_poll: Some(0) }
+        let doorbell = start.service.doorbell();
+        NativeSlot { service: Some(start.service), inbox: VecDeque::new(), next_poll: Some(0), doorbell }
     }
 
     pub fn push(&mut self, item: Incoming) {
         self.inbox.push_back(item);
     }
 
-    /// Whether it has work now: a request, or its poll time has come.
+    /// Whether it has work now: a request, its device interrupted, or its
+    /// poll time has come.
     pub fn due(&self, now: u64) -> bool {
-        !self.inbox.is_empty() || self.next_poll.is_some_and(|t| t <= now)
+        !self.inbox.is_empty()
+            || self.doorbell.is_some_and(|d| d.load(Ordering::Acquire))
+            || self.next_poll.is_some_and(|t| t <= now)
     }
 
     /// The service and what arrived for it, taken out to run, if it is
@@ -761,6 +767,9 @@ impl NativeSlot {
             return None;
         }
         let service = self.service.take()?;
+        if let Some(doorbell) = self.doorbell {
+            doorbell.store(false, Ordering::Release);
+        }
         Some((service, core::mem::take(&mut self.inbox)))
     }
 

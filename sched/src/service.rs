@@ -21,6 +21,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::sync::atomic::AtomicBool;
 
 use wasmos_ipc::abi::Status;
 use wasmos_ipc::ids::TaskId;
@@ -39,6 +40,16 @@ pub trait NativeService: Send {
     /// can give it work. Called when a request arrived or the time it asked
     /// for has come; return `Some(0)` to be polled on every scheduler round.
     fn poll(&mut self, ctx: &mut NativeCtx<'_>) -> Option<u64>;
+
+    /// A flag its device's interrupt handler sets (a driver with a routed
+    /// interrupt): while it is set the service is due, and the scheduler
+    /// clears it right before it polls the service, so an interrupt during
+    /// that poll makes it due again. Asked once, when the service starts.
+    /// The core's idle check reads it with interrupts off, so an interrupt
+    /// that sets it after the check still wakes the halted core.
+    fn doorbell(&self) -> Option<&'static AtomicBool> {
+        None
+    }
 }
 
 /// Where the answer to a call goes. Not `Clone`: one answer per call.

@@ -190,3 +190,44 @@ fn a_native_service_sends_messages() {
         assert_eq!(run(&sys, &platform, &[client], 10)[0].map(|e| e.code), Some(0), "service on core {core}");
     }
 }
+
+/// A driver whose device interrupt rings its doorbell: polled because the
+/// doorbell rang, never by a timer (it asks for none), and the ring is
+/// cleared before the poll, so an idle core has nothing left to do after.
+#[test]
+fn a_doorbell_makes_its_service_due() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    struct Driver {
+        bell: &'static AtomicBool,
+        polls: &'static AtomicUsize,
+    }
+    impl NativeService for Driver {
+        fn receive(&mut self, _ctx: &mut NativeCtx<'_>, _request: Request) {}
+        fn poll(&mut self, _ctx: &mut NativeCtx<'_>) -> Option<u64> {
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            None
+        }
+        fn doorbell(&self) -> Option<&'static AtomicBool> {
+            Some(self.bell)
+        }
+    }
+    let bell: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let polls: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+    let (sys, _platform) = system(1, Config::default());
+    sys.start_native_unnamed(0, Box::new(Driver { bell, polls })).unwrap();
+    let mut sched = wasmos_sched::CoreScheduler::new(sys.clone(), 0);
+    for _ in 0..3 {
+        sched.poll();
+    }
+    // Polled once at start (to bring its device up), then not again.
+    assert_eq!(polls.load(Ordering::SeqCst), 1);
+    assert!(!sched.has_work());
+    bell.store(true, Ordering::SeqCst);
+    assert!(sched.has_work(), "a rung doorbell is work: the core must not halt");
+    sched.poll();
+    assert_eq!(polls.load(Ordering::SeqCst), 2);
+    assert!(!bell.load(Ordering::SeqCst), "cleared when its service ran");
+    assert!(!sched.has_work());
+    sched.poll();
+    assert_eq!(polls.load(Ordering::SeqCst), 2, "no ring, no poll");
+}

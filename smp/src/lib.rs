@@ -39,6 +39,13 @@ pub const MAX_CPUS: usize = 64;
 pub mod vectors {
     /// Periodic APIC timer.
     pub const TIMER: u8 = 0x40;
+    /// Device interrupts (MSI-X messages name one of these): the first of
+    /// [`DEVICE_COUNT`] vectors, one per device driver. Their priority
+    /// class (vector >> 4) does not matter: every handler only sets a flag.
+    pub const DEVICE_FIRST: u8 = 0x50;
+    pub const DEVICE_COUNT: u8 = 16;
+    /// The virtio-net card's receive queue.
+    pub const NET: u8 = DEVICE_FIRST;
     /// Local APIC error interrupt.
     pub const APIC_ERROR: u8 = 0xFE;
     /// "Look at your mailbox": cross-core wake-ups and remote calls.

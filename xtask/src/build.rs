@@ -60,6 +60,9 @@ pub struct BootConfig {
     /// How many webapi workers init starts (`webapi.wasm*N`, on cores 0,
     /// 1, ...; 1: one, on a core the kernel picks).
     pub webapi_workers: u32,
+    /// Kernel settings added to `boot.cfg` as `key=value` lines (the
+    /// net-irq suite's `tick_hz=1`, `net.irq=off`).
+    pub kernel_cfg: Vec<(String, String)>,
 }
 
 /// webapi's arguments in QEMU: under QEMU's user-mode network every client
@@ -90,6 +93,7 @@ impl BootConfig {
             bench_quick: false,
             webapi_args: QEMU_WEBAPI_ARGS.iter().map(|a| a.to_string()).collect(),
             webapi_workers: 1,
+            kernel_cfg: Vec::new(),
         }
     }
 
@@ -176,6 +180,9 @@ impl BootConfig {
         }
         if self.bench_quick {
             cfg.push_str("bench_quick=1\n");
+        }
+        for (key, value) in &self.kernel_cfg {
+            cfg.push_str(&format!("{key}={value}\n"));
         }
         cfg
     }

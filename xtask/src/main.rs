@@ -221,6 +221,11 @@ struct RunOpts {
     /// their status (the first non-zero exit code; 101 for a killed one).
     #[arg(long, requires = "wasm")]
     exit: bool,
+    /// A kernel setting for boot.cfg, KEY=VALUE (repeatable), e.g.
+    /// `tick_hz=1` or `net.irq=off` (poll the network card instead of
+    /// taking its interrupt); the keys are listed in kernel/src/boot_config.rs.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_kernel_cfg)]
+    boot_cfg: Vec<(String, String)>,
     /// Arguments for the `--wasm` programs (after `--`), each passed
     /// exactly, spaces and quotes included.
     #[arg(last = true)]
@@ -388,8 +393,19 @@ fn run_config(cwd: &Path, opts: &RunOpts) -> Result<build::BootConfig> {
         exit_with: opts.exit,
         hostfwd: (!opts.no_net).then_some((opts.http_port, qemu::GUEST_HTTP_PORT)),
         webapi_workers: opts.workers.unwrap_or(opts.smp),
+        kernel_cfg: opts.boot_cfg.clone(),
         ..build::BootConfig::mode(opts.mode)
     })
+}
+
+/// `--boot-cfg KEY=VALUE`: one line of boot.cfg, which has no quoting.
+fn parse_kernel_cfg(arg: &str) -> Result<(String, String), String> {
+    let (key, value) = arg.split_once('=').ok_or("expected KEY=VALUE")?;
+    let plain = |t: &str| !t.is_empty() && !t.contains(|c: char| c.is_whitespace() || c == '#' || c == '=');
+    if !plain(key) || value.contains(|c: char| c.is_control() || c == '#') {
+        return Err(format!("{arg:?}: KEY=VALUE, with no spaces, '#' or '=' in the key"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 /// `cargo xtask hosted`: wasmos-hosted with the same options, and the

@@ -51,7 +51,8 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     // `net` runs both network suites; `net-qemu` or `net-hosted` one.
     let run_net_qemu = filter.is_none_or(|f| "net-qemu".contains(f));
     let run_net_hosted = filter.is_none_or(|f| "net-hosted".contains(f));
-    let run_net = run_net_qemu || run_net_hosted;
+    let run_net_irq = filter.is_none_or(|f| "net-irq".contains(f));
+    let run_net = run_net_qemu || run_net_hosted || run_net_irq;
     let run_fuzz = filter.is_none_or(|f| "fuzz".contains(f));
     let run_bench = filter.is_none_or(|f| "bench".contains(f));
     let run_exit = filter.is_none_or(|f| "run-exit".contains(f));
@@ -111,7 +112,9 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
             step(&mut tally, "storage-hosted::setup", |t| crate::disk::hosted_suite(root, &mut |n, r| t.record(n, &r)));
         }
         if run_net && kernel_built {
-            step(&mut tally, "net::setup", |t| net_suites(root, profile, run_net_qemu, run_net_hosted, t));
+            step(&mut tally, "net::setup", |t| {
+                net_suites(root, profile, [run_net_qemu, run_net_hosted, run_net_irq], t)
+            });
         }
         if run_exit && kernel_built {
             step(&mut tally, "run-exit::setup", |t| run_exit_suite(root, profile, t));
@@ -497,16 +500,7 @@ fn run_exit_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()
         ..BootConfig::run()
     };
     let image = build::image_named(root, "run-exit", profile, false, &config)?;
-    let machine = Machine {
-        image,
-        uefi: false,
-        smp: 2,
-        mem: "512M".into(),
-        accel: Accel::Tcg,
-        http_port: None,
-        rdtscp: false,
-        disk: None,
-    };
+    let machine = bios_machine(image, 2, None);
     let (exit, files) = qemu::run_captured(&machine, &dir.join("boot"), Duration::from_secs(180), |_| {})?;
     let log = String::from_utf8_lossy(&std::fs::read(&files.log).unwrap_or_default()).into_owned();
     let report = Report::parse(&String::from_utf8_lossy(&std::fs::read(&files.results).unwrap_or_default()));
@@ -536,13 +530,72 @@ fn run_exit_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()
 /// webapi from the host with a real HTTP client: in QEMU (8 cores, smoltcp
 /// on virtio-net, reached through QEMU's port forwarding) and under
 /// wasmos-hosted (host sockets); and that both ran the very same bytes.
-fn net_suites(root: &Path, profile: Profile, qemu: bool, hosted: bool, tally: &mut Tally) -> Result<()> {
+/// A BIOS machine under TCG with 512 MiB and no disk, as the run-mode
+/// suites boot it; `http_port`: the host port forwarded to webapi.
+fn bios_machine(image: std::path::PathBuf, smp: u32, http_port: Option<u16>) -> Machine {
+    Machine { image, uefi: false, smp, mem: "512M".into(), accel: Accel::Tcg, http_port, rdtscp: false, disk: None }
+}
+
+/// `[net-qemu, net-hosted, net-irq]`: which of them run.
+fn net_suites(root: &Path, profile: Profile, which: [bool; 3], tally: &mut Tally) -> Result<()> {
+    let [qemu, hosted, irq] = which;
     if qemu {
         net_qemu_suite(root, profile, tally)?;
     }
     if hosted {
         net_hosted_suite(root, tally)?;
     }
+    if irq {
+        net_irq_suite(root, profile, tally)?;
+    }
+    Ok(())
+}
+
+/// The card's interrupt, not the timer, moves packets: webapi in QEMU
+/// with the timer tick slowed to 1 Hz must still echo requests quickly
+/// after its cores have gone idle (a polled card waits for the tick).
+fn net_irq_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
+    println!("==> suite net-irq (webapi in QEMU, BIOS, -smp 2, timer tick 1 Hz: the card's interrupt moves packets)");
+    let started = Instant::now();
+    let port = qemu::free_port()?;
+    let config = BootConfig {
+        hostfwd: Some((port, qemu::GUEST_HTTP_PORT)),
+        kernel_cfg: vec![("tick_hz".into(), "1".into())],
+        ..BootConfig::run()
+    };
+    let image = build::image_named(root, "net-irq", profile, false, &config)?;
+    let machine = bios_machine(image, 2, Some(port));
+    let dir = build::out_dir(root).join("net-irq");
+    let mut vm = qemu::Running::start(&machine, &dir)?;
+    let up = vm.wait_for("webapi: listening on port", Duration::from_secs(180));
+    tally.record("net-irq::webapi_listening", &up.as_ref().map(|_| None).map_err(|e| format!("{e:#}")));
+    // The token ring (which init starts too) keeps every core busy while
+    // it runs, and a busy core polls its services between slices: only
+    // once it has ended do idle cores halt, which is what is tested.
+    let quiet = up.and_then(|()| {
+        let start = Instant::now();
+        while vm.log().matches("task token_ring] exited").count() < machine.smp as usize {
+            if start.elapsed() > Duration::from_secs(120) {
+                anyhow::bail!("the token ring did not end within 120 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    });
+    tally.record("net-irq::cores_idle", &quiet.as_ref().map(|_| None).map_err(|e| format!("{e:#}")));
+    if quiet.is_ok() {
+        let routed = if vm.log().contains("net: receive interrupt by MSI-X") {
+            Ok(None)
+        } else {
+            Err("the kernel log does not say the card's interrupt was routed".to_owned())
+        };
+        tally.record("net-irq::msix_routed", &routed);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let check = wasmos_tests::http::echo_latency_check("net-irq", addr);
+        tally.record(&check.name, &check.result);
+    }
+    drop(vm);
+    println!("  ({:.0} s; kernel log {})", started.elapsed().as_secs_f64(), dir.join("serial.log").display());
     Ok(())
 }
 
@@ -622,16 +675,7 @@ fn net_workers_qemu(root: &Path, profile: Profile, tally: &mut Tally) -> Result<
         ..BootConfig::run()
     };
     let image = build::image_named(root, "net-workers", profile, false, &config)?;
-    let machine = Machine {
-        image,
-        uefi: false,
-        smp: WORKERS,
-        mem: "512M".into(),
-        accel: Accel::Tcg,
-        http_port: Some(port),
-        rdtscp: false,
-        disk: None,
-    };
+    let machine = bios_machine(image, WORKERS, Some(port));
     let dir = build::out_dir(root).join("net-workers");
     let mut vm = qemu::Running::start(&machine, &dir)?;
     let listening = |log: &str| log.matches("webapi: listening on port").count();

@@ -9,10 +9,13 @@
 //! - the **file server** (`fs.wasm` from the boot bundle, `servers/fs`): a
 //!   Wasm task that keeps a FAT32 volume on the disk and registers `fs`.
 //!
-//! The disk is polled, like the network card: a request is queued and its
-//! completion polled right away (virtio-drivers' synchronous path), which
-//! under QEMU takes microseconds. Where to switch to interrupts (issue
-//! #15): see `wasmos-block`'s crate documentation.
+//! The disk needs no interrupt, unlike the network card (`net`): a
+//! request is queued and its completion polled right away (virtio-drivers'
+//! synchronous path), which under QEMU takes microseconds, so no timer
+//! tick is ever in its way. An interrupt would pay only once requests are
+//! left in flight while the core runs tasks; then its MSI-X route is the
+//! network card's (`virtio::msix::route`, a vector of its own). Where the
+//! block service would change: see `wasmos-block`'s crate documentation.
 
 use alloc::boxed::Box;
 
@@ -89,7 +92,7 @@ pub fn start(sys: &System) -> Option<BlkInfo> {
             return None;
         }
     };
-    // Polled (see above): the device need not interrupt.
+    // Synchronous (see above): the device need not interrupt.
     driver.disable_interrupts();
     let (sectors, read_only) = (driver.capacity(), driver.readonly());
     match sys.start_native_unnamed(BLK_CORE, Box::new(BlockService::new(VirtioDisk { driver }))) {

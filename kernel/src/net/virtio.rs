@@ -9,6 +9,8 @@ use virtio_drivers::transport::pci::PciTransport;
 
 use crate::virtio::KernelHal;
 
+/// virtio-net's receive queue (queue 0; transmit is queue 1).
+pub const RECEIVE_QUEUE: u16 = 0;
 /// Descriptors per virtqueue.
 pub const QUEUE_SIZE: usize = 64;
 /// Receive buffer size: a full Ethernet frame plus the virtio header.
@@ -29,9 +31,15 @@ unsafe impl Send for NetDevice {}
 impl NetDevice {
     pub fn new(transport: PciTransport) -> Result<NetDevice, virtio_drivers::Error> {
         let mut driver = Driver::new(transport, RX_BUFFER)?;
-        // Polled (see `net`): the device need not interrupt.
+        // Until `net` has routed its interrupt, the device need not raise it.
         driver.disable_interrupts();
         Ok(NetDevice { driver })
+    }
+
+    /// Asks the device to interrupt when it has used a buffer (after its
+    /// MSI-X route is set up; only the receive queue has a vector).
+    pub fn enable_interrupts(&mut self) {
+        self.driver.enable_interrupts();
     }
 
     pub fn mac(&self) -> [u8; 6] {

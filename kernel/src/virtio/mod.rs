@@ -1,5 +1,6 @@
 //! Virtio devices on PCI, shared by the drivers (`net`, `blk`): finding a
-//! device on the bus ([`find`]), the configuration-port access ([`pci`]) and
+//! device on the bus ([`find`]), the configuration-port access ([`pci`]),
+//! interrupt routing by MSI-X ([`msix`]) and
 //! the memory services virtio-drivers needs from the kernel ([`KernelHal`]).
 //!
 //! DMA: buffers a driver shares with its device may be heap memory, which
@@ -9,6 +10,7 @@
 //! the device a wrong address; virtqueues themselves are allocated
 //! contiguous (`dma_alloc`).
 
+pub mod msix;
 pub mod pci;
 
 use core::ptr::NonNull;
