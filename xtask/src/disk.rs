@@ -205,6 +205,17 @@ pub fn command(root: &Path, opts: &DiskOpts) -> Result<()> {
 const HOST_TEXT: &[u8] = b"written on the host\n";
 const GUEST_TEXT: &[u8] = b"written by the guest, synced\n";
 
+/// What `tests/wasi-files` writes and syncs in `/disk/wasi.txt`.
+const WASI_TEXT: &[u8] = b"written through WASI, synced\n";
+
+/// Whether the image holds the file `tests/wasi-files` synced.
+fn wasi_file(image: &Path) -> Result<Option<u64>, String> {
+    match get_bytes(image, "wasi.txt").map_err(|e| format!("{e:#}"))? {
+        b if b == WASI_TEXT => Ok(None),
+        b => Err(format!("wasi.txt holds {:?}", String::from_utf8_lossy(&b))),
+    }
+}
+
 /// A fresh test disk: 40 MiB FAT32, `host.txt`, and a filler that leaves
 /// about 1 MiB free so that the full-disk check is quick.
 fn test_disk(path: &Path) -> Result<()> {
@@ -276,6 +287,7 @@ pub fn qemu_suite(
                 Err(e) => Err(e),
             };
             tally("storage-qemu::guest_file_read_on_the_host", result);
+            tally("storage-qemu::wasi_file_read_on_the_host", wasi_file(&image_path));
         }
     }
     println!("  suite storage-qemu: {:.1} s", started.elapsed().as_secs_f64());
@@ -329,6 +341,32 @@ pub fn hosted_suite(root: &Path, tally: &mut impl FnMut(&str, Result<Option<u64>
     );
     tally("storage-hosted::second_run_sees_the_first", run(&["second"], &[]));
     tally("storage-hosted::fsck_after_second_run", fsck(&image).map(|()| None));
+    // The WASI program the QEMU suite runs, the same binary, on the same
+    // disk: WASI file calls to the file server, from `/disk`.
+    let wasi = crate::build::wasi_files_check(root).map_err(|e| format!("{e:#}"));
+    let wasi_run = wasi.and_then(|wasm| {
+        let out = Command::new(&binary)
+            .args(["--cores", "2", "--timeout", "120", "--grant", "fs", "--disk"])
+            .arg(&image)
+            .arg("--fs-server")
+            .arg(&fs_wasm)
+            .arg("--files")
+            .arg(crate::build::wasi_files(root))
+            .args(["--env", "WASI_FILES_EXPECT_ENV=from the host", "--env", "WASI_FILES_GREETING=from the host"])
+            .arg(&wasm)
+            .output()
+            .map_err(|e| format!("cannot run wasmos-hosted: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() && stdout.contains("wasi-files: all checks passed") {
+            Ok(None)
+        } else {
+            let failed: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("ok ")).collect();
+            Err(format!("exit {}: {}", out.status, failed.join(" | ")))
+        }
+    });
+    tally("storage-hosted::wasi_program_writes_files", wasi_run);
+    tally("storage-hosted::fsck_after_the_wasi_program", fsck(&image).map(|()| None));
+    tally("storage-hosted::wasi_file_read_on_the_host", wasi_file(&image));
     println!("  suite storage-hosted: {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

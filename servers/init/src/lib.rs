@@ -9,7 +9,9 @@
 //! `name.wasm` runs on a core the kernel picks, `@k` on core k, `@all` one
 //! copy per core. The bundle file `args/name.wasm` gives a program its
 //! arguments, each one ended by a NUL byte, taken exactly as they are
-//! (spaces, quotes and all; WASI programs see them as argv).
+//! (spaces, quotes and all; WASI programs see them as argv). The bundle
+//! file `env/name.wasm` gives it environment variables the same way: `K=V`
+//! entries, each ended by a NUL (WASI programs see them after `WASMOS_*`).
 //!
 //! Namespaces: `names.webapi.wasm=tcp,sysinfo` gives that program the
 //! system services it may look up (docs/ABI.md, "Names and namespaces");
@@ -54,10 +56,11 @@ struct Supervised<'c> {
 struct Buffers {
     config: [u8; 4096],
     args: [u8; 1024],
+    env: [u8; 4096],
     program: [u8; MAX_PROGRAM],
 }
 
-static mut BUFFERS: Buffers = Buffers { config: [0; 4096], args: [0; 1024], program: [0; MAX_PROGRAM] };
+static mut BUFFERS: Buffers = Buffers { config: [0; 4096], args: [0; 1024], env: [0; 4096], program: [0; MAX_PROGRAM] };
 
 #[unsafe(no_mangle)]
 pub extern "C" fn _start() {
@@ -98,7 +101,7 @@ pub extern "C" fn _start() {
         };
         for core in cores {
             let names = namespace_of(config, file);
-            match start(&mut buffers.program, &mut buffers.args, file, names, core) {
+            match start(&mut buffers.program, &mut buffers.args, &mut buffers.env, file, names, core) {
                 Ok(child) if restartable(file) && placement != "all" => {
                     match supervised.iter_mut().find(|s| s.is_none()) {
                         Some(slot) => {
@@ -122,7 +125,7 @@ pub extern "C" fn _start() {
     if supervised.iter().all(Option::is_none) {
         os::exit(failures)
     }
-    supervise(&mut buffers.program, &mut buffers.args, &mut supervised)
+    supervise(&mut buffers.program, &mut buffers.args, &mut buffers.env, &mut supervised)
 }
 
 /// The system services `boot.cfg` gives `file` (`names.<file>=...`; the
@@ -137,7 +140,14 @@ fn namespace_of<'c>(config: &'c str, file: &str) -> &'c str {
 
 /// Reads `file` from the bundle and starts it with its arguments and the
 /// namespace `names` on `core`; says so, or why not.
-fn start(program: &mut [u8], args: &mut [u8], file: &str, names: &str, core: Option<u32>) -> Result<os::Handle, ()> {
+fn start(
+    program: &mut [u8],
+    args: &mut [u8],
+    env: &mut [u8],
+    file: &str,
+    names: &str,
+    core: Option<u32>,
+) -> Result<os::Handle, ()> {
     let name = file.trim_end_matches(".wasm");
     let len = match os::boot_file(file, program) {
         Ok(len) => len,
@@ -160,7 +170,18 @@ fn start(program: &mut [u8], args: &mut [u8], file: &str, names: &str, core: Opt
             return Err(());
         }
     };
-    match os::spawn_args_in(wasm, &argv[..argc], core, &[], names) {
+    let env = match bundle_file("env/", file, env) {
+        Ok(env) => env,
+        Err(why) => {
+            println!("cannot start {name}: its environment (env/{file}): {why}");
+            return Err(());
+        }
+    };
+    let spawned = match env {
+        [] => os::spawn_args_in(wasm, &argv[..argc], core, &[], names),
+        env => os::spawn_args_env(wasm, &argv[..argc], core, &[], names, env),
+    };
+    match spawned {
         Ok(child) => {
             match names.trim() {
                 "" => println!("started {name} on {}", Placement(core)),
@@ -177,7 +198,7 @@ fn start(program: &mut [u8], args: &mut [u8], file: &str, names: &str, core: Opt
 
 /// Waits for supervised children to end; starts the failed ones again
 /// with back-off. Never returns while one is supervised.
-fn supervise(program: &mut [u8], args: &mut [u8], supervised: &mut [Option<Supervised<'_>>]) -> ! {
+fn supervise(program: &mut [u8], args: &mut [u8], env: &mut [u8], supervised: &mut [Option<Supervised<'_>>]) -> ! {
     loop {
         if supervised.iter().flatten().all(|s| s.child.is_none()) {
             os::exit(0)
@@ -210,30 +231,34 @@ fn supervise(program: &mut [u8], args: &mut [u8], supervised: &mut [Option<Super
         os::sleep_ns(task.backoff_ms * 1_000_000);
         let (file, names, core) = (task.file, task.names, task.core);
         task.since = os::now_ns();
-        task.child = start(program, args, file, names, core).ok();
+        task.child = start(program, args, env, file, names, core).ok();
         if task.child.is_none() {
             println!("{name} could not be restarted; no longer supervised");
         }
     }
 }
 
-/// Reads `args/<file>` (each argument ended by a NUL) into `buf` and
-/// points `out` at its arguments; returns how many. No file: none.
-fn program_args<'b>(file: &str, buf: &'b mut [u8], out: &mut [&'b str]) -> Result<usize, &'static str> {
+/// Reads the bundle file `<dir><file>` into `buf`; no file: nothing.
+fn bundle_file<'b>(dir: &str, file: &str, buf: &'b mut [u8]) -> Result<&'b [u8], &'static str> {
     let mut path = [0u8; 256];
-    let key = b"args/";
+    let key = dir.as_bytes();
     if key.len() + file.len() > path.len() {
         return Err("file name too long");
     }
     path[..key.len()].copy_from_slice(key);
     path[key.len()..key.len() + file.len()].copy_from_slice(file.as_bytes());
     let path = core::str::from_utf8(&path[..key.len() + file.len()]).map_err(|_| "file name not UTF-8")?;
-    let len = match os::boot_file(path, buf) {
-        Ok(len) => len,
-        Err(os::Status::NotFound) => return Ok(0),
-        Err(e) => return Err(e.name()),
-    };
-    let text = core::str::from_utf8(&buf[..len]).map_err(|_| "not UTF-8")?;
+    match os::boot_file(path, buf) {
+        Ok(len) => Ok(&buf[..len]),
+        Err(os::Status::NotFound) => Ok(&[]),
+        Err(e) => Err(e.name()),
+    }
+}
+
+/// Reads `args/<file>` (each argument ended by a NUL) into `buf` and
+/// points `out` at its arguments; returns how many. No file: none.
+fn program_args<'b>(file: &str, buf: &'b mut [u8], out: &mut [&'b str]) -> Result<usize, &'static str> {
+    let text = core::str::from_utf8(bundle_file("args/", file, buf)?).map_err(|_| "not UTF-8")?;
     let Some(text) = text.strip_suffix('\0') else {
         return if text.is_empty() { Ok(0) } else { Err("last argument not ended by NUL") };
     };
