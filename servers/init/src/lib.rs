@@ -15,7 +15,9 @@
 //!
 //! Namespaces: `names.webapi.wasm=tcp,sysinfo` gives that program the
 //! system services it may look up (docs/ABI.md, "Names and namespaces");
-//! a program with no `names.` line gets none.
+//! a program with no `names.` line gets none. Before the first program
+//! granted `fs`, init waits (at most 3 s) for the file server to register
+//! it, so that a WASI program finds its `/disk`.
 //!
 //! Supervision: `restart=webapi.wasm,other.wasm` names programs (started
 //! from `spawn=` without `@all`) that init starts again when they fail
@@ -177,6 +179,9 @@ fn start(
             return Err(());
         }
     };
+    if names.split(',').any(|n| n.trim() == os::fs::SERVICE) {
+        wait_for_fs();
+    }
     let spawned = match env {
         [] => os::spawn_args_in(wasm, &argv[..argc], core, &[], names),
         env => os::spawn_args_env(wasm, &argv[..argc], core, &[], names, env),
@@ -235,6 +240,28 @@ fn supervise(program: &mut [u8], args: &mut [u8], env: &mut [u8], supervised: &m
         if task.child.is_none() {
             println!("{name} could not be restarted; no longer supervised");
         }
+    }
+}
+
+/// How long init waits for the file server before starting a program
+/// granted `fs` (a machine without a disk has none).
+const FS_WAIT_NS: u64 = 3_000_000_000;
+
+/// A WASI program granted `fs` gets its `/disk` only if `fs` is registered
+/// when it starts, and the file server mounts its disk while init starts
+/// up: waits for the name (at most [`FS_WAIT_NS`], once).
+fn wait_for_fs() {
+    static WAITED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if WAITED.swap(true, core::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let until = os::now_ns().saturating_add(FS_WAIT_NS);
+    while os::now_ns() < until {
+        if let Ok(fs) = os::lookup(os::fs::SERVICE) {
+            let _ = os::close(fs);
+            return;
+        }
+        os::sleep_ns(10_000_000);
     }
 }
 
