@@ -106,6 +106,10 @@ fn main() {
     check!(23, errno(excl) == Some(20), "O_EXCL on an existing file: EEXIST");
     check!(24, errno(File::open("/disk/wf/missing")) == Some(44), "open a missing file: ENOENT");
     check!(25, errno(File::open("/disk/nodir/x")) == Some(44), "open under a missing directory: ENOENT");
+    let long = format!("/disk/wf/{}", "n".repeat(300));
+    check!(57, errno(File::create(&long)) == Some(37), "a name of 300 bytes: ENAMETOOLONG");
+    let longer = format!("/disk/wf/{}", "d/".repeat(2100));
+    check!(58, errno(File::open(&longer)) == Some(37), "a path of 4200 bytes: ENAMETOOLONG");
     let t = OpenOptions::new().write(true).truncate(true).open("/disk/wf/a.txt");
     check!(26, t.is_ok() && read("/disk/wf/a.txt").is_empty(), "O_TRUNC empties the file");
     check!(27, fs::write("/disk/wf/a.txt", "renamed").is_ok(), "write a.txt again");
