@@ -122,8 +122,9 @@ use ValType::{I32, I64};
 /// The statuses every call that uses a handle can return.
 const HANDLE: [Status; 2] = [InvalidHandle, NoCapability];
 
-/// `task_spawn_ns`'s parameters; `task_spawn` takes the first seven.
-const SPAWN_PARAMS: [(&str, ValType); 9] = [
+/// `task_spawn_env`'s parameters; `task_spawn_ns` takes the first nine,
+/// `task_spawn` the first seven.
+const SPAWN_ENV_PARAMS: [(&str, ValType); 11] = [
     ("wasm", I32),
     ("wasm_len", I32),
     ("argv", I32),
@@ -133,6 +134,8 @@ const SPAWN_PARAMS: [(&str, ValType); 9] = [
     ("ncaps", I32),
     ("names", I32),
     ("names_len", I32),
+    ("env", I32),
+    ("env_len", I32),
 ];
 
 /// The statuses both spawn calls can return.
@@ -210,7 +213,7 @@ pub const FUNCTIONS: &[Function] = &[
     // characters, else `INVALID_ARGUMENT`.
     Function {
         name: "task_spawn",
-        params: SPAWN_PARAMS.split_at(7).0,
+        params: SPAWN_ENV_PARAMS.split_at(7).0,
         result: Some(I32),
         blocks: false,
         errors: SPAWN_ERRORS,
@@ -219,7 +222,24 @@ pub const FUNCTIONS: &[Function] = &[
     // comma-separated list of system names (see [`crate::names`]); one the
     // caller does not hold is `NO_CAPABILITY`, one that is not a system
     // name `INVALID_ARGUMENT`.
-    Function { name: "task_spawn_ns", params: &SPAWN_PARAMS, result: Some(I32), blocks: false, errors: SPAWN_ERRORS },
+    Function {
+        name: "task_spawn_ns",
+        params: SPAWN_ENV_PARAMS.split_at(9).0,
+        result: Some(I32),
+        blocks: false,
+        errors: SPAWN_ERRORS,
+    },
+    // `task_spawn_ns` that also gives a WASI child environment variables:
+    // `env` holds `K=V` entries, each ended by a NUL (at most 4096 bytes;
+    // an entry without `=`, with an empty key or not UTF-8 is
+    // `INVALID_ARGUMENT`). The child sees them after `WASMOS_*`.
+    Function {
+        name: "task_spawn_env",
+        params: &SPAWN_ENV_PARAMS,
+        result: Some(I32),
+        blocks: false,
+        errors: SPAWN_ERRORS,
+    },
     Function { name: "task_exit", params: &[("code", I32)], result: None, blocks: false, errors: &[] },
     Function {
         name: "task_kill",

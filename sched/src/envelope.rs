@@ -88,6 +88,8 @@ pub(crate) struct SpawnRequest {
     pub namespace: Namespace,
     /// argv for WASI programs (argv[0] is the name).
     pub args: Vec<String>,
+    /// Environment variables (`K=V`) for WASI programs, after `WASMOS_*`.
+    pub env: Vec<String>,
 }
 
 /// How a task ended, as recorded for tasks the kernel started itself.

@@ -32,7 +32,7 @@ type Ctx<'a> = Caller<'a, TaskData>;
 /// queries (`time_now_ns`, `core_id`, `core_count`) are free.
 const SYSCALL_FUEL: u64 = 100;
 
-fn charge(caller: &mut Ctx) {
+pub(crate) fn charge(caller: &mut Ctx) {
     charge_more(caller, SYSCALL_FUEL)
 }
 
@@ -241,28 +241,41 @@ fn ipc_call_timeout(
             return Err(Status::InvalidArgument);
         }
         let payload = payload(&caller, ptr, len)?;
-        let me = caller.data().id;
-        if target.target == me {
-            // Nobody could ever answer.
-            return Err(Status::InvalidArgument);
-        }
-        let call = caller.data().next_call;
-        caller.data_mut().next_call += 1;
-        let item = Incoming::Call { from: me, msg: Message::new(target.badge, payload), call };
-        match handoff(&mut caller, target.target, item, call) {
-            Ok(answer) => Ok((call, answer)),
-            Err(item) => {
-                send_call(&mut caller, target.target, item)?;
-                let state = caller.data().state.clone();
-                Ok((call, spin(&mut caller, deadline, |_| state.borrow_mut().take_reply(me, call))))
-            }
-        }
+        start_call(&mut caller, target, payload, deadline)
     })();
     match r {
         Ok((_, Some(answer))) => Ok(task::write_reply(&mut caller, buf as u32, cap as u32, answer)),
         Ok((_, None)) if timeout_ns == 0 => Ok(Status::TimedOut.code()),
         Ok((call, None)) => block(&mut caller, Wait::Reply { call, buf: buf as u32, cap: cap as u32, deadline }),
         Err(e) => Ok(e.code()),
+    }
+}
+
+/// Steps 2 and 3 of [`ipc_call`]: sends `payload` to `target` as a call
+/// of the calling task; returns the call's number and its answer if it
+/// came within the system call (a hand-off, or a short [`spin`]). The WASI
+/// layer makes its file calls to `fs` through this too.
+pub(crate) fn start_call(
+    caller: &mut Ctx,
+    target: Cap,
+    payload: Payload,
+    deadline: Option<u64>,
+) -> Result<(u64, Option<Result<Payload, Status>>), Status> {
+    let me = caller.data().id;
+    if target.target == me {
+        // Nobody could ever answer.
+        return Err(Status::InvalidArgument);
+    }
+    let call = caller.data().next_call;
+    caller.data_mut().next_call += 1;
+    let item = Incoming::Call { from: me, msg: Message::new(target.badge, payload), call };
+    match handoff(caller, target.target, item, call) {
+        Ok(answer) => Ok((call, answer)),
+        Err(item) => {
+            send_call(caller, target.target, item)?;
+            let state = caller.data().state.clone();
+            Ok((call, spin(caller, deadline, |_| state.borrow_mut().take_reply(me, call))))
+        }
     }
 }
 
@@ -434,9 +447,64 @@ fn task_spawn_ns(
     spawn(caller, [wasm, wasm_len, name, name_len, core_hint, caps, ncaps], Some((names, names_len)))
 }
 
+/// `task_spawn_ns` that also gives a WASI child environment variables:
+/// `env`/`env_len` holds `K=V` entries, each ended by a NUL.
+#[allow(clippy::too_many_arguments)]
+fn task_spawn_env(
+    caller: Ctx,
+    wasm: i32,
+    wasm_len: i32,
+    name: i32,
+    name_len: i32,
+    core_hint: i32,
+    caps: i32,
+    ncaps: i32,
+    names: i32,
+    names_len: i32,
+    env: i32,
+    env_len: i32,
+) -> Result<i32, Error> {
+    let args = [wasm, wasm_len, name, name_len, core_hint, caps, ncaps];
+    spawn_with_env(caller, args, Some((names, names_len)), Some((env, env_len)))
+}
+
+/// Longest environment of `task_spawn_env`, in bytes.
+const MAX_ENV: i32 = 4096;
+
+/// The environment blob of `task_spawn_env`: `K=V` entries (UTF-8, a
+/// non-empty key without `=`), each ended by a NUL.
+fn environment(caller: &Ctx, ptr: i32, len: i32) -> Result<Vec<String>, Status> {
+    if len > MAX_ENV {
+        return Err(Status::InvalidArgument);
+    }
+    let blob = task::read_bytes(caller, ptr, len)?;
+    let Some(blob) = blob.strip_suffix(&[0]) else {
+        return if blob.is_empty() { Ok(Vec::new()) } else { Err(Status::InvalidArgument) };
+    };
+    blob.split(|b| *b == 0)
+        .map(|entry| {
+            let entry = core::str::from_utf8(entry).map_err(|_| Status::InvalidArgument)?;
+            match entry.split_once('=') {
+                Some((key, _)) if !key.is_empty() => Ok(String::from(entry)),
+                _ => Err(Status::InvalidArgument),
+            }
+        })
+        .collect()
+}
+
 /// Both spawn calls: `args` are `task_spawn`'s, `names` the child's
 /// namespace (`None`: no system name).
-fn spawn(mut caller: Ctx, args: [i32; 7], names: Option<(i32, i32)>) -> Result<i32, Error> {
+fn spawn(caller: Ctx, args: [i32; 7], names: Option<(i32, i32)>) -> Result<i32, Error> {
+    spawn_with_env(caller, args, names, None)
+}
+
+/// The spawn calls; `env`: `task_spawn_env`'s environment.
+fn spawn_with_env(
+    mut caller: Ctx,
+    args: [i32; 7],
+    names: Option<(i32, i32)>,
+    env: Option<(i32, i32)>,
+) -> Result<i32, Error> {
     let [wasm, wasm_len, name, name_len, core_hint, caps, ncaps] = args;
     charge(&mut caller);
     let r = (|| {
@@ -451,6 +519,10 @@ fn spawn(mut caller: Ctx, args: [i32; 7], names: Option<(i32, i32)>) -> Result<i
                 }
                 namespace
             }
+        };
+        let env = match env {
+            Some((ptr, len)) => environment(&caller, ptr, len)?,
+            None => Vec::new(),
         };
         let bytes = task::read_bytes(&caller, wasm, wasm_len)?;
         // NUL-separated argv; the first part names the task.
@@ -484,7 +556,7 @@ fn spawn(mut caller: Ctx, args: [i32; 7], names: Option<(i32, i32)>) -> Result<i
             }
         };
         let parent = Some((caller.data().id, handle));
-        let request = SpawnRequest { id, name, module, caps: granted, parent, init: false, namespace, args };
+        let request = SpawnRequest { id, name, module, caps: granted, parent, init: false, namespace, args, env };
         let state = caller.data().state.clone();
         if id.core() == state.borrow().core() {
             // On this core the child enters the task table now, not
@@ -682,6 +754,7 @@ pub fn linker(engine: &Engine) -> Linker<TaskData> {
         l.func_wrap(m, "notify", notify).err(),
         l.func_wrap(m, "task_spawn", task_spawn).err(),
         l.func_wrap(m, "task_spawn_ns", task_spawn_ns).err(),
+        l.func_wrap(m, "task_spawn_env", task_spawn_env).err(),
         l.func_wrap(m, "task_exit", task_exit).err(),
         l.func_wrap(m, "task_kill", task_kill).err(),
         l.func_wrap(m, "cap_mint", cap_mint).err(),

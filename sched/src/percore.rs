@@ -300,6 +300,9 @@ impl CoreState {
             },
             Envelope::Reply { to, call, result } => {
                 let Some(task) = self.tasks.get_mut(&to) else { return };
+                if task.data().wait == Some(Wait::File { call }) {
+                    return self.file_reply(to, result);
+                }
                 // Not waiting for this one (any more): it gave up (timeout).
                 let Some(Wait::Reply { call: waiting, buf, cap, deadline }) = task.data().wait else { return };
                 if waiting != call {
@@ -312,6 +315,29 @@ impl CoreState {
                 task.data_mut().wait = None;
                 sys.stats[self.core].delivered.fetch_add(1, Ordering::Relaxed);
                 self.ready.push_front(to);
+            }
+        }
+    }
+
+    /// The reply to a WASI file call of `to` (`Wait::File`): the WASI
+    /// layer reads it and either ends the task's system call (it becomes
+    /// ready with the result) or makes the next call of the same one.
+    fn file_reply(&mut self, to: TaskId, result: Result<Payload, Status>) {
+        let Some(task) = self.tasks.get_mut(&to) else { return };
+        self.sys.stats[self.core].delivered.fetch_add(1, Ordering::Relaxed);
+        match crate::wasi::file_reply(&mut task.store, result) {
+            crate::wasi::Next::Done(errno) => {
+                task.resume_with = errno;
+                task.data_mut().wait = None;
+                self.ready.push_front(to);
+            }
+            crate::wasi::Next::Call(fs, payload) => {
+                let data = task.data_mut();
+                let call = data.next_call;
+                data.next_call += 1;
+                data.wait = Some(Wait::File { call });
+                let msg = wasmos_ipc::message::Message::new(fs.badge, payload);
+                self.route(Envelope::Deliver { to: fs.target, item: Incoming::Call { from: to, msg, call } });
             }
         }
     }
@@ -351,7 +377,7 @@ impl CoreState {
                 match task.data().wait {
                     Some(Wait::Sleep { .. }) => task.resume_with = 0,
                     Some(Wait::Recv { .. } | Wait::Reply { .. }) => task.resume_with = Status::TimedOut.code(),
-                    None => continue,
+                    Some(Wait::File { .. }) | None => continue,
                 }
                 task.data_mut().wait = None;
                 self.ready.push_back(id);
@@ -494,15 +520,20 @@ impl CoreState {
     /// The task's store and state, not instantiated yet.
     fn prepare(&mut self, request: SpawnRequest) -> Box<Task> {
         let sys = self.sys.clone();
-        let SpawnRequest { id, name, module, caps, parent, init, namespace, args } = request;
+        let SpawnRequest { id, name, module, caps, parent, init, namespace, args, env: user_env } = request;
         let uses_wasi = crate::imports::uses_wasi(&module);
         let wasi = uses_wasi.then(|| {
-            let env = alloc::vec![
+            let mut env = alloc::vec![
                 alloc::format!("WASMOS_CORE={}", self.core),
                 alloc::format!("WASMOS_CORES={}", sys.cores()),
                 alloc::format!("WASMOS_VERSION={}", env!("CARGO_PKG_VERSION")),
             ];
-            crate::wasi::Wasi::new(args, env)
+            env.extend(user_env);
+            // The writable preopen, if the file server runs and the task
+            // may reach it.
+            let fs = wasmos_ipc::fs::SERVICE;
+            let disk = namespace.allows(fs) && sys.services.lock().contains_key(fs);
+            crate::wasi::Wasi::new(args, env, disk)
         });
         let mut limits = crate::quota::MemoryBudget::new(sys.config.max_memory_bytes, 100_000, sys.memory.clone());
         if parent.is_some() {
@@ -617,6 +648,15 @@ impl CoreState {
         }
         for (_, caller, call) in data.reply_tokens.drain(..) {
             notices.push(Envelope::Reply { to: caller, call, result: Err(Status::DeadTarget) });
+        }
+        // Its open disk files: closed at the file server as its last calls
+        // (their replies find no one and are dropped).
+        let fs = sys.services.lock().get(wasmos_ipc::fs::SERVICE).map(|s| s.cap);
+        if let (Some(fs), Some(wasi)) = (fs, &data.wasi) {
+            for (call, payload) in (data.next_call..).zip(wasi.orphaned_handles()) {
+                let msg = wasmos_ipc::message::Message::new(fs.badge, payload);
+                notices.push(Envelope::Deliver { to: fs.target, item: Incoming::Call { from: id, msg, call } });
+            }
         }
         let parent = data.parent;
         let name = core::mem::take(&mut data.name);

@@ -300,6 +300,11 @@ impl System {
         self.queued.used()
     }
 
+    /// Whether `name` is registered in the name service now.
+    pub fn has_service(&self, name: &str) -> bool {
+        self.services.lock().contains_key(name)
+    }
+
     /// Names registered in the name service now.
     pub fn service_count(&self) -> usize {
         self.services.lock().len()
@@ -399,7 +404,22 @@ impl System {
         namespace: Namespace,
     ) -> Result<TaskId, Status> {
         let args: Vec<String> = argv.iter().map(|a| String::from(*a)).collect();
-        self.spawn_request(bytes, args, core_hint, false, Vec::new(), namespace)
+        self.spawn_request(bytes, args, core_hint, false, Vec::new(), namespace, Vec::new())
+    }
+
+    /// Like [`System::spawn_in`], with environment variables (`K=V`) for a
+    /// WASI program, which it sees after the `WASMOS_*` ones.
+    pub fn spawn_env(
+        &self,
+        bytes: &[u8],
+        argv: &[&str],
+        env: &[&str],
+        core_hint: i32,
+        namespace: Namespace,
+    ) -> Result<TaskId, Status> {
+        let args: Vec<String> = argv.iter().map(|a| String::from(*a)).collect();
+        let env: Vec<String> = env.iter().map(|a| String::from(*a)).collect();
+        self.spawn_request(bytes, args, core_hint, false, Vec::new(), namespace, env)
     }
 
     /// Like [`System::spawn_args`], handing the task send capabilities to
@@ -416,13 +436,15 @@ impl System {
         let args: Vec<String> = argv.iter().map(|a| String::from(*a)).collect();
         let send = wasmos_ipc::caps::Rights::SEND;
         let caps = caps.iter().map(|&target| Cap { target, badge: 0, rights: send }).collect();
-        self.spawn_request(bytes, args, core_hint, false, caps, Namespace::ALL)
+        self.spawn_request(bytes, args, core_hint, false, caps, Namespace::ALL, Vec::new())
     }
 
     fn spawn_with(&self, bytes: &[u8], name: &str, core_hint: i32, init: bool) -> Result<TaskId, Status> {
-        self.spawn_request(bytes, alloc::vec![String::from(name)], core_hint, init, Vec::new(), Namespace::ALL)
+        let args = alloc::vec![String::from(name)];
+        self.spawn_request(bytes, args, core_hint, init, Vec::new(), Namespace::ALL, Vec::new())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn spawn_request(
         &self,
         bytes: &[u8],
@@ -431,6 +453,7 @@ impl System {
         init: bool,
         caps: Vec<Cap>,
         namespace: Namespace,
+        env: Vec<String>,
     ) -> Result<TaskId, Status> {
         if caps.len() > self.config.max_handles {
             return Err(Status::QuotaExceeded);
@@ -438,7 +461,7 @@ impl System {
         let module = self.compile(bytes, false)?;
         let id = self.admit(self.choose_core(core_hint)?)?;
         let name = args.first().cloned().unwrap_or_else(|| "task".into());
-        self.start(SpawnRequest { id, name, module, caps, parent: None, init, namespace, args })?;
+        self.start(SpawnRequest { id, name, module, caps, parent: None, init, namespace, args, env })?;
         Ok(id)
     }
 

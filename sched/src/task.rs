@@ -19,12 +19,15 @@ use crate::envelope::Incoming;
 use crate::percore::CoreState;
 use crate::system::System;
 
-/// What a suspended task waits for.
+/// What a suspended task waits for. `File`: the reply to a WASI file call
+/// the task's WASI layer made to `fs` on its behalf (`wasi::disk`), which
+/// the WASI layer reads (and may make another call) before the task resumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wait {
     Recv { from: Option<TaskId>, buf: u32, cap: u32, info: u32, deadline: Option<u64> },
     Reply { call: u64, buf: u32, cap: u32, deadline: Option<u64> },
     Sleep { deadline: u64 },
+    File { call: u64 },
 }
 
 impl Wait {
@@ -33,6 +36,7 @@ impl Wait {
             Wait::Recv { deadline, .. } => deadline,
             Wait::Sleep { deadline } => Some(deadline),
             Wait::Reply { deadline, .. } => deadline,
+            Wait::File { .. } => None,
         }
     }
 }

@@ -8,40 +8,67 @@
 //! | call | WasmOS behaviour |
 //! |---|---|
 //! | `args_get`, `args_sizes_get` | the argv given at spawn (argv[0] = task name) |
-//! | `environ_get`, `environ_sizes_get` | `WASMOS_CORE`, `WASMOS_CORES`, `WASMOS_VERSION` |
+//! | `environ_get`, `environ_sizes_get` | `WASMOS_CORE`, `WASMOS_CORES`, `WASMOS_VERSION`, then what the parent gave (`task_spawn_env`: `boot.cfg`'s `env/<program>`, `--env K=V`) |
 //! | `fd_write` on 1, 2 | the console (one record per call) |
 //! | `fd_read` on 0 | end of file (there is no interactive input yet) |
-//! | `fd_prestat_get`, `fd_prestat_dir_name` | fd 3 is the preopened read-only directory `/` |
-//! | `path_open`, `fd_read`, `fd_seek`, `fd_tell`, `fd_close`, `fd_filestat_get`, `fd_fdstat_get` | read-only files from the boot bundle (`files/<path>`) |
+//! | `fd_prestat_get`, `fd_prestat_dir_name` | fd 3 is the preopened read-only directory `/` (the bundle's `files/`); fd 4 the writable `/disk`, when the file server `fs` runs and the task's namespace holds it when it starts |
+//! | `path_open`, `fd_read`, `fd_pread`, `fd_seek`, `fd_tell`, `fd_close`, `fd_filestat_get`, `path_filestat_get`, `fd_fdstat_get` on `/` | read-only files from the boot bundle (`files/<path>`); creating, truncating, `path_create_directory`, `path_unlink_file`, `path_remove_directory`, `path_rename` there are `EROFS` |
+//! | on `/disk` ([`disk`]): `path_open` (`O_CREAT`, `O_EXCL`, `O_TRUNC`, `O_DIRECTORY`, `FDFLAGS_APPEND`; rights as WASI defines them), `fd_read`, `fd_write`, `fd_pread`, `fd_pwrite`, `fd_seek`, `fd_tell`, `fd_close`, `fd_readdir`, `path_create_directory`, `path_remove_directory`, `path_unlink_file`, `path_rename` (within one directory descriptor, else `ENOTSUP`), `path_filestat_get`, `fd_filestat_get`, `fd_filestat_set_size`, `fd_sync`, `fd_datasync`, `fd_fdstat_get`, `fd_fdstat_set_flags` (`APPEND` only) | file-protocol calls to `fs` made on the task's behalf (the task blocks like in `ipc_call`); the errno is the protocol's (`wasmos_ipc::fs::FsError::errno`) |
+//! | `fd_renumber` | moves a descriptor, closing the target (both must be open: `EBADF`) |
+//! | `path_link`, `path_symlink`; `path_readlink` | FAT has no links: `ENOTSUP`; `EINVAL` (nothing is a symbolic link) |
 //! | `clock_time_get`, `clock_res_get` | monotonic and realtime both count from boot (no RTC yet) |
 //! | `random_get` | the platform's generator (see [`crate::Platform::fill_random`]) |
 //! | `sched_yield` | the task goes to the back of its core's ready queue |
 //! | `poll_oneoff` | clock subscriptions: sleeps until the earliest (relative or absolute) |
 //! | `proc_exit` | ends the task with the code |
+//!
+//! Limits: at most [`MAX_FDS`] descriptors (`EMFILE`), the table's growth
+//! charged to the task's memory budget (`ENOMEM`); a read or write moves at
+//! most one file-protocol message (`fs::MAX_READ`, `fs::MAX_WRITE`) and
+//! looks at most at 1024 iovecs: short reads and writes, which WASI allows.
+
+mod disk;
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use wasmi::{Caller, Error, FuncType, Linker, Val};
+use wasmos_ipc::caps::SlotBudget;
 
 use crate::platform::Stream;
 use crate::task::{self, Blocked, TaskData, Wait};
 
 pub use crate::imports::WASI as MODULE;
+pub(crate) use disk::{Next, file_reply};
 
 // Errno values of WASI preview 1.
 const SUCCESS: i32 = 0;
 const EBADF: i32 = 8;
 const EFAULT: i32 = 21;
+const EFBIG: i32 = 22;
 const EINVAL: i32 = 28;
+const EIO: i32 = 29;
 const EISDIR: i32 = 31;
+const EMFILE: i32 = 33;
+const ENAMETOOLONG: i32 = 37;
 const ENOENT: i32 = 44;
+const ENOMEM: i32 = 48;
 pub const ENOSYS: i32 = 52;
 const ENOTDIR: i32 = 54;
+const ENOTSUP: i32 = 58;
 const EROFS: i32 = 69;
+const ESPIPE: i32 = 70;
+const EXDEV: i32 = 75;
+const ENOTCAPABLE: i32 = 76;
 
-/// The preopened directory's descriptor.
+/// The preopened read-only bundle directory's descriptor.
 const ROOT_FD: i32 = 3;
+/// The preopened disk directory's descriptor (when there is a disk).
+const DISK_FD: i32 = 4;
+/// Its name.
+const DISK_NAME: &str = "/disk";
+/// Most descriptors a task may have open (`EMFILE` beyond).
+pub const MAX_FDS: usize = 128;
 
 /// One open descriptor of a WASI task.
 #[derive(Debug, Clone)]
@@ -56,19 +83,81 @@ pub(crate) enum Fd {
         size: u64,
         pos: u64,
     },
+    /// A file or directory on the disk (`disk`).
+    Disk(disk::DiskFd),
 }
 
 /// Per-task WASI state.
 pub(crate) struct Wasi {
     pub args: Vec<String>,
     pub env: Vec<String>,
+    /// Slots beyond the first [`FIRST_SLOTS`] are charged to the task's
+    /// memory budget as the table grows; at most [`MAX_FDS`].
     pub fds: Vec<Option<Fd>>,
+    /// The rest of the file call the task waits for (`Wait::File`).
+    pending: Option<disk::Pending>,
+    /// Bytes of `pending` charged to the task's memory budget.
+    held: usize,
 }
 
+/// Descriptor slots every WASI task has (stdio and the preopens), not
+/// charged: they are part of the task's fixed cost.
+const FIRST_SLOTS: usize = 8;
+
 impl Wasi {
-    pub fn new(args: Vec<String>, env: Vec<String>) -> Wasi {
-        Wasi { args, env, fds: alloc::vec![Some(Fd::Stdin), Some(Fd::Stdout), Some(Fd::Stderr), Some(Fd::Root)] }
+    /// `disk`: the task gets the writable preopen [`DISK_NAME`].
+    pub fn new(args: Vec<String>, env: Vec<String>, disk: bool) -> Wasi {
+        let mut fds = Vec::with_capacity(FIRST_SLOTS);
+        fds.extend([Some(Fd::Stdin), Some(Fd::Stdout), Some(Fd::Stderr), Some(Fd::Root)]);
+        if disk {
+            fds.push(Some(Fd::Disk(disk::DiskFd::root())));
+        }
+        Wasi { args, env, fds, pending: None, held: 0 }
     }
+
+    /// Close requests for the disk handles of a task that ended.
+    pub fn orphaned_handles(&self) -> impl Iterator<Item = wasmos_ipc::message::Payload> + '_ {
+        disk::orphaned_handles(self)
+    }
+}
+
+/// A free descriptor slot (the lowest), growing the table if needed; the
+/// growth is charged to the task's memory budget.
+fn free_slot(c: &mut Ctx) -> Result<usize, i32> {
+    let data = c.data_mut();
+    let w = data.wasi.as_mut().ok_or(ENOSYS)?;
+    if let Some(i) = w.fds.iter().position(Option::is_none) {
+        return Ok(i);
+    }
+    if w.fds.len() >= MAX_FDS {
+        return Err(EMFILE);
+    }
+    if w.fds.len() == w.fds.capacity() {
+        let grow = w.fds.capacity().max(FIRST_SLOTS).min(MAX_FDS - w.fds.len());
+        let bytes = grow * core::mem::size_of::<Option<Fd>>();
+        if !data.limits.try_charge(bytes) {
+            return Err(ENOMEM);
+        }
+        if w.fds.try_reserve_exact(grow).is_err() {
+            data.limits.refund(bytes);
+            return Err(ENOMEM);
+        }
+    }
+    w.fds.push(None);
+    Ok(w.fds.len() - 1)
+}
+
+/// A path argument: UTF-8, at most `fs::MAX_PATH` bytes.
+fn path_arg(c: &Ctx, ptr: i32, len: i32) -> Result<String, i32> {
+    if len as usize > wasmos_ipc::fs::MAX_PATH {
+        return Err(ENAMETOOLONG);
+    }
+    String::from_utf8(get(c, ptr, len)?).map_err(|_| EINVAL)
+}
+
+/// The descriptor `fd` (a copy), or `EBADF`.
+fn fd_of(c: &mut Ctx, fd: i32) -> Result<Fd, i32> {
+    wasi(c).and_then(|w| w.fds.get(fd as usize).cloned().flatten()).ok_or(EBADF)
 }
 
 type Ctx<'a> = Caller<'a, TaskData>;
@@ -124,13 +213,56 @@ fn iovecs(c: &Ctx, iovs: i32, n: i32) -> Result<Vec<(u32, u32)>, i32> {
         .collect())
 }
 
-fn fd_write(mut c: Ctx, fd: i32, iovs: i32, n: i32, written: i32) -> Result<i32, Error> {
+/// Most iovecs one read or write looks at (POSIX's `IOV_MAX`); the rest
+/// make it a short read or write.
+const IOV_MAX: i32 = 1024;
+
+/// The bytes of a write's iovecs, at most `max` of them.
+fn gather(c: &Ctx, iovs: i32, n: i32, max: usize) -> Result<Vec<u8>, i32> {
+    let mut bytes = Vec::new();
+    for (buf, len) in iovecs(c, iovs, n.min(IOV_MAX))? {
+        let take = (len as usize).min(max - bytes.len());
+        bytes.extend(get(c, buf as i32, take as i32)?);
+        if bytes.len() == max {
+            break;
+        }
+    }
+    Ok(bytes)
+}
+
+/// A read's iovecs, cut to the first `max` bytes.
+fn scatter(c: &Ctx, iovs: i32, n: i32, max: usize) -> Result<Vec<(u32, u32)>, i32> {
+    let mut left = max as u32;
+    let mut out = Vec::new();
+    for (buf, len) in iovecs(c, iovs, n.min(IOV_MAX))? {
+        task::check_range(c, buf, len).map_err(|_| EFAULT)?;
+        if left == 0 {
+            break;
+        }
+        out.push((buf, len.min(left)));
+        left -= len.min(left);
+    }
+    Ok(out)
+}
+
+fn fd_write(c: Ctx, fd: i32, iovs: i32, n: i32, written: i32) -> Result<i32, Error> {
+    write_at(c, fd, iovs, n, None, written)
+}
+
+fn fd_pwrite(c: Ctx, fd: i32, iovs: i32, n: i32, offset: i64, written: i32) -> Result<i32, Error> {
+    write_at(c, fd, iovs, n, Some(offset as u64), written)
+}
+
+fn write_at(mut c: Ctx, fd: i32, iovs: i32, n: i32, at: Option<u64>, written: i32) -> Result<i32, Error> {
     let r = (|| {
-        let stream = match wasi(&mut c).and_then(|w| w.fds.get(fd as usize).cloned().flatten()) {
-            Some(Fd::Stdout) => Stream::Stdout,
-            Some(Fd::Stderr) => Stream::Stderr,
-            Some(_) => return Err(EBADF),
-            None => return Err(EBADF),
+        let stream = match fd_of(&mut c, fd)? {
+            Fd::Stdout if at.is_none() => Stream::Stdout,
+            Fd::Stderr if at.is_none() => Stream::Stderr,
+            // A console has no offsets.
+            Fd::Stdout | Fd::Stderr => return Err(ESPIPE),
+            Fd::Disk(_) => return Ok(Some(gather(&c, iovs, n, wasmos_ipc::fs::MAX_WRITE)?)),
+            Fd::Root => return Err(EISDIR),
+            _ => return Err(EBADF),
         };
         let mut text = Vec::new();
         for (buf, len) in iovecs(&c, iovs, n)? {
@@ -138,41 +270,67 @@ fn fd_write(mut c: Ctx, fd: i32, iovs: i32, n: i32, written: i32) -> Result<i32,
         }
         let data = c.data();
         data.system.platform.output(data.core, &data.name, stream, &text);
-        put_u32(&mut c, written, text.len() as u32)
+        put_u32(&mut c, written, text.len() as u32).map(|()| None)
     })();
-    errno(r)
+    match r {
+        Ok(Some(bytes)) => disk::write(&mut c, fd, bytes, at, written),
+        r => errno(r.map(drop)),
+    }
 }
 
-fn fd_read(mut c: Ctx, fd: i32, iovs: i32, n: i32, read: i32) -> Result<i32, Error> {
+fn fd_read(c: Ctx, fd: i32, iovs: i32, n: i32, read: i32) -> Result<i32, Error> {
+    read_at(c, fd, iovs, n, None, read)
+}
+
+fn fd_pread(c: Ctx, fd: i32, iovs: i32, n: i32, offset: i64, read: i32) -> Result<i32, Error> {
+    read_at(c, fd, iovs, n, Some(offset as u64), read)
+}
+
+fn read_at(mut c: Ctx, fd: i32, iovs: i32, n: i32, at: Option<u64>, read: i32) -> Result<i32, Error> {
     let r = (|| {
+        if let Fd::Disk(_) = fd_of(&mut c, fd)? {
+            return Ok(Some(scatter(&c, iovs, n, wasmos_ipc::fs::MAX_READ)?));
+        }
         let vecs = iovecs(&c, iovs, n)?;
         let sys = c.data().system.clone();
         let w = wasi(&mut c).ok_or(ENOSYS)?;
         let (entry, pos) = match w.fds.get_mut(fd as usize).and_then(Option::as_mut) {
-            Some(Fd::Stdin) => return put_u32(&mut c, read, 0),
+            Some(Fd::Stdin) if at.is_some() => return Err(ESPIPE),
+            Some(Fd::Stdin) => return put_u32(&mut c, read, 0).map(|()| None),
             Some(Fd::File { entry, pos, .. }) => (entry.clone(), pos),
             Some(Fd::Root) => return Err(EISDIR),
             _ => return Err(EBADF),
         };
         let data = sys.platform.boot_file(&entry).ok_or(ENOENT)?;
-        let start = (*pos).min(data.len() as u64) as usize;
-        let mut at = start;
+        let start = match at {
+            Some(offset) => offset.min(data.len() as u64) as usize,
+            None => (*pos).min(data.len() as u64) as usize,
+        };
+        let mut at_byte = start;
         let mut writes = Vec::new();
         for (buf, len) in vecs {
-            let take = (len as usize).min(data.len() - at);
-            writes.push((buf, &data[at..at + take]));
-            at += take;
+            let take = (len as usize).min(data.len() - at_byte);
+            writes.push((buf, &data[at_byte..at_byte + take]));
+            at_byte += take;
         }
-        *pos = at as u64;
+        if at.is_none() {
+            *pos = at_byte as u64;
+        }
         for (buf, bytes) in writes {
             task::write_bytes(&mut c, buf, bytes).map_err(|_| EFAULT)?;
         }
-        put_u32(&mut c, read, (at - start) as u32)
+        put_u32(&mut c, read, (at_byte - start) as u32).map(|()| None)
     })();
-    errno(r)
+    match r {
+        Ok(Some(iovs)) => disk::read(&mut c, fd, iovs, at, read),
+        r => errno(r.map(drop)),
+    }
 }
 
 fn fd_seek(mut c: Ctx, fd: i32, offset: i64, whence: i32, new_offset: i32) -> Result<i32, Error> {
+    if let Ok(Fd::Disk(_)) = fd_of(&mut c, fd) {
+        return disk::seek(&mut c, fd, offset, whence, new_offset);
+    }
     let r = (|| {
         let w = wasi(&mut c).ok_or(ENOSYS)?;
         let Some(Fd::File { size, pos, .. }) = w.fds.get_mut(fd as usize).and_then(Option::as_mut) else {
@@ -199,37 +357,65 @@ fn fd_close(mut c: Ctx, fd: i32) -> Result<i32, Error> {
     let r = (|| {
         let w = wasi(&mut c).ok_or(ENOSYS)?;
         match w.fds.get_mut(fd as usize) {
-            Some(slot @ Some(_)) => {
-                *slot = None;
-                Ok(())
-            }
+            Some(slot @ Some(_)) => Ok(slot.take()),
             _ => Err(EBADF),
         }
     })();
-    errno(r)
+    match r {
+        // The descriptor is gone at once; the server's handle with the reply.
+        Ok(Some(Fd::Disk(d))) => disk::close(&mut c, d),
+        r => errno(r.map(drop)),
+    }
+}
+
+/// Moves `from` to `to`, closing what `to` was (both must be open).
+fn fd_renumber(mut c: Ctx, from: i32, to: i32) -> Result<i32, Error> {
+    let r = (|| {
+        let w = wasi(&mut c).ok_or(ENOSYS)?;
+        let open = |fd: i32| w.fds.get(fd as usize).is_some_and(Option::is_some);
+        if !open(from) || !open(to) {
+            return Err(EBADF);
+        }
+        if from == to {
+            return Ok(None);
+        }
+        let moved = w.fds[from as usize].take();
+        Ok(core::mem::replace(&mut w.fds[to as usize], moved))
+    })();
+    match r {
+        Ok(Some(Fd::Disk(d))) => disk::close(&mut c, d),
+        r => errno(r.map(drop)),
+    }
+}
+
+/// The preopen `fd` names, if it is one.
+fn preopen_name(c: &mut Ctx, fd: i32) -> Option<&'static str> {
+    match (fd, wasi(c)?.fds.get(fd as usize)) {
+        (ROOT_FD, Some(Some(Fd::Root))) => Some("/"),
+        (DISK_FD, Some(Some(Fd::Disk(d)))) if d.handle == wasmos_ipc::fs::ROOT => Some(DISK_NAME),
+        _ => None,
+    }
 }
 
 fn fd_prestat_get(mut c: Ctx, fd: i32, out: i32) -> Result<i32, Error> {
     let r = (|| {
-        let w = wasi(&mut c).ok_or(ENOSYS)?;
-        if fd != ROOT_FD || !matches!(w.fds.get(fd as usize), Some(Some(Fd::Root))) {
-            return Err(EBADF);
-        }
-        // prestat: tag 0 (directory), then the name length ("/").
+        let name = preopen_name(&mut c, fd).ok_or(EBADF)?;
+        // prestat: tag 0 (directory), then the name length.
         put_u32(&mut c, out, 0)?;
-        put_u32(&mut c, out + 4, 1)
+        put_u32(&mut c, out + 4, name.len() as u32)
     })();
     errno(r)
 }
 
 fn fd_prestat_dir_name(mut c: Ctx, fd: i32, path: i32, len: i32) -> Result<i32, Error> {
-    if fd != ROOT_FD {
-        return Ok(EBADF);
-    }
-    if len < 1 {
-        return Ok(EINVAL);
-    }
-    errno(task::write_bytes(&mut c, path as u32, b"/").map_err(|_| EFAULT))
+    let r = (|| {
+        let name = preopen_name(&mut c, fd).ok_or(EBADF)?;
+        if len < name.len() as i32 {
+            return Err(EINVAL);
+        }
+        task::write_bytes(&mut c, path as u32, name.as_bytes()).map_err(|_| EFAULT)
+    })();
+    errno(r)
 }
 
 /// Filetype codes.
@@ -242,14 +428,175 @@ fn filetype(fd: &Fd) -> (u8, u64) {
         Fd::Stdin | Fd::Stdout | Fd::Stderr => (CHARACTER_DEVICE, 0),
         Fd::Root => (DIRECTORY, 0),
         Fd::File { size, .. } => (REGULAR_FILE, *size),
+        Fd::Disk(d) if d.dir => (DIRECTORY, 0),
+        Fd::Disk(_) => (REGULAR_FILE, 0),
     }
 }
 
 fn fd_filestat_get(mut c: Ctx, fd: i32, out: i32) -> Result<i32, Error> {
     let r = (|| {
-        let w = wasi(&mut c).ok_or(ENOSYS)?;
-        let (kind, size) = filetype(w.fds.get(fd as usize).and_then(Option::as_ref).ok_or(EBADF)?);
+        let fd = fd_of(&mut c, fd)?;
+        if let Fd::Disk(_) = fd {
+            return Ok(true);
+        }
+        let (kind, size) = filetype(&fd);
         // filestat: dev, ino, filetype (u8 + padding), nlink, size, atim, mtim, ctim.
+        let mut stat = [0u8; 64];
+        stat[16] = kind;
+        stat[24..32].copy_from_slice(&1u64.to_le_bytes());
+        stat[32..40].copy_from_slice(&size.to_le_bytes());
+        task::write_bytes(&mut c, out as u32, &stat).map_err(|_| EFAULT).map(|()| false)
+    })();
+    match r {
+        Ok(true) => disk::fd_filestat_get(&mut c, fd, out),
+        r => errno(r.map(drop)),
+    }
+}
+
+fn fd_fdstat_get(mut c: Ctx, fd: i32, out: i32) -> Result<i32, Error> {
+    let r = (|| {
+        let fd = fd_of(&mut c, fd)?;
+        let (kind, _) = filetype(&fd);
+        // fdstat: filetype, flags (u16 at 2), rights base, rights
+        // inheriting. Disk descriptors have the rights they were opened
+        // with; the rest all rights (the checks that matter happen per call).
+        let (flags, base, inheriting) = match &fd {
+            Fd::Disk(d) => (if d.append { disk::FDFLAG_APPEND } else { 0 }, d.rights, d.inheriting),
+            _ => (0, u64::MAX, u64::MAX),
+        };
+        let mut stat = [0u8; 24];
+        stat[0] = kind;
+        stat[2..4].copy_from_slice(&flags.to_le_bytes());
+        stat[8..16].copy_from_slice(&base.to_le_bytes());
+        stat[16..24].copy_from_slice(&inheriting.to_le_bytes());
+        task::write_bytes(&mut c, out as u32, &stat).map_err(|_| EFAULT)
+    })();
+    errno(r)
+}
+
+/// Only `APPEND` can change, and only on disk files.
+fn fd_fdstat_set_flags(mut c: Ctx, fd: i32, flags: i32) -> Result<i32, Error> {
+    let r = (|| {
+        let w = wasi(&mut c).ok_or(ENOSYS)?;
+        match w.fds.get_mut(fd as usize).and_then(Option::as_mut).ok_or(EBADF)? {
+            Fd::Disk(d) if !d.dir && flags as u16 & !disk::FDFLAG_APPEND == 0 => {
+                if d.rights & disk::rights::FD_FDSTAT_SET_FLAGS == 0 {
+                    return Err(ENOTCAPABLE);
+                }
+                d.append = flags as u16 & disk::FDFLAG_APPEND != 0;
+                Ok(())
+            }
+            _ => Err(ENOTSUP),
+        }
+    })();
+    errno(r)
+}
+
+fn fd_filestat_set_size(mut c: Ctx, fd: i32, size: i64) -> Result<i32, Error> {
+    match fd_of(&mut c, fd) {
+        Ok(Fd::Disk(_)) => disk::set_size(&mut c, fd, size as u64),
+        Ok(Fd::File { .. }) => Ok(EBADF),
+        Ok(Fd::Root) => Ok(EISDIR),
+        Ok(_) => Ok(EINVAL),
+        Err(e) => Ok(e),
+    }
+}
+
+fn fd_sync(mut c: Ctx, fd: i32) -> Result<i32, Error> {
+    match fd_of(&mut c, fd) {
+        Ok(Fd::Disk(_)) => disk::sync(&mut c, fd),
+        // Nothing of the bundle or the console is left to write.
+        Ok(_) => Ok(SUCCESS),
+        Err(e) => Ok(e),
+    }
+}
+
+fn fd_datasync(c: Ctx, fd: i32) -> Result<i32, Error> {
+    fd_sync(c, fd)
+}
+
+fn fd_readdir(mut c: Ctx, fd: i32, buf: i32, len: i32, cookie: i64, used: i32) -> Result<i32, Error> {
+    match fd_of(&mut c, fd) {
+        Ok(Fd::Disk(_)) => disk::readdir(&mut c, fd, buf, len, cookie as u64, used),
+        Ok(Fd::Root) => Ok(ENOSYS),
+        Ok(_) => Ok(ENOTDIR),
+        Err(e) => Ok(e),
+    }
+}
+
+/// What a path call on directory `fd` does when it is not on the disk:
+/// the bundle is read-only, anything else is no directory.
+fn not_on_disk(c: &mut Ctx, fd: i32) -> i32 {
+    match fd_of(c, fd) {
+        Ok(Fd::Root) => EROFS,
+        Ok(_) => ENOTDIR,
+        Err(e) => e,
+    }
+}
+
+fn is_disk(c: &mut Ctx, fd: i32) -> bool {
+    matches!(fd_of(c, fd), Ok(Fd::Disk(_)))
+}
+
+fn path_create_directory(mut c: Ctx, fd: i32, path: i32, len: i32) -> Result<i32, Error> {
+    if !is_disk(&mut c, fd) {
+        return Ok(not_on_disk(&mut c, fd));
+    }
+    match path_arg(&c, path, len) {
+        Ok(p) => disk::mkdir(&mut c, fd, &p),
+        Err(e) => Ok(e),
+    }
+}
+
+fn path_remove_directory(c: Ctx, fd: i32, path: i32, len: i32) -> Result<i32, Error> {
+    remove(c, fd, path, len, true)
+}
+
+fn path_unlink_file(c: Ctx, fd: i32, path: i32, len: i32) -> Result<i32, Error> {
+    remove(c, fd, path, len, false)
+}
+
+fn remove(mut c: Ctx, fd: i32, path: i32, len: i32, dir: bool) -> Result<i32, Error> {
+    if !is_disk(&mut c, fd) {
+        return Ok(not_on_disk(&mut c, fd));
+    }
+    match path_arg(&c, path, len) {
+        Ok(p) => disk::unlink(&mut c, fd, &p, dir),
+        Err(e) => Ok(e),
+    }
+}
+
+fn path_rename(mut c: Ctx, fd: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32) -> Result<i32, Error> {
+    match (is_disk(&mut c, fd), is_disk(&mut c, new_fd)) {
+        (true, true) => {}
+        (false, _) => return Ok(not_on_disk(&mut c, fd)),
+        // From the disk to the read-only bundle: another file system.
+        (true, false) => return Ok(if fd_of(&mut c, new_fd).is_ok() { EXDEV } else { EBADF }),
+    }
+    match (path_arg(&c, old, old_len), path_arg(&c, new, new_len)) {
+        (Ok(o), Ok(n)) => disk::rename(&mut c, fd, &o, new_fd, &n),
+        (Err(e), _) | (_, Err(e)) => Ok(e),
+    }
+}
+
+fn path_filestat_get(mut c: Ctx, fd: i32, _flags: i32, path: i32, len: i32, out: i32) -> Result<i32, Error> {
+    let p = match path_arg(&c, path, len) {
+        Ok(p) => p,
+        Err(e) => return Ok(e),
+    };
+    if is_disk(&mut c, fd) {
+        return disk::path_filestat_get(&mut c, fd, &p, out);
+    }
+    let r = (|| {
+        if !matches!(fd_of(&mut c, fd)?, Fd::Root) {
+            return Err(ENOTDIR);
+        }
+        let p = p.trim_start_matches('/');
+        let sys = c.data().system.clone();
+        let (kind, size) = match p {
+            "" | "." => (DIRECTORY, 0),
+            p => (REGULAR_FILE, sys.platform.boot_file(&alloc::format!("files/{p}")).ok_or(ENOENT)?.len() as u64),
+        };
         let mut stat = [0u8; 64];
         stat[16] = kind;
         stat[24..32].copy_from_slice(&1u64.to_le_bytes());
@@ -259,19 +606,20 @@ fn fd_filestat_get(mut c: Ctx, fd: i32, out: i32) -> Result<i32, Error> {
     errno(r)
 }
 
-fn fd_fdstat_get(mut c: Ctx, fd: i32, out: i32) -> Result<i32, Error> {
-    let r = (|| {
-        let w = wasi(&mut c).ok_or(ENOSYS)?;
-        let (kind, _) = filetype(w.fds.get(fd as usize).and_then(Option::as_ref).ok_or(EBADF)?);
-        // fdstat: filetype, flags, rights base, rights inheriting (all rights
-        // granted; the checks that matter happen per call).
-        let mut stat = [0u8; 24];
-        stat[0] = kind;
-        stat[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-        stat[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
-        task::write_bytes(&mut c, out as u32, &stat).map_err(|_| EFAULT)
-    })();
-    errno(r)
+/// FAT has no links (`path_link`, `path_symlink`: `ENOTSUP`).
+#[allow(clippy::too_many_arguments)]
+fn path_link(_: Ctx, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32) -> Result<i32, Error> {
+    Ok(ENOTSUP)
+}
+
+fn path_symlink(_: Ctx, _: i32, _: i32, _: i32, _: i32, _: i32) -> Result<i32, Error> {
+    Ok(ENOTSUP)
+}
+
+/// Nothing is a symbolic link: `EINVAL`, as `readlink` says of a file
+/// that is not one.
+fn path_readlink(_: Ctx, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32) -> Result<i32, Error> {
+    Ok(EINVAL)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -282,17 +630,22 @@ fn path_open(
     path: i32,
     path_len: i32,
     oflags: i32,
-    _rights: i64,
-    _inheriting: i64,
-    _fdflags: i32,
+    rights: i64,
+    inheriting: i64,
+    fdflags: i32,
     fd_out: i32,
 ) -> Result<i32, Error> {
+    let p = match path_arg(&c, path, path_len) {
+        Ok(p) => p,
+        Err(e) => return Ok(e),
+    };
+    if is_disk(&mut c, dirfd) {
+        return disk::path_open(&mut c, dirfd, &p, oflags, rights as u64, inheriting as u64, fdflags as u16, fd_out);
+    }
     let r = (|| {
-        let path = get(&c, path, path_len)?;
-        let path = core::str::from_utf8(&path).map_err(|_| EINVAL)?.trim_start_matches('/');
-        let w = wasi(&mut c).ok_or(ENOSYS)?;
-        if !matches!(w.fds.get(dirfd as usize), Some(Some(Fd::Root))) {
-            return Err(EBADF);
+        let path = p.trim_start_matches('/');
+        if !matches!(fd_of(&mut c, dirfd)?, Fd::Root) {
+            return Err(ENOTDIR);
         }
         // O_CREAT | O_EXCL | O_TRUNC: the tree is read-only.
         if oflags & (1 | 4 | 8) != 0 {
@@ -309,15 +662,8 @@ fn path_open(
             let size = sys.platform.boot_file(&entry).ok_or(ENOENT)?.len() as u64;
             Fd::File { entry, size, pos: 0 }
         };
-        let w = wasi(&mut c).ok_or(ENOSYS)?;
-        let slot = match w.fds.iter().position(Option::is_none) {
-            Some(i) => i,
-            None => {
-                w.fds.push(None);
-                w.fds.len() - 1
-            }
-        };
-        w.fds[slot] = Some(fd);
+        let slot = free_slot(&mut c)?;
+        wasi(&mut c).ok_or(ENOSYS)?.fds[slot] = Some(fd);
         put_u32(&mut c, fd_out, slot as u32)
     })();
     errno(r)
@@ -433,6 +779,22 @@ pub fn define(l: &mut Linker<TaskData>) {
         l.func_wrap(m, "fd_filestat_get", fd_filestat_get).err(),
         l.func_wrap(m, "fd_fdstat_get", fd_fdstat_get).err(),
         l.func_wrap(m, "path_open", path_open).err(),
+        l.func_wrap(m, "fd_pread", fd_pread).err(),
+        l.func_wrap(m, "fd_pwrite", fd_pwrite).err(),
+        l.func_wrap(m, "fd_renumber", fd_renumber).err(),
+        l.func_wrap(m, "fd_fdstat_set_flags", fd_fdstat_set_flags).err(),
+        l.func_wrap(m, "fd_filestat_set_size", fd_filestat_set_size).err(),
+        l.func_wrap(m, "fd_sync", fd_sync).err(),
+        l.func_wrap(m, "fd_datasync", fd_datasync).err(),
+        l.func_wrap(m, "fd_readdir", fd_readdir).err(),
+        l.func_wrap(m, "path_create_directory", path_create_directory).err(),
+        l.func_wrap(m, "path_remove_directory", path_remove_directory).err(),
+        l.func_wrap(m, "path_unlink_file", path_unlink_file).err(),
+        l.func_wrap(m, "path_rename", path_rename).err(),
+        l.func_wrap(m, "path_filestat_get", path_filestat_get).err(),
+        l.func_wrap(m, "path_link", path_link).err(),
+        l.func_wrap(m, "path_symlink", path_symlink).err(),
+        l.func_wrap(m, "path_readlink", path_readlink).err(),
         l.func_wrap(m, "clock_time_get", clock_time_get).err(),
         l.func_wrap(m, "clock_res_get", clock_res_get).err(),
         l.func_wrap(m, "random_get", random_get).err(),

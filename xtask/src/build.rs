@@ -44,6 +44,8 @@ pub struct BootConfig {
     pub wasm: Vec<PathBuf>,
     /// Their arguments (`-- a b c`), each passed exactly as given.
     pub args: Vec<String>,
+    /// Their environment variables (`--env K=V`).
+    pub env: Vec<String>,
     /// The system services the `--wasm` programs may look up (`--grant`).
     pub grant: String,
     /// Leave QEMU when the `--wasm` programs have ended (`--exit`).
@@ -86,6 +88,7 @@ impl BootConfig {
             tests: None,
             wasm: Vec::new(),
             args: Vec::new(),
+            env: Vec::new(),
             grant: String::new(),
             exit_with: false,
             soak_seconds: None,
@@ -111,6 +114,7 @@ impl BootConfig {
         }
         let wasi = wasi_check(root)?;
         entries.push(("test/wasi_check.wasm".into(), std::fs::read(&wasi)?));
+        entries.push(("test/wasi_files.wasm".into(), std::fs::read(wasi_files_check(root)?)?));
         let data = wasi_files(root).join("data");
         for file in std::fs::read_dir(&data).with_context(|| format!("cannot list {}", data.display()))? {
             let file = file?;
@@ -129,6 +133,11 @@ impl BootConfig {
         if !self.args.is_empty() {
             let args = encode_args(&self.args)?;
             entries.extend(spawn.iter().map(|name| (format!("args/{name}"), args.clone())));
+        }
+        if !self.env.is_empty() {
+            // The same form as the arguments: each `K=V` ended by a NUL.
+            let env = encode_args(&self.env)?;
+            entries.extend(spawn.iter().map(|name| (format!("env/{name}"), env.clone())));
         }
         if spawn.is_empty() && self.hostfwd.is_some() && !self.webapi_args.is_empty() {
             entries.push(("args/webapi.wasm".into(), encode_args(&self.webapi_args)?));
@@ -422,6 +431,13 @@ pub fn servers(root: &Path) -> Result<Vec<Entry>> {
 pub fn wasi_check(root: &Path) -> Result<PathBuf> {
     let target_dir = release_build(root, "tests/wasi-check", &["--target", "wasm32-wasip1"], "wasi")?;
     Ok(target_dir.join("wasm32-wasip1/release/wasi-check.wasm"))
+}
+
+/// Builds `tests/wasi-files` (a Rust std program for wasm32-wasip1 that
+/// writes on the `/disk` preopen) and returns its path.
+pub fn wasi_files_check(root: &Path) -> Result<PathBuf> {
+    let target_dir = release_build(root, "tests/wasi-files", &["--target", "wasm32-wasip1"], "wasi-files")?;
+    Ok(target_dir.join("wasm32-wasip1/release/wasi-files.wasm"))
 }
 
 /// The read-only file tree WASI programs see: `tests/wasi-check/data`,

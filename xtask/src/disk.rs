@@ -205,6 +205,88 @@ pub fn command(root: &Path, opts: &DiskOpts) -> Result<()> {
 const HOST_TEXT: &[u8] = b"written on the host\n";
 const GUEST_TEXT: &[u8] = b"written by the guest, synced\n";
 
+/// What `tests/wasi-files` writes and syncs in `/disk/wasi.txt`.
+const WASI_TEXT: &[u8] = b"written through WASI, synced\n";
+
+/// Whether the image holds the file `tests/wasi-files` synced.
+fn wasi_file(image: &Path) -> Result<Option<u64>, String> {
+    match get_bytes(image, "wasi.txt").map_err(|e| format!("{e:#}"))? {
+        b if b == WASI_TEXT => Ok(None),
+        b => Err(format!("wasi.txt holds {:?}", String::from_utf8_lossy(&b))),
+    }
+}
+
+/// Runs `tests/wasi-files` under wasmtime (its Python bindings, `pip
+/// install wasmtime`) with the same environment, `tests/wasi-check` as its
+/// read-only `/` and an empty directory as `/disk`, and compares its
+/// output and exit code with the hosted run's. wasmtime answers EPERM where
+/// WasmOS answers EROFS (the read-only tree) and ENOTCAPABLE (a path out of
+/// a preopen); the program is told which (`WASI_FILES_READ_ONLY_ERRNO`)
+/// and prints the same lines either way. Without wasmtime: skipped, said.
+fn differential(root: &Path, dir: &Path, hosted: &str) -> Result<Option<u64>, String> {
+    const RUNNER: &str = r#"
+import sys, wasmtime
+wasm, root, disk = sys.argv[1:4]
+engine = wasmtime.Engine()
+linker = wasmtime.Linker(engine)
+linker.define_wasi()
+store = wasmtime.Store(engine)
+cfg = wasmtime.WasiConfig()
+cfg.argv = ["wasi-files"]
+cfg.env = [tuple(kv.split("=", 1)) for kv in sys.argv[4:]]
+cfg.inherit_stdout()
+cfg.preopen_dir(root, "/", False)
+cfg.preopen_dir(disk, "/disk")
+store.set_wasi(cfg)
+instance = linker.instantiate(store, wasmtime.Module.from_file(engine, wasm))
+try:
+    instance.exports(store)["_start"](store)
+    code = 0
+except wasmtime.ExitTrap as e:
+    code = e.code
+sys.stdout.flush()
+sys.exit(code)
+"#;
+    let probe = Command::new("python3").args(["-c", "import wasmtime"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        println!("  storage-hosted::wasi_files_same_as_wasmtime: skipped (no wasmtime: pip install wasmtime)");
+        return Ok(None);
+    }
+    let wasm = crate::build::wasi_files_check(root).map_err(|e| format!("{e:#}"))?;
+    let disk = dir.join("wasmtime-disk");
+    let _ = std::fs::remove_dir_all(&disk);
+    std::fs::create_dir_all(&disk).map_err(|e| e.to_string())?;
+    let runner = dir.join("wasmtime_run.py");
+    std::fs::write(&runner, RUNNER).map_err(|e| e.to_string())?;
+    let out = Command::new("python3")
+        .arg(&runner)
+        .arg(&wasm)
+        .arg(crate::build::wasi_files(root))
+        .arg(&disk)
+        .args(["WASI_FILES_EXPECT_ENV=from the host", "WASI_FILES_GREETING=from the host", "WASMOS_CORES=2"])
+        .arg("WASI_FILES_READ_ONLY_ERRNO=63")
+        .output()
+        .map_err(|e| format!("cannot run python3: {e}"))?;
+    let theirs = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let last = theirs.lines().last().unwrap_or("");
+        return Err(format!("under wasmtime: exit {} ({last}) {}", out.status, String::from_utf8_lossy(&out.stderr)));
+    }
+    // The program's lines (the file server's stdout shares the hosted one).
+    let lines = |text: &str| -> Vec<String> {
+        let own = |l: &&str| l.starts_with("ok ") || l.starts_with("FAILED ") || l.starts_with("wasi-files: ");
+        text.lines().filter(own).map(str::to_owned).collect()
+    };
+    let (ours, theirs) = (lines(hosted), lines(&theirs));
+    let differ: Vec<String> =
+        ours.iter().zip(&theirs).filter(|(a, b)| a != b).map(|(a, b)| format!("{a:?} vs {b:?}")).collect();
+    match (differ.first(), ours.len() == theirs.len()) {
+        (None, true) => Ok(None),
+        (Some(first), _) => Err(format!("{} lines differ, first: {first} (WasmOS vs wasmtime)", differ.len())),
+        (None, false) => Err("wasmtime printed another number of lines".into()),
+    }
+}
+
 /// A fresh test disk: 40 MiB FAT32, `host.txt`, and a filler that leaves
 /// about 1 MiB free so that the full-disk check is quick.
 fn test_disk(path: &Path) -> Result<()> {
@@ -276,6 +358,7 @@ pub fn qemu_suite(
                 Err(e) => Err(e),
             };
             tally("storage-qemu::guest_file_read_on_the_host", result);
+            tally("storage-qemu::wasi_file_read_on_the_host", wasi_file(&image_path));
         }
     }
     println!("  suite storage-qemu: {:.1} s", started.elapsed().as_secs_f64());
@@ -329,6 +412,36 @@ pub fn hosted_suite(root: &Path, tally: &mut impl FnMut(&str, Result<Option<u64>
     );
     tally("storage-hosted::second_run_sees_the_first", run(&["second"], &[]));
     tally("storage-hosted::fsck_after_second_run", fsck(&image).map(|()| None));
+    // The WASI program the QEMU suite runs, the same binary, on the same
+    // disk: WASI file calls to the file server, from `/disk`.
+    let wasi = crate::build::wasi_files_check(root).map_err(|e| format!("{e:#}"));
+    let wasi_run = wasi.and_then(|wasm| {
+        let out = Command::new(&binary)
+            .args(["--cores", "2", "--timeout", "120", "--grant", "fs", "--disk"])
+            .arg(&image)
+            .arg("--fs-server")
+            .arg(&fs_wasm)
+            .arg("--files")
+            .arg(crate::build::wasi_files(root))
+            .args(["--env", "WASI_FILES_EXPECT_ENV=from the host", "--env", "WASI_FILES_GREETING=from the host"])
+            .arg(&wasm)
+            .output()
+            .map_err(|e| format!("cannot run wasmos-hosted: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && stdout.contains("wasi-files: all checks passed") {
+            Ok(stdout)
+        } else {
+            let failed: Vec<&str> = stdout.lines().filter(|l| !l.starts_with("ok ")).collect();
+            Err(format!("exit {}: {}", out.status, failed.join(" | ")))
+        }
+    });
+    let hosted_output = wasi_run.as_ref().ok().cloned();
+    tally("storage-hosted::wasi_program_writes_files", wasi_run.map(|_| None));
+    tally("storage-hosted::fsck_after_the_wasi_program", fsck(&image).map(|()| None));
+    tally("storage-hosted::wasi_file_read_on_the_host", wasi_file(&image));
+    if let Some(hosted) = hosted_output {
+        tally("storage-hosted::wasi_files_same_as_wasmtime", differential(root, &dir, &hosted));
+    }
     println!("  suite storage-hosted: {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! `cargo fmt --check` over every workspace and `cargo clippy -D warnings`
 //! over every crate, each for the target it is built for.
 //!
-//! The project has five workspaces (the root, `servers/`, `tests/fuzz`,
-//! `tests/wasi-check`, `xtask/image-builder`), and the kernel and the Wasm
+//! The project has six workspaces (the root, `servers/`, `tests/fuzz`,
+//! `tests/wasi-check`, `tests/wasi-files`, `xtask/image-builder`), and the kernel and the Wasm
 //! programs only build for their own targets, so a bare `cargo clippy` at
 //! the root sees less than half the code. Each pass below is one check,
 //! named after what it covers. Two crates get `fmt` only: the fuzz
@@ -20,7 +20,8 @@ use crate::build::KERNEL_TARGET_SPEC;
 use crate::test::SERVERS_HOST_CRATES;
 
 /// Workspaces, relative to the root, that `cargo fmt --check` covers.
-const FMT_WORKSPACES: &[&str] = &[".", "servers", "tests/fuzz", "tests/wasi-check", "xtask/image-builder"];
+const FMT_WORKSPACES: &[&str] =
+    &[".", "servers", "tests/fuzz", "tests/wasi-check", "tests/wasi-files", "xtask/image-builder"];
 
 /// One clippy pass: a name, the workspace, the target directory its builds
 /// use (clippy's check artifacts sit beside theirs, so the dependencies
@@ -82,6 +83,13 @@ fn passes() -> Vec<Clippy> {
             name: "wasi-check",
             dir: "tests/wasi-check",
             target_dir: "target/wasi",
+            args: vec!["--release", "--target", "wasm32-wasip1"],
+            env: &[],
+        },
+        Clippy {
+            name: "wasi-files",
+            dir: "tests/wasi-files",
+            target_dir: "target/wasi-files",
             args: vec!["--release", "--target", "wasm32-wasip1"],
             env: &[],
         },

@@ -129,6 +129,9 @@ struct HostedOpts {
     /// tcp, sysinfo, fs; default none). The default demo gets tcp,sysinfo.
     #[arg(long, value_name = "NAMES")]
     grant: Option<String>,
+    /// An environment variable for the programs (repeatable).
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    env: Vec<String>,
     /// Programs: `file.wasm[@core|@all]` (default: webapi, and the token
     /// ring on every core: what `cargo xtask run` boots).
     programs: Vec<String>,
@@ -163,6 +166,14 @@ pub enum Accel {
 }
 
 pub use wasmos_bundle::Mode;
+
+/// `--env K=V`: a non-empty key without `=`, no NUL.
+fn parse_env(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((key, _)) if !key.is_empty() && !s.contains('\0') => Ok(s.to_owned()),
+        _ => Err("expected K=V (a non-empty name, then =)".to_owned()),
+    }
+}
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
     let names: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
@@ -202,6 +213,11 @@ struct RunOpts {
     /// boot.cfg as their `names.` lines; init hands them down.
     #[arg(long, value_name = "NAMES", requires = "wasm")]
     grant: Option<String>,
+    /// With --wasm: an environment variable for the programs (repeatable;
+    /// WASI programs see it after the WASMOS_* ones). Written to the
+    /// bundle as `env/<program>`, which init hands down.
+    #[arg(long = "env", value_name = "K=V", requires = "wasm", value_parser = parse_env)]
+    env: Vec<String>,
     /// Host port (on 127.0.0.1) forwarded to the web server inside the
     /// machine (webapi, port 8080 there): `curl http://127.0.0.1:PORT/`.
     #[arg(long, default_value_t = 8080)]
@@ -389,6 +405,7 @@ fn run_config(cwd: &Path, opts: &RunOpts) -> Result<build::BootConfig> {
         tests: opts.tests.clone(),
         wasm: opts.wasm.iter().map(|p| cwd.join(p)).collect(),
         args: opts.args.clone(),
+        env: opts.env.clone(),
         grant,
         exit_with: opts.exit,
         hostfwd: (!opts.no_net).then_some((opts.http_port, qemu::GUEST_HTTP_PORT)),
@@ -436,6 +453,9 @@ fn hosted_args(root: &Path, cwd: &Path, opts: &HostedOpts, binary: PathBuf) -> s
     }
     if let Some(disk) = &opts.disk {
         cmd.arg("--disk").arg(cwd.join(disk));
+    }
+    for env in &opts.env {
+        cmd.arg("--env").arg(env);
     }
     if opts.programs.is_empty() {
         // A server: started again if it dies, as init does in QEMU; with

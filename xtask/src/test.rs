@@ -3,7 +3,7 @@
 //! short fuzzing, each test printed by name as it finishes, and one last
 //! line `N passed, M failed`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -524,6 +524,43 @@ fn run_exit_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()
         Err(e) => Err(format!("{e:#} (log {})", files.log.display())),
     };
     tally.record("run-exit::exit_status_is_the_programs", &status);
+    run_exit_wasi_files(root, profile, &dir, tally)
+}
+
+/// The machine of the run-exit boots: 2 cores under TCG, no network.
+fn run_exit_machine(image: PathBuf, disk: Option<PathBuf>) -> Machine {
+    Machine { disk, ..bios_machine(image, 2, None) }
+}
+
+/// `cargo xtask run --disk FILE --wasm wasi-files.wasm --grant fs --env
+/// K=V --exit`: init hands the program its environment (`env/<program>`)
+/// and starts it once `fs` is up, so it has its `/disk`.
+fn run_exit_wasi_files(root: &Path, profile: Profile, dir: &Path, tally: &mut Tally) -> Result<()> {
+    let program = dir.join("wasi-files.wasm");
+    std::fs::copy(build::wasi_files_check(root)?, &program)?;
+    let disk = dir.join("disk.img");
+    crate::disk::create(&disk, 40)?;
+    let env = ["WASI_FILES_EXPECT_ENV=through init", "WASI_FILES_GREETING=through init"];
+    let config = BootConfig {
+        wasm: vec![program],
+        env: env.iter().map(|e| e.to_string()).collect(),
+        grant: "fs".into(),
+        exit_with: true,
+        ..BootConfig::run()
+    };
+    let image = build::image_named(root, "run-exit-wasi-files", profile, false, &config)?;
+    let machine = run_exit_machine(image, Some(disk.clone()));
+    let (exit, files) = qemu::run_captured(&machine, &dir.join("wasi-files"), Duration::from_secs(180), |_| {})?;
+    let log = String::from_utf8_lossy(&std::fs::read(&files.log).unwrap_or_default()).into_owned();
+    let report = Report::parse(&String::from_utf8_lossy(&std::fs::read(&files.results).unwrap_or_default()));
+    let env_line = "ok 55 environment: WASI_FILES_GREETING=\"through init\"";
+    let result = match qemu::exit_status(exit, &report) {
+        Ok(0) if log.lines().any(|l| l.ends_with(env_line)) => crate::disk::fsck(&disk).map(|()| None),
+        Ok(0) => Err(format!("no line ending {env_line:?} in {}", files.log.display())),
+        Ok(other) => Err(format!("wasi-files exited with {other} (the failed check; log {})", files.log.display())),
+        Err(e) => Err(format!("{e:#} (log {})", files.log.display())),
+    };
+    tally.record("run-exit::wasi_files_with_env_and_disk", &result);
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "storage::first_boot::file_server_round_trips", run: file_server_round_trips },
     Test { name: "storage::first_boot::server_killed_mid_write", run: server_killed_mid_write },
     Test { name: "storage::first_boot::restarted_server_finds_the_synced_state", run: restarted_server },
+    Test { name: "storage::first_boot::wasi_program_writes_files", run: wasi_files },
     Test { name: "storage::second_boot::synced_files_survive_a_reboot", run: second_boot },
 ];
 
@@ -99,4 +100,27 @@ fn restarted_server(ctx: &mut Ctx) -> TestResult {
 fn second_boot(ctx: &mut Ctx) -> TestResult {
     start_fs(ctx, &[])?;
     check(ctx, &["second"], false)
+}
+
+/// The Rust std program `tests/wasi-files` on the `/disk` preopen (WASI
+/// file calls made to the file server); it exits 0 when every check
+/// passes (environment variables included), and leaves `wasi.txt`,
+/// synced, for the host to read.
+fn wasi_files(ctx: &mut Ctx) -> TestResult {
+    let wasm = bundled(ctx, "test/wasi_files.wasm")?;
+    // A WASI task gets `/disk` if `fs` is registered when it starts.
+    let sys = ctx.sys.clone();
+    let up = ctx.sched.run_until(
+        10_000_000_000,
+        || sys.has_service(wasmos_ipc::fs::SERVICE),
+        |s, _| crate::tasks::idle(&sys, s),
+    );
+    ensure!(up, "the file server did not register fs");
+    let env = ["WASI_FILES_EXPECT_ENV=from the kernel", "WASI_FILES_GREETING=from the kernel"];
+    let core = 1.min(ctx.sys.cores() as i32 - 1);
+    let id = ctx.sys.spawn_env(wasm, &["wasi-files"], &env, core, wasmos_ipc::names::Namespace::ALL);
+    let id = id.map_err(|e| format!("spawning wasi-files: {}", e.name()))?;
+    let exit = wait(ctx, &[id], 120)[0];
+    ensure!(exit == exited(0), "wasi-files ended {exit:?} (its output is in the log)");
+    Ok(())
 }

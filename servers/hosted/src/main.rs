@@ -81,6 +81,10 @@ struct Cli {
     /// `boot.cfg`'s `names.` lines give one in QEMU (docs/ABI.md).
     #[arg(long, value_name = "NAMES", default_value = "", value_parser = parse_namespace)]
     grant: Namespace,
+    /// An environment variable for the programs, `K=V` (repeatable); WASI
+    /// programs see it after the `WASMOS_*` ones.
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    env: Vec<String>,
     /// Programs to start: `file.wasm` (any core), `file.wasm@3`, `file.wasm@all`,
     /// `file.wasm*4` (four copies, on cores 0-3; round the cores again past
     /// the last), as init's `spawn=` in QEMU.
@@ -92,6 +96,13 @@ struct Cli {
 }
 
 /// `--grant`'s list, or which names it may hold.
+fn parse_env(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((key, _)) if !key.is_empty() && !s.contains('\0') => Ok(s.to_owned()),
+        _ => Err("expected K=V (a non-empty name, then =)".to_owned()),
+    }
+}
+
 fn parse_namespace(list: &str) -> Result<Namespace, String> {
     Namespace::parse(list).map_err(|_| format!("the system services are {}", SYSTEM_SERVICES.join(", ")))
 }
@@ -228,10 +239,23 @@ fn run(cli: Cli) -> Result<u8> {
     let tcp = TcpService::new(HostNet::new(cli.listen));
     sys.start_native(wasmos_ipc::net::SERVICE, 0, Box::new(tcp)).map_err(status)?;
 
+    // With a disk, the cores start first and the programs only once the
+    // file server serves `fs`: a WASI program gets its `/disk` preopen
+    // when it starts, if `fs` is there then.
+    let mut early_cores = None;
     if let Some(disk) = &cli.disk {
         start_storage(&sys, disk, cli.fs_server.as_deref(), &cli.fs_arg)?;
+        let cores = early_cores.insert(Cores::start_all(&sys, &wakers));
+        let until = sys.now_ns().saturating_add(10_000_000_000);
+        while !sys.has_service(wasmos_ipc::fs::SERVICE) && sys.now_ns() < until {
+            let _ = cores.wait_any(&[], 10_000_000);
+        }
+        if !sys.has_service(wasmos_ipc::fs::SERVICE) {
+            eprintln!("wasmos-hosted: the file server did not register \"fs\" within 10 s");
+        }
     }
 
+    let env: Vec<&str> = cli.env.iter().map(String::as_str).collect();
     let mut started: Vec<Started> = Vec::new();
     for item in &cli.programs {
         let (file, cores) = placement(item, cli.cores)?;
@@ -243,7 +267,7 @@ fn run(cli: Cli) -> Result<u8> {
         for core in cores {
             let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
             let id = sys
-                .spawn_in(&bytes, &argv_ref, core, cli.grant)
+                .spawn_env(&bytes, &argv_ref, &env, core, cli.grant)
                 .map_err(|e| anyhow::anyhow!("{file}: {}", e.name()))?;
             let now = sys.now_ns();
             started.push(Started {
@@ -259,7 +283,7 @@ fn run(cli: Cli) -> Result<u8> {
     }
 
     let deadline = cli.timeout.map_or(u64::MAX, |s| sys.now_ns().saturating_add(s.saturating_mul(1_000_000_000)));
-    let mut cores = Cores::start_all(&sys, &wakers);
+    let mut cores = early_cores.unwrap_or_else(|| Cores::start_all(&sys, &wakers));
     let mut exits: Vec<Option<TaskExit>> = vec![None; started.len()];
     loop {
         let now = sys.now_ns();
@@ -297,7 +321,7 @@ fn run(cli: Cli) -> Result<u8> {
             // The other tasks keep running meanwhile (cores 1..).
             let _ = cores.wait_any(&[], task.backoff_ms * 1_000_000);
             let argv: Vec<&str> = task.argv.iter().map(String::as_str).collect();
-            match sys.spawn_in(&task.bytes, &argv, task.core, cli.grant) {
+            match sys.spawn_env(&task.bytes, &argv, &env, task.core, cli.grant) {
                 Ok(new) => {
                     task.id = new;
                     task.since = sys.now_ns();

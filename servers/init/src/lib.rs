@@ -11,11 +11,15 @@
 //! again past the last: `webapi.wasm*4` is four web server workers, which
 //! share their port). The bundle file `args/name.wasm` gives a program its
 //! arguments, each one ended by a NUL byte, taken exactly as they are
-//! (spaces, quotes and all; WASI programs see them as argv).
+//! (spaces, quotes and all; WASI programs see them as argv). The bundle
+//! file `env/name.wasm` gives it environment variables the same way: `K=V`
+//! entries, each ended by a NUL (WASI programs see them after `WASMOS_*`).
 //!
 //! Namespaces: `names.webapi.wasm=tcp,sysinfo` gives that program the
 //! system services it may look up (docs/ABI.md, "Names and namespaces");
-//! a program with no `names.` line gets none.
+//! a program with no `names.` line gets none. Before the first program
+//! granted `fs`, init waits (at most 3 s) for the file server to register
+//! it, so that a WASI program finds its `/disk`.
 //!
 //! Supervision: `restart=webapi.wasm,other.wasm` names programs that
 //! init starts again, each copy on its own core, when they fail
@@ -60,10 +64,11 @@ struct Supervised<'c> {
 struct Buffers {
     config: [u8; 4096],
     args: [u8; 1024],
+    env: [u8; 4096],
     program: [u8; MAX_PROGRAM],
 }
 
-static mut BUFFERS: Buffers = Buffers { config: [0; 4096], args: [0; 1024], program: [0; MAX_PROGRAM] };
+static mut BUFFERS: Buffers = Buffers { config: [0; 4096], args: [0; 1024], env: [0; 4096], program: [0; MAX_PROGRAM] };
 
 #[unsafe(no_mangle)]
 pub extern "C" fn _start() {
@@ -96,7 +101,7 @@ pub extern "C" fn _start() {
         };
         for core in cores {
             let names = namespace_of(config, file);
-            match start(&mut buffers.program, &mut buffers.args, file, names, core) {
+            match start(&mut buffers.program, &mut buffers.args, &mut buffers.env, file, names, core) {
                 Ok(child) if restartable(file) => match supervised.iter_mut().find(|s| s.is_none()) {
                     Some(slot) => {
                         *slot = Some(Supervised {
@@ -118,7 +123,7 @@ pub extern "C" fn _start() {
     if supervised.iter().all(Option::is_none) {
         os::exit(failures)
     }
-    supervise(&mut buffers.program, &mut buffers.args, &mut supervised)
+    supervise(&mut buffers.program, &mut buffers.args, &mut buffers.env, &mut supervised)
 }
 
 /// A `spawn=` item's file and the cores its copies go to (`None`: the
@@ -147,7 +152,14 @@ fn namespace_of<'c>(config: &'c str, file: &str) -> &'c str {
 
 /// Reads `file` from the bundle and starts it with its arguments and the
 /// namespace `names` on `core`; says so, or why not.
-fn start(program: &mut [u8], args: &mut [u8], file: &str, names: &str, core: Option<u32>) -> Result<os::Handle, ()> {
+fn start(
+    program: &mut [u8],
+    args: &mut [u8],
+    env: &mut [u8],
+    file: &str,
+    names: &str,
+    core: Option<u32>,
+) -> Result<os::Handle, ()> {
     let name = file.trim_end_matches(".wasm");
     let len = match os::boot_file(file, program) {
         Ok(len) => len,
@@ -170,7 +182,21 @@ fn start(program: &mut [u8], args: &mut [u8], file: &str, names: &str, core: Opt
             return Err(());
         }
     };
-    match os::spawn_args_in(wasm, &argv[..argc], core, &[], names) {
+    let env = match bundle_file("env/", file, env) {
+        Ok(env) => env,
+        Err(why) => {
+            println!("cannot start {name}: its environment (env/{file}): {why}");
+            return Err(());
+        }
+    };
+    if names.split(',').any(|n| n.trim() == os::fs::SERVICE) {
+        wait_for_fs();
+    }
+    let spawned = match env {
+        [] => os::spawn_args_in(wasm, &argv[..argc], core, &[], names),
+        env => os::spawn_args_env(wasm, &argv[..argc], core, &[], names, env),
+    };
+    match spawned {
         Ok(child) => {
             match names.trim() {
                 "" => println!("started {name} on {}", Placement(core)),
@@ -187,7 +213,7 @@ fn start(program: &mut [u8], args: &mut [u8], file: &str, names: &str, core: Opt
 
 /// Waits for supervised children to end; starts the failed ones again
 /// with back-off. Never returns while one is supervised.
-fn supervise(program: &mut [u8], args: &mut [u8], supervised: &mut [Option<Supervised<'_>>]) -> ! {
+fn supervise(program: &mut [u8], args: &mut [u8], env: &mut [u8], supervised: &mut [Option<Supervised<'_>>]) -> ! {
     loop {
         if supervised.iter().flatten().all(|s| s.child.is_none()) {
             os::exit(0)
@@ -220,30 +246,56 @@ fn supervise(program: &mut [u8], args: &mut [u8], supervised: &mut [Option<Super
         os::sleep_ns(task.backoff_ms * 1_000_000);
         let (file, names, core) = (task.file, task.names, task.core);
         task.since = os::now_ns();
-        task.child = start(program, args, file, names, core).ok();
+        task.child = start(program, args, env, file, names, core).ok();
         if task.child.is_none() {
             println!("{name} could not be restarted; no longer supervised");
         }
     }
 }
 
-/// Reads `args/<file>` (each argument ended by a NUL) into `buf` and
-/// points `out` at its arguments; returns how many. No file: none.
-fn program_args<'b>(file: &str, buf: &'b mut [u8], out: &mut [&'b str]) -> Result<usize, &'static str> {
+/// How long init waits for the file server before starting a program
+/// granted `fs` (a machine without a disk has none).
+const FS_WAIT_NS: u64 = 3_000_000_000;
+
+/// A WASI program granted `fs` gets its `/disk` only if `fs` is registered
+/// when it starts, and the file server mounts its disk while init starts
+/// up: waits for the name (at most [`FS_WAIT_NS`], once).
+fn wait_for_fs() {
+    static WAITED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if WAITED.swap(true, core::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let until = os::now_ns().saturating_add(FS_WAIT_NS);
+    while os::now_ns() < until {
+        if let Ok(fs) = os::lookup(os::fs::SERVICE) {
+            let _ = os::close(fs);
+            return;
+        }
+        os::sleep_ns(10_000_000);
+    }
+}
+
+/// Reads the bundle file `<dir><file>` into `buf`; no file: nothing.
+fn bundle_file<'b>(dir: &str, file: &str, buf: &'b mut [u8]) -> Result<&'b [u8], &'static str> {
     let mut path = [0u8; 256];
-    let key = b"args/";
+    let key = dir.as_bytes();
     if key.len() + file.len() > path.len() {
         return Err("file name too long");
     }
     path[..key.len()].copy_from_slice(key);
     path[key.len()..key.len() + file.len()].copy_from_slice(file.as_bytes());
     let path = core::str::from_utf8(&path[..key.len() + file.len()]).map_err(|_| "file name not UTF-8")?;
-    let len = match os::boot_file(path, buf) {
-        Ok(len) => len,
-        Err(os::Status::NotFound) => return Ok(0),
-        Err(e) => return Err(e.name()),
-    };
-    let text = core::str::from_utf8(&buf[..len]).map_err(|_| "not UTF-8")?;
+    match os::boot_file(path, buf) {
+        Ok(len) => Ok(&buf[..len]),
+        Err(os::Status::NotFound) => Ok(&[]),
+        Err(e) => Err(e.name()),
+    }
+}
+
+/// Reads `args/<file>` (each argument ended by a NUL) into `buf` and
+/// points `out` at its arguments; returns how many. No file: none.
+fn program_args<'b>(file: &str, buf: &'b mut [u8], out: &mut [&'b str]) -> Result<usize, &'static str> {
+    let text = core::str::from_utf8(bundle_file("args/", file, buf)?).map_err(|_| "not UTF-8")?;
     let Some(text) = text.strip_suffix('\0') else {
         return if text.is_empty() { Ok(0) } else { Err("last argument not ended by NUL") };
     };

@@ -59,6 +59,20 @@ pub mod sys {
             names: *const u8,
             names_len: i32,
         ) -> i32;
+        #[allow(clippy::too_many_arguments)]
+        pub fn task_spawn_env(
+            wasm: *const u8,
+            wasm_len: i32,
+            name: *const u8,
+            name_len: i32,
+            core: i32,
+            caps: *const i32,
+            ncaps: i32,
+            names: *const u8,
+            names_len: i32,
+            env: *const u8,
+            env_len: i32,
+        ) -> i32;
         pub fn task_exit(code: i32) -> !;
         pub fn task_kill(handle: i32) -> i32;
         pub fn cap_mint(handle: i32, badge: i32, rights: i32) -> i32;
@@ -187,7 +201,7 @@ pub const MAX_SPAWN_CAPS: usize = 16;
 /// Starts a task from a Wasm binary on `core` (`None` = the kernel picks),
 /// passing it copies of `caps` (they appear as its handles 1, 2, ...).
 pub fn spawn(wasm: &[u8], name: &str, core: Option<u32>, caps: &[Handle]) -> Result<Handle, Status> {
-    spawn_raw(wasm, name.as_bytes(), core, caps, None)
+    spawn_raw(wasm, name.as_bytes(), core, caps, None, None)
 }
 
 /// Like [`spawn`], with arguments (a WASI program sees `argv`; the first
@@ -195,7 +209,7 @@ pub fn spawn(wasm: &[u8], name: &str, core: Option<u32>, caps: &[Handle]) -> Res
 pub fn spawn_args(wasm: &[u8], argv: &[&str], core: Option<u32>, caps: &[Handle]) -> Result<Handle, Status> {
     let mut blob = [0u8; 1024];
     let len = join_args(argv, &mut blob)?;
-    spawn_raw(wasm, &blob[..len], core, caps, None)
+    spawn_raw(wasm, &blob[..len], core, caps, None, None)
 }
 
 /// Like [`spawn_args`], giving the child the system services listed in
@@ -211,7 +225,22 @@ pub fn spawn_args_in(
 ) -> Result<Handle, Status> {
     let mut blob = [0u8; 1024];
     let len = join_args(argv, &mut blob)?;
-    spawn_raw(wasm, &blob[..len], core, caps, Some(names))
+    spawn_raw(wasm, &blob[..len], core, caps, Some(names), None)
+}
+
+/// Like [`spawn_args_in`], giving a WASI child the environment variables
+/// in `env`: `K=V` entries, each ended by a NUL (at most 4096 bytes).
+pub fn spawn_args_env(
+    wasm: &[u8],
+    argv: &[&str],
+    core: Option<u32>,
+    caps: &[Handle],
+    names: &str,
+    env: &[u8],
+) -> Result<Handle, Status> {
+    let mut blob = [0u8; 1024];
+    let len = join_args(argv, &mut blob)?;
+    spawn_raw(wasm, &blob[..len], core, caps, Some(names), Some(env))
 }
 
 /// `argv` joined by NULs into `blob`; its length, or `TOO_LARGE`.
@@ -229,13 +258,15 @@ fn join_args(argv: &[&str], blob: &mut [u8]) -> Result<usize, Status> {
     Ok(len)
 }
 
-/// Both spawn calls: `task_spawn`, or `task_spawn_ns` when `names` is given.
+/// The spawn calls: `task_spawn`, `task_spawn_ns` when `names` is given,
+/// `task_spawn_env` when `env` is.
 fn spawn_raw(
     wasm: &[u8],
     argv: &[u8],
     core: Option<u32>,
     caps: &[Handle],
     names: Option<&str>,
+    env: Option<&[u8]>,
 ) -> Result<Handle, Status> {
     let core = core.map_or(-1, |c| c as i32);
     if caps.len() > MAX_SPAWN_CAPS {
@@ -250,9 +281,25 @@ fn spawn_raw(
     // SAFETY: every pointer/length pair describes a live slice (the caps
     // are copied into `ids` first, as plain i32s).
     let raw = unsafe {
-        match names {
-            None => sys::task_spawn(wasm_ptr, wasm_len, argv_ptr, argv_len, core, ids.as_ptr(), ncaps),
-            Some(names) => sys::task_spawn_ns(
+        match (names, env) {
+            (names, Some(env)) => {
+                let names = names.unwrap_or("");
+                sys::task_spawn_env(
+                    wasm_ptr,
+                    wasm_len,
+                    argv_ptr,
+                    argv_len,
+                    core,
+                    ids.as_ptr(),
+                    ncaps,
+                    names.as_ptr(),
+                    names.len() as i32,
+                    env.as_ptr(),
+                    env.len() as i32,
+                )
+            }
+            (None, None) => sys::task_spawn(wasm_ptr, wasm_len, argv_ptr, argv_len, core, ids.as_ptr(), ncaps),
+            (Some(names), None) => sys::task_spawn_ns(
                 wasm_ptr,
                 wasm_len,
                 argv_ptr,
