@@ -64,6 +64,8 @@ pub struct Compiler {
     /// Modules of the current engine, by content.
     cache: Vec<CachedModule>,
     budget: usize,
+    /// Generations started before the current one.
+    generation: u64,
 }
 
 /// A compile the budget has accepted: the engine to compile with.
@@ -75,16 +77,21 @@ pub struct Reservation {
 impl Compiler {
     pub fn new(config: wasmi::Config, budget: usize) -> Compiler {
         let current = Engine::new(&config);
-        Compiler { config, current, current_cost: 0, retired: Vec::new(), cache: Vec::new(), budget }
+        Compiler { config, current, current_cost: 0, retired: Vec::new(), cache: Vec::new(), budget, generation: 0 }
     }
 
     /// The cost at which the current engine is retired: a quarter of the
     /// budget, so that the current generation fits beside one that
     /// long-lived tasks pin and one on its way out (a core's linker holds
     /// the engine it last instantiated from until it instantiates from a
-    /// newer one, `CoreState::link_for`).
+    /// newer one or goes idle after a newer one started, `CoreState`).
     pub fn generation_cost(&self) -> usize {
         self.budget / 4
+    }
+
+    /// How many generations started before the current one.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The cost of every generation still alive.
@@ -114,6 +121,7 @@ impl Compiler {
             self.retired.push((old.weak(), core::mem::take(&mut self.current_cost)));
             // The cache would keep the old engine alive.
             self.cache.clear();
+            self.generation += 1;
         }
         self.current_cost += cost;
         Ok(Reservation { engine: self.current.clone(), hash })
@@ -129,11 +137,6 @@ impl Compiler {
             self.cache.remove(0);
         }
         self.cache.push((reservation.hash, bytes.into(), module.clone()));
-    }
-
-    /// The current engine (what a core's first linker is made for).
-    pub fn engine(&self) -> &Engine {
-        &self.current
     }
 }
 

@@ -61,7 +61,11 @@ pub(crate) struct CoreState {
     /// replies, exit reports, and `ipc_call` requests (the caller stays
     /// suspended meanwhile). Retried in order on every poll.
     outbox: VecDeque<(usize, Envelope)>,
-    linker: Linker<TaskData>,
+    /// The linker of the engine this core last instantiated from, and the
+    /// compiler generation current when it was made; dropped when the core
+    /// goes idle after a newer generation started, so that an idle core
+    /// does not pin an old engine (and its code) indefinitely.
+    linker: Option<(Linker<TaskData>, u64)>,
     /// Makes a linker of the system calls for an engine (`host::linker`).
     make_linker: MakeLinker,
     sys: Arc<System>,
@@ -79,7 +83,6 @@ impl CoreState {
     /// The state of `core`'s scheduler, linking tasks' system calls with
     /// linkers `make_linker` makes.
     pub fn new(sys: Arc<System>, core: usize, make_linker: MakeLinker) -> Rc<RefCell<CoreState>> {
-        let linker = make_linker(sys.compiler.lock().engine());
         Rc::new_cyclic(|me| {
             RefCell::new(CoreState {
                 core,
@@ -90,7 +93,7 @@ impl CoreState {
                 deferred: VecDeque::new(),
                 outbox: VecDeque::new(),
                 natives: BTreeMap::new(),
-                linker,
+                linker: None,
                 make_linker,
                 sys,
                 self_ref: me.clone(),
@@ -128,7 +131,12 @@ impl CoreState {
         match self.ready.pop_front() {
             // A stale id (its task was killed) is skipped.
             Some(id) => self.tasks.remove(&id).map(|task| (id, task)).ok_or(Poll::Busy),
-            None => Err(self.idle(now)),
+            None => {
+                if self.linker.as_ref().is_some_and(|(_, g)| *g != self.sys.generation.load(Ordering::Relaxed)) {
+                    self.linker = None;
+                }
+                Err(self.idle(now))
+            }
         }
     }
 
@@ -575,22 +583,25 @@ impl CoreState {
         Box::new(Task { store, exec, resume_with: 0, fuel_left: None, then: None })
     }
 
-    /// Readies the core's linker for `module`: one of the module's engine
+    /// The core's linker readied for `module`: one of the module's engine
     /// (code is compiled in generations of engines, `compiler.rs`; the
     /// linker is rebuilt when a generation's first module is instantiated
     /// here, and so stops pinning the old engine), with ENOSYS stubs for
     /// the WASI calls it imports and the kernel does not implement.
-    fn link_for(&mut self, module: &wasmi::Module) {
-        if !wasmi::Engine::same(self.linker.engine(), module.engine()) {
-            self.linker = (self.make_linker)(module.engine());
-        }
+    fn link_for(&mut self, module: &wasmi::Module) -> &Linker<TaskData> {
+        let generation = self.sys.generation.load(Ordering::Relaxed);
+        let (linker, _) = match self.linker.take() {
+            Some((l, g)) if wasmi::Engine::same(l.engine(), module.engine()) => self.linker.insert((l, g)),
+            _ => self.linker.insert(((self.make_linker)(module.engine()), generation)),
+        };
         if crate::imports::uses_wasi(module) {
             for import in module.imports().filter(|i| i.module() == crate::imports::WASI) {
                 if let Some(ty) = import.ty().func() {
-                    crate::wasi::define_missing(&mut self.linker, import.name(), ty);
+                    crate::wasi::define_missing(linker, import.name(), ty);
                 }
             }
         }
+        linker
     }
 
     /// Instantiates a prepared task (runs its start function) and queues
@@ -601,8 +612,7 @@ impl CoreState {
         if caps_lost {
             return self.reap(task, TaskExit { code: -1, reason: ExitReason::OutOfMemory }, false);
         }
-        self.link_for(&module);
-        let instance = match self.linker.instantiate_and_start(&mut task.store, &module) {
+        let instance = match self.link_for(&module).instantiate_and_start(&mut task.store, &module) {
             Ok(instance) => instance,
             Err(e) => return self.reap(task, exit_of_error(&e), false),
         };
@@ -651,7 +661,9 @@ impl CoreState {
         }
         // Its open disk files: closed at the file server as its last calls
         // (their replies find no one and are dropped).
-        let fs = sys.services.lock().get(wasmos_ipc::fs::SERVICE).map(|s| s.cap);
+        // (The name service's lock only for a task that has some.)
+        let orphans = data.wasi.as_ref().is_some_and(|w| w.orphaned_handles().next().is_some());
+        let fs = orphans.then(|| sys.services.lock().get(wasmos_ipc::fs::SERVICE).map(|s| s.cap)).flatten();
         if let (Some(fs), Some(wasi)) = (fs, &data.wasi) {
             for (call, payload) in (data.next_call..).zip(wasi.orphaned_handles()) {
                 let msg = wasmos_ipc::message::Message::new(fs.badge, payload);

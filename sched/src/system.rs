@@ -181,6 +181,9 @@ pub struct System {
     pub(crate) memory: Arc<crate::quota::SharedBudget>,
     /// Engines, compiled modules by content, and their budget.
     pub(crate) compiler: Mutex<Compiler>,
+    /// How many engine generations have started (`Compiler::generation`),
+    /// read without the lock by idle cores to drop a stale linker.
+    pub(crate) generation: AtomicU64,
     /// Tasks ever accepted for start, and tasks ever ended.
     pub(crate) spawned: AtomicU64,
     pub(crate) reaped: AtomicU64,
@@ -212,6 +215,7 @@ impl System {
             stats: (0..cores).map(|_| CoreStats::default()).collect(),
             memory: Arc::new(crate::quota::SharedBudget::new(config.total_memory_bytes)),
             compiler: Mutex::new(Compiler::new(wasm, config.compiled_bytes)),
+            generation: AtomicU64::new(0),
             spawned: AtomicU64::new(0),
             reaped: AtomicU64::new(0),
             next_core: AtomicUsize::new(0),
@@ -342,7 +346,9 @@ impl System {
             if let Some(module) = compiler.cached(hash, bytes) {
                 return Ok(module);
             }
-            compiler.reserve(hash, bytes.len(), bounded)?
+            let reservation = compiler.reserve(hash, bytes.len(), bounded)?;
+            self.generation.store(compiler.generation(), Ordering::Relaxed);
+            reservation
         };
         // Outside the lock: compiling a large binary takes milliseconds.
         // The start function is moved to an export and run as a resumable

@@ -452,3 +452,29 @@ fn compiled_code_is_bounded_and_freed_a_generation_at_a_time() {
     let per_child = wasmos_sched::compiler::cost(lives.len());
     assert!(count > 0 && (count as usize) * per_child <= budget, "{count} children of {per_child} bytes each");
 }
+
+/// A core that instantiated a task and went idle does not keep the engine
+/// generation it instantiated from alive once a newer one starts (its
+/// linker is dropped when it goes idle): cores 1-3 each start one short
+/// task between rounds of compile churn on core 0, all in one run of the
+/// cores. Before, each idle core's linker pinned its generation, three old
+/// generations beside the current one filled the budget, and the third
+/// round's spawns met `NO_MEMORY` (the kernel's 8-core
+/// `distinct_binaries_bounded` failed so, now and then).
+#[test]
+fn idle_cores_do_not_pin_old_generations() {
+    let budget = 96 << 10;
+    let config = Config { compiled_bytes: budget, max_children: 64, ..Config::default() };
+    let (sys, platform) = system(4, config);
+    let mut all = common::cores(&sys, &platform, &[0, 1, 2, 3]);
+    let short = wasm(r#"(func (export "_start"))"#);
+    for core in 1..4 {
+        let pin = sys.spawn(&short, "pin", core).unwrap();
+        let churn = sys.spawn(&program("compile_flood"), "churn", 0).unwrap();
+        assert_eq!(all.wait(&[pin, churn], 30 * 1_000_000_000), [exited(0), exited(1200 * 16)], "round {core}");
+    }
+    // The idle cores look again within 10 ms of a new generation.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let live = sys.compiled_in_use();
+    assert!(live <= budget / 4, "{live} bytes of compiled code alive, more than the current generation");
+}
