@@ -41,7 +41,8 @@ pub const IDLE_CONNECTIONS: usize = 300;
 /// under webapi's idle timeout (10 s), which would free the slots anyway.
 const IDLE_ANSWER_WITHIN: Duration = Duration::from_secs(4);
 
-fn check(prefix: &str, name: &str, f: impl FnOnce() -> Result<String, String>) -> Check {
+/// Runs `f` as check `prefix::name`; a non-empty note is printed.
+pub(crate) fn check(prefix: &str, name: &str, f: impl FnOnce() -> Result<String, String>) -> Check {
     let start = Instant::now();
     let result = f().map(|note| {
         if !note.is_empty() {
@@ -52,7 +53,8 @@ fn check(prefix: &str, name: &str, f: impl FnOnce() -> Result<String, String>) -
     Check { name: format!("{prefix}::{name}"), result }
 }
 
-fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
+/// A connection with `timeout` for connecting, reading and writing.
+pub(crate) fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
     let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;

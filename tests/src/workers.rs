@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::hostile::{check, connect};
 use crate::suites::Check;
 
 /// Concurrent clients, and fresh connections each makes.
@@ -22,24 +23,6 @@ const CONNECTIONS_PER_CLIENT: usize = 4;
 struct Worker {
     core: u64,
     started_ms: u64,
-}
-
-fn check(prefix: &str, name: &str, f: impl FnOnce() -> Result<String, String>) -> Check {
-    let start = Instant::now();
-    let result = f().map(|note| {
-        if !note.is_empty() {
-            println!("    {prefix}::{name}: {note}");
-        }
-        Some(start.elapsed().as_micros() as u64)
-    });
-    Check { name: format!("{prefix}::{name}"), result }
-}
-
-fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
-    let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    Ok(s)
 }
 
 /// One response from `s`: its status and body (by `Content-Length`).

@@ -751,74 +751,33 @@ fn net_hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
     build::servers(root)?;
     let binary = build::hosted(root)?;
     let webapi = build::program_path(root, "webapi.wasm");
-    let port = qemu::free_port()?;
-    let mut child = Command::new(&binary)
-        .args(["--cores", "4", "--restart", "--grant", "tcp,sysinfo"])
-        .arg(&webapi)
-        .args(["--", "--port", &port.to_string(), "--crash-route", "--max-per-peer", "200"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .context("cannot start wasmos-hosted")?;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    if wasmos_tests::http::wait_for_port(addr, Duration::from_secs(30)) {
-        for check in wasmos_tests::http::webapi_checks("net-hosted", addr, 4) {
-            tally.record(&check.name, &check.result);
-        }
+    let webapi_arg = webapi.display().to_string();
+    let hosted = Hosted { binary: &binary, program: &webapi_arg, cores: 4, restart: true };
+    hosted.serve(&["--crash-route", "--max-per-peer", "200"], "net-hosted::webapi_listening", tally, |addr| {
         let pace = wasmos_tests::hostile::Pace {
             answer_within: Duration::from_secs(15),
             crowd: 200,
             burst_answered: 200,
             crash_route: true,
         };
-        for check in wasmos_tests::hostile::checks("net-hosted", addr, pace) {
-            tally.record(&check.name, &check.result);
-        }
-    } else {
-        tally.record("net-hosted::webapi_listening", &Err(format!("nothing listens on {addr} after 30 s")));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+        let mut checks = wasmos_tests::http::webapi_checks("net-hosted", addr, 4);
+        checks.extend(wasmos_tests::hostile::checks("net-hosted", addr, pace));
+        checks
+    })?;
 
     // Four workers sharing the port, one per core.
-    let port = qemu::free_port()?;
-    let mut child = Command::new(&binary)
-        .args(["--cores", "4", "--restart", "--grant", "tcp,sysinfo"])
-        .arg(format!("{}*4", webapi.display()))
-        .args(["--", "--port", &port.to_string(), "--crash-route", "--max-per-peer", "200"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .context("cannot start wasmos-hosted")?;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    if wasmos_tests::http::wait_for_port(addr, Duration::from_secs(30)) {
-        for check in wasmos_tests::workers::checks("net-hosted", addr, 4, Duration::from_secs(15)) {
-            tally.record(&check.name, &check.result);
-        }
-    } else {
-        tally.record("net-hosted::workers::listening", &Err(format!("nothing listens on {addr} after 30 s")));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let workers = format!("{webapi_arg}*4");
+    let hosted = Hosted { program: &workers, ..hosted };
+    hosted.serve(&["--crash-route", "--max-per-peer", "200"], "net-hosted::workers::listening", tally, |addr| {
+        wasmos_tests::workers::checks("net-hosted", addr, 4, Duration::from_secs(15))
+    })?;
 
     // The per-peer limit, where a small one leaves the other checks alone:
     // a second webapi allowing 4 connections per peer.
-    let port = qemu::free_port()?;
-    let mut child = Command::new(&binary)
-        .args(["--cores", "2", "--grant", "tcp,sysinfo"])
-        .arg(&webapi)
-        .args(["--", "--port", &port.to_string(), "--max-per-peer", "4"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .context("cannot start wasmos-hosted")?;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    if wasmos_tests::http::wait_for_port(addr, Duration::from_secs(30)) {
-        for check in wasmos_tests::hostile::per_peer_checks("net-hosted", addr, 4, Duration::from_secs(15)) {
-            tally.record(&check.name, &check.result);
-        }
-    } else {
-        tally.record("net-hosted::per_peer_webapi_listening", &Err(format!("nothing listens on {addr} after 30 s")));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let hosted = Hosted { program: &webapi_arg, cores: 2, restart: false, ..hosted };
+    hosted.serve(&["--max-per-peer", "4"], "net-hosted::per_peer_webapi_listening", tally, |addr| {
+        wasmos_tests::hostile::per_peer_checks("net-hosted", addr, 4, Duration::from_secs(15))
+    })?;
 
     // One binary, two worlds: the webapi.wasm in the boot bundle QEMU ran
     // is byte for byte the file wasmos-hosted ran.
@@ -834,6 +793,53 @@ fn net_hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
     };
     tally.record("net::same_webapi_wasm_in_both_worlds", &same);
     Ok(())
+}
+
+/// A webapi under wasmos-hosted for a group of net-hosted checks.
+#[derive(Clone, Copy)]
+struct Hosted<'a> {
+    binary: &'a Path,
+    /// The program argument (`webapi.wasm`, `webapi.wasm*4`).
+    program: &'a str,
+    cores: usize,
+    restart: bool,
+}
+
+impl Hosted<'_> {
+    /// Starts it on a free port with webapi's `args`, runs `checks` once
+    /// it listens (else records `missing` as failed), then stops it.
+    fn serve(
+        &self,
+        args: &[&str],
+        missing: &str,
+        tally: &mut Tally,
+        checks: impl FnOnce(std::net::SocketAddr) -> Vec<wasmos_tests::suites::Check>,
+    ) -> Result<()> {
+        let port = qemu::free_port()?;
+        let mut cmd = Command::new(self.binary);
+        cmd.args(["--cores", &self.cores.to_string(), "--grant", "tcp,sysinfo"]);
+        if self.restart {
+            cmd.arg("--restart");
+        }
+        let mut child = cmd
+            .arg(self.program)
+            .args(["--", "--port", &port.to_string()])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start wasmos-hosted")?;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        if wasmos_tests::http::wait_for_port(addr, Duration::from_secs(30)) {
+            for check in checks(addr) {
+                tally.record(&check.name, &check.result);
+            }
+        } else {
+            tally.record(missing, &Err(format!("nothing listens on {addr} after 30 s")));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(())
+    }
 }
 
 /// Every fuzz target for a short, bounded time (`cargo xtask fuzz` runs
