@@ -96,8 +96,9 @@ fn fresh_stats(addr: SocketAddr, within: Duration) -> Result<(serde_json::Value,
 }
 
 /// Reads one response (head and `Content-Length` body) from a keep-alive
-/// connection: its status, and whether the server closes after it.
-fn read_response(s: &mut TcpStream) -> Result<(u16, bool), String> {
+/// connection: its status, whether the server closes after it, and the
+/// body.
+pub(crate) fn read_response(s: &mut TcpStream) -> Result<(u16, bool, Vec<u8>), String> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -111,7 +112,7 @@ fn read_response(s: &mut TcpStream) -> Result<(u16, bool), String> {
                 .unwrap_or(0);
             if got.len() >= end + 4 + length {
                 let status = status_of(&raw).ok_or("not HTTP")?;
-                return Ok((status, head.contains("connection: close")));
+                return Ok((status, head.contains("connection: close"), got[end + 4..end + 4 + length].to_vec()));
             }
         }
         let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
@@ -448,7 +449,7 @@ pub fn checks(prefix: &str, addr: SocketAddr, pace: Pace) -> Vec<Check> {
                                 break;
                             }
                             match read_response(&mut s) {
-                                Ok((200, close)) => {
+                                Ok((200, close, _)) => {
                                     answered += 1;
                                     if close {
                                         break;

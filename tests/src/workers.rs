@@ -7,11 +7,11 @@
 //! middle of the load loses only its own connections and is restarted.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::hostile::{check, connect};
+use crate::hostile::{check, connect, read_response};
 use crate::suites::Check;
 
 /// Concurrent clients, and fresh connections each makes.
@@ -25,37 +25,12 @@ struct Worker {
     started_ms: u64,
 }
 
-/// One response from `s`: its status and body (by `Content-Length`).
-fn response(s: &mut TcpStream) -> Result<(u16, Vec<u8>), String> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|n| n.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if got.len() >= end + 4 + length {
-                let status = head.get(9..12).and_then(|s| s.parse().ok()).ok_or("not HTTP")?;
-                return Ok((status, got[end + 4..end + 4 + length].to_vec()));
-            }
-        }
-        let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
-            return Err("closed by the server".into());
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
-}
-
 /// `GET /api/stats` on `s` (kept alive unless `close`): who answered.
 fn stats(s: &mut TcpStream, close: bool) -> Result<Worker, String> {
     let connection = if close { "close" } else { "keep-alive" };
     let request = format!("GET /api/stats HTTP/1.1\r\nHost: t\r\nConnection: {connection}\r\n\r\n");
     s.write_all(request.as_bytes()).map_err(|e| format!("write: {e}"))?;
-    let (status, body) = response(s)?;
+    let (status, _, body) = read_response(s)?;
     if status != 200 {
         return Err(format!("status {status}"));
     }

@@ -331,14 +331,8 @@ pub fn run_http(root: &Path, opts: &Opts) -> Result<PathBuf> {
         let image = build::image_named(root, "bench-http", Profile::Release, false, &config)?;
         let m = machine(image, port);
         let mut vm = qemu::Running::start(&m, &build::out_dir(root).join("bench-http"))?;
-        let listening = |log: &str| log.matches("webapi: listening on port").count();
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while listening(&vm.log()) < workers as usize && vm.alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        if listening(&vm.log()) < workers as usize {
-            bail!("QEMU with {workers} workers: not all listening after 300 s");
-        }
+        vm.wait_for_count("webapi: listening on port", workers as usize, Duration::from_secs(300))
+            .with_context(|| format!("QEMU with {workers} workers"))?;
         add("qemu", workers, port, &mut points);
     }
 
@@ -347,20 +341,14 @@ pub fn run_http(root: &Path, opts: &Opts) -> Result<PathBuf> {
     let binary = build::hosted(root)?;
     let webapi = build::program_path(root, "webapi.wasm");
     for workers in WEB_WORKERS {
-        let port = qemu::free_port()?;
-        let mut child = Command::new(&binary)
-            .args(["--cores", &opts.smp.to_string(), "--grant", "tcp,sysinfo"])
-            .arg(format!("{}*{workers}", webapi.display()))
-            .args(["--", "--port", &port.to_string(), "--max-per-peer", "200"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .context("cannot start wasmos-hosted")?;
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let up = wasmos_tests::http::wait_for_port(addr, Duration::from_secs(30));
+        let program = format!("{}*{workers}", webapi.display());
+        let hosted =
+            crate::test::Hosted { binary: &binary, program: &program, cores: opts.smp as usize, restart: false };
+        let (mut child, addr, up) = hosted.start(&["--max-per-peer", "200"])?;
         // The workers start one by one; give the last a moment to listen.
         std::thread::sleep(Duration::from_secs(1));
         if up {
-            add("hosted", workers, port, &mut points);
+            add("hosted", workers, addr.port(), &mut points);
         }
         let _ = child.kill();
         let _ = child.wait();

@@ -218,16 +218,23 @@ impl Running {
     /// Waits until the log contains `text`; fails if QEMU ends or `timeout`
     /// passes first.
     pub fn wait_for(&mut self, text: &str, timeout: Duration) -> Result<()> {
+        self.wait_for_count(text, 1, timeout)
+    }
+
+    /// Waits until the log contains `text` `count` times (one line per
+    /// worker, per core...); fails if QEMU ends or `timeout` passes first.
+    pub fn wait_for_count(&mut self, text: &str, count: usize, timeout: Duration) -> Result<()> {
         let start = Instant::now();
         loop {
-            if self.log().contains(text) {
+            let seen = self.log().matches(text).count();
+            if seen >= count {
                 return Ok(());
             }
             if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!("QEMU ended ({status}) before the log said {text:?}");
+                anyhow::bail!("QEMU ended ({status}) when the log had said {text:?} {seen} of {count} times");
             }
             if start.elapsed() >= timeout {
-                anyhow::bail!("the log did not say {text:?} within {} s", timeout.as_secs());
+                anyhow::bail!("the log said {text:?} {seen} of {count} times within {} s", timeout.as_secs());
             }
             std::thread::sleep(Duration::from_millis(200));
         }

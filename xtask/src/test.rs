@@ -610,14 +610,8 @@ fn net_irq_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()>
     // it runs, and a busy core polls its services between slices: only
     // once it has ended do idle cores halt, which is what is tested.
     let quiet = up.and_then(|()| {
-        let start = Instant::now();
-        while vm.log().matches("task token_ring] exited").count() < machine.smp as usize {
-            if start.elapsed() > Duration::from_secs(120) {
-                anyhow::bail!("the token ring did not end within 120 s");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(())
+        vm.wait_for_count("task token_ring] exited", machine.smp as usize, Duration::from_secs(120))
+            .context("the token ring did not end")
     });
     tally.record("net-irq::cores_idle", &quiet.as_ref().map(|_| None).map_err(|e| format!("{e:#}")));
     if quiet.is_ok() {
@@ -715,15 +709,10 @@ fn net_workers_qemu(root: &Path, profile: Profile, tally: &mut Tally) -> Result<
     let machine = bios_machine(image, WORKERS, Some(port));
     let dir = build::out_dir(root).join("net-workers");
     let mut vm = qemu::Running::start(&machine, &dir)?;
-    let listening = |log: &str| log.matches("webapi: listening on port").count();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while listening(&vm.log()) < WORKERS as usize && vm.alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let up = match listening(&vm.log()) {
-        n if n >= WORKERS as usize => Ok(None),
-        n => Err(format!("{n} of {WORKERS} workers listening (log {})", dir.join("serial.log").display())),
-    };
+    let up = vm
+        .wait_for_count("webapi: listening on port", WORKERS as usize, Duration::from_secs(240))
+        .map(|()| None)
+        .map_err(|e| format!("{e:#} (log {})", dir.join("serial.log").display()));
     tally.record("net-qemu::workers::all_listening", &up);
     if up.is_ok() {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -795,33 +784,28 @@ fn net_hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-/// A webapi under wasmos-hosted for a group of net-hosted checks.
+/// A webapi under wasmos-hosted, for a group of net-hosted checks or the
+/// web benchmark.
 #[derive(Clone, Copy)]
-struct Hosted<'a> {
-    binary: &'a Path,
+pub(crate) struct Hosted<'a> {
+    pub binary: &'a Path,
     /// The program argument (`webapi.wasm`, `webapi.wasm*4`).
-    program: &'a str,
-    cores: usize,
-    restart: bool,
+    pub program: &'a str,
+    pub cores: usize,
+    pub restart: bool,
 }
 
 impl Hosted<'_> {
-    /// Starts it on a free port with webapi's `args`, runs `checks` once
-    /// it listens (else records `missing` as failed), then stops it.
-    fn serve(
-        &self,
-        args: &[&str],
-        missing: &str,
-        tally: &mut Tally,
-        checks: impl FnOnce(std::net::SocketAddr) -> Vec<wasmos_tests::suites::Check>,
-    ) -> Result<()> {
+    /// Starts it on a free port with webapi's `args`: the child, its
+    /// address, and whether it listens within 30 s.
+    pub(crate) fn start(&self, args: &[&str]) -> Result<(std::process::Child, std::net::SocketAddr, bool)> {
         let port = qemu::free_port()?;
         let mut cmd = Command::new(self.binary);
         cmd.args(["--cores", &self.cores.to_string(), "--grant", "tcp,sysinfo"]);
         if self.restart {
             cmd.arg("--restart");
         }
-        let mut child = cmd
+        let child = cmd
             .arg(self.program)
             .args(["--", "--port", &port.to_string()])
             .args(args)
@@ -829,7 +813,21 @@ impl Hosted<'_> {
             .spawn()
             .context("cannot start wasmos-hosted")?;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        if wasmos_tests::http::wait_for_port(addr, Duration::from_secs(30)) {
+        let up = wasmos_tests::http::wait_for_port(addr, Duration::from_secs(30));
+        Ok((child, addr, up))
+    }
+
+    /// [`Hosted::start`], then `checks` once it listens (else records
+    /// `missing` as failed), then stops it.
+    fn serve(
+        &self,
+        args: &[&str],
+        missing: &str,
+        tally: &mut Tally,
+        checks: impl FnOnce(std::net::SocketAddr) -> Vec<wasmos_tests::suites::Check>,
+    ) -> Result<()> {
+        let (mut child, addr, up) = self.start(args)?;
+        if up {
             for check in checks(addr) {
                 tally.record(&check.name, &check.result);
             }

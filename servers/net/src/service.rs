@@ -188,16 +188,11 @@ impl<B: Backend> TcpService<B> {
         if owned().count() >= SOCKETS_PER_TASK
             || self.sockets.len() >= MAX_SOCKETS
             || (listener && listeners >= LISTENERS_PER_TASK)
-            || !self.affords(bytes)
+            || !affords(&self.backend, self.memory, self.budget, bytes)
         {
             return Err(NetError::NoResources);
         }
         Ok(())
-    }
-
-    /// Whether `bytes` more fit the budget.
-    fn affords(&self, bytes: usize) -> bool {
-        self.memory + self.backend.uncharged_bytes() + bytes <= self.budget
     }
 
     /// Enters a socket that [`TcpService::may_add`] allowed (its bytes
@@ -286,8 +281,7 @@ impl<B: Backend> TcpService<B> {
                 let Some(k) = (0..n).map(|i| (port.next + i) % n).find(|&k| has_room(&port.members[k])) else {
                     break;
                 };
-                if sockets.len() + waiting >= MAX_SOCKETS || *memory + backend.uncharged_bytes() + conn_bytes > *budget
-                {
+                if sockets.len() + waiting >= MAX_SOCKETS || !affords(&*backend, *memory, *budget, conn_bytes) {
                     return;
                 }
                 let Ok(Some(conn)) = backend.accept(&mut port.listener) else { break };
@@ -429,6 +423,12 @@ impl<B: Backend> Socket<B> {
             Kind::Conn(_) => 0,
         }
     }
+}
+
+/// Whether `bytes` more fit `budget` beside the `memory` charged and what
+/// the backend holds uncharged.
+fn affords<B: Backend>(backend: &B, memory: usize, budget: usize, bytes: usize) -> bool {
+    memory + backend.uncharged_bytes() + bytes <= budget
 }
 
 /// `owner`'s socket `id`; another task's socket is as good as none.
