@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use crate::suites::Check;
 
 /// Growth of the kernel heap's live bytes allowed between the warm point
-/// (the end of the first round that ends at least 5 s in, once long-lived
-/// tasks and services are up) and the end: the soak's own tasks have
+/// (the end of the first round that ends at least 5 s in and after three
+/// hostile rounds, once long-lived tasks, services and the queues the
+/// floods fill are at their working sets) and the end: the soak's own tasks have
 /// exited both times, so anything beyond allocator slack is a leak.
 pub const HEAP_GROWTH_BOUND: u64 = 1 << 20;
 /// Free frames that may be missing at the end compared to the warm round.
