@@ -390,6 +390,14 @@ impl CoreState {
                 match task.data().wait {
                     Some(Wait::Sleep { .. }) => task.resume_with = 0,
                     Some(Wait::Recv { .. } | Wait::Reply { .. }) => task.resume_with = Status::TimedOut.code(),
+                    // The clock came first: its event, and no more waiting for input.
+                    Some(wait @ Wait::PollConsole { .. }) => {
+                        task.resume_with = crate::wasi::poll_console_event(&mut task.store, wait, false);
+                        if self.console_waiter == Some(id) {
+                            self.console_waiter = None;
+                            self.sys.platform.console_wait(None);
+                        }
+                    }
                     Some(Wait::File { .. } | Wait::Console { .. }) | None => continue,
                 }
                 task.data_mut().wait = None;
@@ -422,8 +430,19 @@ impl CoreState {
         // Blocked tasks sit in the table; one that is not there now is
         // running (it cannot be waiting, then) or gone.
         let Some(task) = self.tasks.get_mut(&id) else { return };
-        let Some(wait @ Wait::Console { .. }) = task.data().wait else { return self.end_console_wait() };
-        let Some(errno) = crate::wasi::console_fill(&mut task.store, wait) else { return };
+        let errno = match task.data().wait {
+            Some(wait @ Wait::Console { .. }) => match crate::wasi::console_fill(&mut task.store, wait) {
+                Some(errno) => errno,
+                None => return,
+            },
+            Some(wait @ Wait::PollConsole { clock, .. }) => {
+                if let Some((deadline, _)) = clock {
+                    self.sleepers.remove(&(deadline, id));
+                }
+                crate::wasi::poll_console_event(&mut task.store, wait, true)
+            }
+            _ => return self.end_console_wait(),
+        };
         task.resume_with = errno;
         task.data_mut().wait = None;
         self.ready.push_front(id);

@@ -19,7 +19,7 @@
 //! | `clock_time_get`, `clock_res_get` | monotonic and realtime both count from boot (no RTC yet) |
 //! | `random_get` | the platform's generator (see [`crate::Platform::fill_random`]) |
 //! | `sched_yield` | the task goes to the back of its core's ready queue |
-//! | `poll_oneoff` | clock subscriptions: sleeps until the earliest (relative or absolute) |
+//! | `poll_oneoff` | clock subscriptions: sleeps until the earliest (relative or absolute); FD_READ on stdin (fd 0): ready when input (or its end) is there, `nbytes` 1 ("at least one"), combined with clocks (the first that is ready is the one event); FD_READ on other descriptors and FD_WRITE: `ENOSYS` |
 //! | `proc_exit` | ends the task with the code |
 //!
 //! Limits: at most [`MAX_FDS`] descriptors (`EMFILE`), the table's growth
@@ -40,7 +40,7 @@ use crate::platform::Stream;
 use crate::task::{self, Blocked, TaskData, Wait};
 
 pub use crate::imports::WASI as MODULE;
-pub(crate) use console::console_fill;
+pub(crate) use console::{console_fill, poll_console_event};
 pub(crate) use disk::{Next, file_reply};
 
 // Errno values of WASI preview 1.
@@ -732,8 +732,9 @@ fn environ_get(mut c: Ctx, ptrs: i32, buf: i32) -> Result<i32, Error> {
     errno(put_strings(&mut c, &list, ptrs, buf))
 }
 
-/// Subscriptions are 48 bytes, events 32. Only clock subscriptions are
-/// supported; the task sleeps until the earliest one is due.
+/// Subscriptions are 48 bytes, events 32. Clock subscriptions, and
+/// FD_READ on stdin ([`console::poll`]); the task sleeps until the
+/// earliest clock is due or stdin has input. Other kinds: `ENOSYS`.
 fn poll_oneoff(mut c: Ctx, subs: i32, events: i32, n: i32, nevents: i32) -> Result<i32, Error> {
     let r = (|| {
         if n <= 0 {
@@ -742,8 +743,17 @@ fn poll_oneoff(mut c: Ctx, subs: i32, events: i32, n: i32, nevents: i32) -> Resu
         let raw = get(&c, subs, n.checked_mul(48).ok_or(EINVAL)?)?;
         let now = c.data().system.now_ns();
         let mut earliest: Option<(u64, u64)> = None;
+        let mut stdin: Option<u64> = None;
         for s in raw.chunks_exact(48) {
             let userdata = u64::from_le_bytes(s[0..8].try_into().expect("8 bytes"));
+            if s[8] == 1 {
+                let fd = u32::from_le_bytes(s[16..20].try_into().expect("4 bytes"));
+                match fd_of(&mut c, fd as i32)? {
+                    Fd::Stdin => stdin = Some(userdata),
+                    _ => return Err(ENOSYS),
+                }
+                continue;
+            }
             if s[8] != 0 {
                 return Err(ENOSYS);
             }
@@ -754,6 +764,9 @@ fn poll_oneoff(mut c: Ctx, subs: i32, events: i32, n: i32, nevents: i32) -> Resu
                 earliest = Some((deadline, userdata));
             }
         }
+        if let Some(stdin) = stdin {
+            return Ok(Err((stdin, earliest)));
+        }
         let (deadline, userdata) = earliest.expect("n > 0");
         // The event (userdata, no error, type clock) is written now; the
         // task only sees it after the sleep below.
@@ -761,10 +774,11 @@ fn poll_oneoff(mut c: Ctx, subs: i32, events: i32, n: i32, nevents: i32) -> Resu
         event[0..8].copy_from_slice(&userdata.to_le_bytes());
         task::write_bytes(&mut c, events as u32, &event).map_err(|_| EFAULT)?;
         put_u32(&mut c, nevents, 1)?;
-        Ok(deadline)
+        Ok(Ok(deadline))
     })();
     match r {
-        Ok(deadline) if deadline > c.data().system.now_ns() => {
+        Ok(Err((stdin, clock))) => console::poll(&mut c, events as u32, nevents as u32, stdin, clock),
+        Ok(Ok(deadline)) if deadline > c.data().system.now_ns() => {
             c.data_mut().wait = Some(Wait::Sleep { deadline });
             Err(Error::host(Blocked))
         }

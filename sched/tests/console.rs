@@ -141,3 +141,65 @@ fn an_owner_that_ended_gives_stdin_to_the_next_reader() {
     assert_eq!(printed(&platform, "first"), "a\n");
     assert_eq!(printed(&platform, "second"), "b\n");
 }
+
+/// `poll_oneoff` on stdin (userdata 7) and a relative clock of
+/// `timeout_ns` (userdata 9); exits with userdata * 10 + the event's type
+/// (71: stdin readable, 90: the clock), or 100 + errno.
+fn poll_program(timeout_ns: u64) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (local $errno i32)
+    (i64.store (i32.const 0) (i64.const 7))
+    (i32.store8 (i32.const 8) (i32.const 1))
+    (i32.store (i32.const 16) (i32.const 0))
+    (i64.store (i32.const 48) (i64.const 9))
+    (i32.store8 (i32.const 56) (i32.const 0))
+    (i64.store (i32.const 72) (i64.const {timeout_ns}))
+    (local.set $errno (call $poll (i32.const 0) (i32.const 128) (i32.const 2) (i32.const 160)))
+    (if (local.get $errno) (then (call $exit (i32.add (i32.const 100) (local.get $errno)))))
+    (if (i32.ne (i32.load (i32.const 160)) (i32.const 1)) (then (call $exit (i32.const 99))))
+    (call $exit (i32.add (i32.mul (i32.load (i32.const 128)) (i32.const 10)) (i32.load8_u (i32.const 138))))))"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn poll_oneoff_wakes_on_stdin_before_its_clock() {
+    let (sys, platform) = system(2, Config::default());
+    platform.open_input();
+    let poller = sys.spawn(&poll_program(20_000_000_000), "poller", 1).unwrap();
+    let typist = {
+        let platform = platform.clone();
+        std::thread::spawn(move || {
+            wait_until("the poller waits for input", || platform.input_waiter() == Some(1));
+            platform.type_input(b"x");
+        })
+    };
+    assert_eq!(run(&sys, &platform, &[poller], 10), [exited(71)]);
+    typist.join().unwrap();
+    // Polling took nothing: the byte is still there for a read.
+    assert_eq!(platform.input.lock().unwrap().as_ref().unwrap().bytes.len(), 1);
+}
+
+#[test]
+fn poll_oneoff_on_quiet_stdin_ends_with_its_clock() {
+    let (sys, platform) = system(1, Config::default());
+    platform.open_input();
+    let start = Instant::now();
+    let poller = sys.spawn(&poll_program(50_000_000), "poller", 0).unwrap();
+    assert_eq!(run(&sys, &platform, &[poller], 10), [exited(90)]);
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    assert_eq!(platform.input_waiter(), None, "the clock ended the wait for input too");
+}
+
+#[test]
+fn poll_oneoff_on_stdin_with_input_there_returns_at_once() {
+    let (sys, platform) = system(1, Config::default());
+    platform.open_input();
+    platform.type_input(b"ready");
+    let poller = sys.spawn(&poll_program(20_000_000_000), "poller", 0).unwrap();
+    assert_eq!(run(&sys, &platform, &[poller], 10), [exited(71)]);
+}

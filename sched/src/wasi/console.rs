@@ -5,6 +5,8 @@
 //! or blocks the task (`Wait::Console`) until at least one byte has come or
 //! the input has ended (0 bytes: end of file). Its core serves it
 //! (`CoreState::serve_console`), woken by the platform (`console_wait`).
+//! `poll_oneoff` with FD_READ on fd 0 ([`poll`]) waits the same way
+//! (`Wait::PollConsole`), or until its clock subscription is due.
 //!
 //! Who may read: console input is one stream, so exactly one task owns it:
 //! the first that reads fd 0. It keeps it until it ends or closes its fd 0;
@@ -153,4 +155,58 @@ impl IntoIterator for Iovs {
     fn into_iter(self) -> Self::IntoIter {
         self.items.into_iter().take(self.len)
     }
+}
+
+/// `poll_oneoff` with an FD_READ subscription on stdin (userdata
+/// `stdin`) and the earliest clock one, if any (deadline, userdata): one
+/// event now if input (or its end) is there or the clock is due, else the
+/// task blocks (`Wait::PollConsole`) until one of them. Polling stdin
+/// claims it like a read.
+pub(super) fn poll(
+    c: &mut Ctx,
+    events: u32,
+    nevents: u32,
+    stdin: u64,
+    clock: Option<(u64, u64)>,
+) -> Result<i32, Error> {
+    if let Err(errno) = claim(c) {
+        return Ok(errno);
+    }
+    if task::check_range(c, events, 32).and_then(|()| task::check_range(c, nevents, 4)).is_err() {
+        return Ok(EFAULT);
+    }
+    let wait = Wait::PollConsole { events, nevents, stdin, clock };
+    let sys = c.data().system.clone();
+    if sys.platform.console_ready() {
+        return Ok(poll_console_event(c, wait, true));
+    }
+    if clock.is_some_and(|(deadline, _)| deadline <= sys.now_ns()) {
+        return Ok(poll_console_event(c, wait, false));
+    }
+    let data = c.data_mut();
+    data.wait = Some(wait);
+    let id = data.id;
+    data.state.borrow_mut().wait_console(id);
+    Err(Error::host(Blocked))
+}
+
+/// Writes the one event of a stdin poll (`wait`): stdin readable
+/// (`input`; `nbytes` 1: "at least one", or the end of input), else the
+/// clock's. Returns the errno `poll_oneoff` returns.
+pub(crate) fn poll_console_event(ctx: &mut impl AsContextMut<Data = TaskData>, wait: Wait, input: bool) -> i32 {
+    let Wait::PollConsole { events, nevents, stdin, clock } = wait else { return EINVAL };
+    // event: userdata, error (u16 at 8), type (u8 at 10: 0 clock, 1
+    // fd_read), then for fd_read nbytes (u64 at 16) and flags (u16 at 24).
+    let mut event = [0u8; 32];
+    match (input, clock) {
+        (false, Some((_, userdata))) => event[0..8].copy_from_slice(&userdata.to_le_bytes()),
+        _ => {
+            event[0..8].copy_from_slice(&stdin.to_le_bytes());
+            event[10] = 1;
+            event[16..24].copy_from_slice(&1u64.to_le_bytes());
+        }
+    }
+    let written =
+        task::write_bytes(ctx, events, &event).and_then(|()| task::write_bytes(ctx, nevents, &1u32.to_le_bytes()));
+    if written.is_ok() { SUCCESS } else { EFAULT }
 }
