@@ -10,6 +10,8 @@
 //!   may look them up.
 //! - [`message`]: messages in flight (owned payload, inline when small).
 //! - [`ring`]: the per-core lock-free MPSC inbox and its sleep/wake protocol.
+//! - [`bytering`]: a bounded byte ring an interrupt handler fills without
+//!   waiting (console input).
 //! - [`net`], [`sysinfo`], [`block`], [`fs`]: the wire protocols of the
 //!   services every platform provides (the TCP socket service, system
 //!   counters, block devices, the file server).
@@ -25,6 +27,7 @@ extern crate alloc;
 
 pub mod abi;
 pub mod block;
+pub mod bytering;
 #[cfg(feature = "runtime")]
 pub mod caps;
 #[cfg(feature = "runtime")]

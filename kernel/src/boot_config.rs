@@ -15,7 +15,9 @@
 //! - `tick_hz`: the periodic timer's rate on every core (1-1000, default
 //!   `smp::TIMER_HZ`); the net-irq test boots with 1;
 //! - `net.irq`: `off` polls the network card instead of taking its
-//!   interrupt (the fallback; for comparisons and the test's control run).
+//!   interrupt (the fallback; for comparisons and the test's control run);
+//! - `console.irq`: `off` polls COM1 for console input on core 0's tick
+//!   instead of taking its interrupt through the I/O APIC (the fallback).
 
 use bootloader_api::BootInfo;
 pub use wasmos_bundle::Mode;

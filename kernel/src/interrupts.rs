@@ -348,10 +348,15 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
         }
         vectors::TIMER => {
             wasmos_smp::on_timer_tick();
+            crate::console::on_tick();
             wasmos_smp::lapic::eoi();
         }
         vectors::IPI => {
             wasmos_smp::on_ipi();
+            wasmos_smp::lapic::eoi();
+        }
+        vectors::CONSOLE => {
+            crate::console::on_input_interrupt();
             wasmos_smp::lapic::eoi();
         }
         v if (vectors::DEVICE_FIRST..vectors::DEVICE_FIRST + vectors::DEVICE_COUNT).contains(&v) => {

@@ -142,6 +142,10 @@ fn kmain_with_sse(boot_info: &'static mut BootInfo) -> ! {
                 tasks::exit_with(&names.split(',').map(str::trim).collect::<alloc::vec::Vec<_>>());
             }
             start_services(sys, &config);
+            // `console.irq=off`: poll COM1 on the tick (the fallback), to
+            // compare or test.
+            let irq = config.config().get("console.irq") != Some("off");
+            console::start_input(&system.io_apics, &system.overrides, irq);
             tasks::start_init(sys, config.bundle);
             log::info!("running; press Ctrl-A X to leave QEMU");
             tasks::core_loop(0)

@@ -68,6 +68,9 @@ pub struct SystemInfo {
     pub tsc_hz: u64,
     pub lapic_hz: u64,
     pub tick_hz: u64,
+    /// The MADT's I/O APICs and ISA overrides (console input's route).
+    pub io_apics: alloc::vec::Vec<madt::IoApic>,
+    pub overrides: alloc::vec::Vec<madt::IsaOverride>,
 }
 
 /// Brings up every processor in the MADT. Runs once, on the BSP, after
@@ -114,6 +117,8 @@ pub fn init(boot_info: &'static BootInfo, phys_offset: u64, tick_hz: u64) -> Sys
         tsc_hz,
         lapic_hz,
         tick_hz,
+        io_apics: topology.io_apics,
+        overrides: topology.overrides,
     }
 }
 

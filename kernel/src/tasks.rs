@@ -8,11 +8,18 @@
 //! mode does.
 //! The announce-then-halt order, with interrupts off in between, is the
 //! race-free protocol described in `ipc/src/ring.rs`.
+//!
+//! Console input: COM1's interrupt wakes core 0 and rings the input
+//! doorbell (`console.rs`); core 0's loop forwards it as an IPI to the core
+//! whose task waits for input ([`Platform::console_wait`]), outside
+//! interrupt context. That core's scheduler then sees
+//! `console_ready` and serves the task; it checks that before it halts,
+//! so input that came before the IPI is not missed either.
 
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -84,6 +91,26 @@ impl Platform for BareMetal {
         }
     }
 
+    fn console_read(&self, buf: &mut [u8]) -> Option<usize> {
+        if crate::console::input_mode() == crate::console::InputMode::Off {
+            // No console input on this boot (the test modes): at its end.
+            return Some(0);
+        }
+        let dropped = crate::console::input_dropped();
+        if DROPPED_SEEN.swap(dropped, Ordering::Relaxed) != dropped {
+            log::warn!("console: {dropped} input bytes dropped so far (the input ring was full)");
+        }
+        crate::console::read_input(buf)
+    }
+
+    fn console_ready(&self) -> bool {
+        crate::console::input_mode() == crate::console::InputMode::Off || crate::console::input_pending()
+    }
+
+    fn console_wait(&self, core: Option<usize>) {
+        CONSOLE_WAITER.store(core.unwrap_or(NO_CORE), Ordering::Release);
+    }
+
     fn console_write(&self, core: usize, task: &str, text: &[u8]) {
         if HOOK.get().is_some_and(|h| h.console(task, text)) {
             return;
@@ -96,6 +123,26 @@ impl Platform for BareMetal {
 }
 
 static SYSTEM: spin::Once<Arc<System>> = spin::Once::new();
+
+/// The core whose task waits for console input ([`NO_CORE`]: none).
+static CONSOLE_WAITER: AtomicUsize = AtomicUsize::new(NO_CORE);
+const NO_CORE: usize = usize::MAX;
+/// Dropped input bytes already reported.
+static DROPPED_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// Core 0 (where COM1 interrupts): passes the input doorbell on to the
+/// core waiting for input, if it is another one.
+fn forward_console_input(core: usize) {
+    if core != 0 || !crate::console::take_input_doorbell() {
+        return;
+    }
+    let waiter = CONSOLE_WAITER.load(Ordering::Acquire);
+    if waiter != core
+        && let Some(cpu) = percpu::all().get(waiter)
+    {
+        lapic::send_ipi(cpu.apic_id, vectors::IPI);
+    }
+}
 
 /// The exit status reported for a program that was killed (a trap, out
 /// of memory), as `wasmos-hosted` reports it.
@@ -170,7 +217,9 @@ pub fn idle(sys: &System, sched: &CoreScheduler) {
         return;
     }
     interrupts::disable();
-    if sys.prepare_sleep(core) && !sched.has_work() && !hook.is_some_and(|h| h.pending(core)) {
+    // Core 0 must not halt on input it has not forwarded yet.
+    let input = core == 0 && crate::console::input_doorbell_set();
+    if sys.prepare_sleep(core) && !sched.has_work() && !hook.is_some_and(|h| h.pending(core)) && !input {
         // `sti; hlt`: an IPI that arrived since `prepare_sleep` is taken
         // right after `hlt` begins, so it still wakes us.
         interrupts::enable_and_hlt();
@@ -206,6 +255,7 @@ pub fn core_loop(core: usize) -> ! {
     let mut sched = CoreScheduler::new(sys.clone(), core);
     SCHEDULERS_READY.fetch_add(1, Ordering::Release);
     loop {
+        forward_console_input(core);
         if let Poll::Idle { .. } = sched.poll() {
             idle(&sys, &sched);
         }

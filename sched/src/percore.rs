@@ -73,6 +73,9 @@ pub(crate) struct CoreState {
     natives: BTreeMap<TaskId, NativeSlot>,
     /// This state's own cell, handed to each task's system calls.
     self_ref: Weak<RefCell<CoreState>>,
+    /// The task of this core blocked on console input (`Wait::Console`);
+    /// at most one in the system, the stdin owner.
+    console_waiter: Option<TaskId>,
 }
 
 /// Makes a linker of the system calls for an engine (`host::linker`,
@@ -97,6 +100,7 @@ impl CoreState {
                 make_linker,
                 sys,
                 self_ref: me.clone(),
+                console_waiter: None,
             })
         })
     }
@@ -122,6 +126,7 @@ impl CoreState {
             || !self.deferred.is_empty()
             || !self.sys.rings[self.core].is_empty()
             || self.natives.values().any(|n| n.due(now))
+            || (self.console_waiter.is_some() && self.sys.platform.console_ready())
     }
 
     /// The next ready task, taken out of the table; else what the core
@@ -385,12 +390,63 @@ impl CoreState {
                 match task.data().wait {
                     Some(Wait::Sleep { .. }) => task.resume_with = 0,
                     Some(Wait::Recv { .. } | Wait::Reply { .. }) => task.resume_with = Status::TimedOut.code(),
-                    Some(Wait::File { .. }) | None => continue,
+                    // The clock came first: its event, and no more waiting for input.
+                    Some(wait @ Wait::PollConsole { .. }) => {
+                        task.resume_with = crate::wasi::poll_console_event(&mut task.store, wait, false);
+                        if self.console_waiter == Some(id) {
+                            self.console_waiter = None;
+                            self.sys.platform.console_wait(None);
+                        }
+                    }
+                    Some(Wait::File { .. } | Wait::Console { .. }) | None => continue,
                 }
                 task.data_mut().wait = None;
                 self.ready.push_back(id);
             }
         }
+    }
+
+    /// `id` (of this core) blocks on console input: served by
+    /// [`Self::serve_console`] once the platform has some.
+    pub fn wait_console(&mut self, id: TaskId) {
+        self.console_waiter = Some(id);
+        self.sys.platform.console_wait(Some(self.core));
+    }
+
+    fn end_console_wait(&mut self) {
+        self.console_waiter = None;
+        self.sys.platform.console_wait(None);
+    }
+
+    /// Step 3b: the task blocked on console input gets what arrived (or
+    /// the end of input) and becomes ready, first in line like a task a
+    /// message unblocked.
+    #[inline]
+    pub fn serve_console(&mut self) {
+        let Some(id) = self.console_waiter else { return };
+        if !self.sys.platform.console_ready() {
+            return;
+        }
+        // Blocked tasks sit in the table; one that is not there now is
+        // running (it cannot be waiting, then) or gone.
+        let Some(task) = self.tasks.get_mut(&id) else { return };
+        let errno = match task.data().wait {
+            Some(wait @ Wait::Console { .. }) => match crate::wasi::console_fill(&mut task.store, wait) {
+                Some(errno) => errno,
+                None => return,
+            },
+            Some(wait @ Wait::PollConsole { clock, .. }) => {
+                if let Some((deadline, _)) = clock {
+                    self.sleepers.remove(&(deadline, id));
+                }
+                crate::wasi::poll_console_event(&mut task.store, wait, true)
+            }
+            _ => return self.end_console_wait(),
+        };
+        task.resume_with = errno;
+        task.data_mut().wait = None;
+        self.ready.push_front(id);
+        self.end_console_wait();
     }
 
     /// Step 4: each native service on this core handles what it has.
@@ -649,6 +705,9 @@ impl CoreState {
         sys.services.lock().retain(|_, s| s.cap.target != id && s.owner != Some(id));
         if let Some(deadline) = data.wait.and_then(|w| w.deadline()) {
             self.sleepers.remove(&(deadline, id));
+        }
+        if self.console_waiter == Some(id) {
+            self.end_console_wait();
         }
         let mut notices = Vec::new();
         for item in data.inbox.drain(..) {

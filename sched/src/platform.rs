@@ -12,8 +12,8 @@ pub enum Stream {
 }
 
 /// Services the scheduler needs from whatever runs it. Implementations:
-/// the kernel (`kernel/src/tasks.rs`: TSC clock, IPIs, COM1) and the hosted
-/// runtime (monotonic clock, condvars, stdout).
+/// the kernel (`kernel/src/tasks.rs`: TSC clock, IPIs, COM1 out and in) and
+/// the hosted runtime (monotonic clock, condvars, stdout and stdin).
 pub trait Platform: Send + Sync {
     /// Monotonic nanoseconds, the same clock on every core.
     fn now_ns(&self) -> u64;
@@ -35,6 +35,27 @@ pub trait Platform: Send + Sync {
     /// Fills `buf` with random bytes (WASI `random_get`). Implementations
     /// say where their randomness comes from.
     fn fill_random(&self, buf: &mut [u8]);
+    /// Console input (WASI stdin): moves up to `buf.len()` bytes into
+    /// `buf`. `Some(n)` with n > 0: that many bytes; `Some(0)`: the input
+    /// has ended (the default: a platform without input is at its end);
+    /// `None`: nothing now, more may come. Never blocks. The kernel reads
+    /// COM1 (filled by its receive interrupt), the hosted runtime its
+    /// process's stdin.
+    fn console_read(&self, _buf: &mut [u8]) -> Option<usize> {
+        Some(0)
+    }
+    /// Whether [`Platform::console_read`] would return `Some` now (bytes,
+    /// or the end of input).
+    fn console_ready(&self) -> bool {
+        true
+    }
+    /// A task on core `core` is blocked on console input (`None`: no task
+    /// is any more). Until told otherwise, the platform wakes that core
+    /// ([`Platform::wake_core`]) when input arrives or ends, so that its
+    /// scheduler looks again; the scheduler checks
+    /// [`Platform::console_ready`] before it sleeps, so a wake-up that
+    /// comes early is never needed twice.
+    fn console_wait(&self, _core: Option<usize>) {}
     /// A file of the boot bundle, for the init task (`boot_file`) and the
     /// read-only file tree WASI programs see (`files/...`).
     fn boot_file(&self, _name: &str) -> Option<&[u8]> {

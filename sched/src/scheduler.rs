@@ -1,5 +1,6 @@
 //! The per-core scheduler loop: each round drains the core's ring, retries
-//! what found another core's ring full, fires timers, runs the native
+//! what found another core's ring full, fires timers, serves a task
+//! waiting for console input, runs the native
 //! services that are due, then one fuel slice of the first ready task
 //! ([`CoreScheduler::poll`], its steps in that order). The state it works
 //! on, and what each step does, is [`crate::percore`].
@@ -59,6 +60,7 @@ impl CoreScheduler {
             st.drain_ring();
             st.retry_outbox();
             st.fire_timers(now);
+            st.serve_console();
             st.run_services();
             st.pick(now)
         };

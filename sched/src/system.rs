@@ -173,6 +173,9 @@ pub struct System {
     /// number of tasks. The home core is part of the id.
     pub(crate) directory: Directory,
     pub(crate) services: Mutex<BTreeMap<String, Service>>,
+    /// The task that owns console input (WASI stdin), if any: the first
+    /// to read it, until it ends or closes fd 0 (`wasi::console`).
+    pub(crate) stdin_owner: Mutex<Option<TaskId>>,
     /// Bytes of one-way items queued anywhere (see [`crate::quota::QueueCharge`]).
     pub(crate) queued: Arc<crate::quota::SharedBudget>,
     /// Exits of tasks started by the kernel (no parent task to tell).
@@ -210,6 +213,7 @@ impl System {
             config: config.clone(),
             directory: Directory::new(config.max_tasks + SERVICE_SLOTS),
             services: Mutex::new(BTreeMap::new()),
+            stdin_owner: Mutex::new(None),
             queued: Arc::new(crate::quota::SharedBudget::new(config.total_queued_bytes)),
             orphan_exits: Mutex::new(BTreeMap::new()),
             stats: (0..cores).map(|_| CoreStats::default()).collect(),

@@ -22,12 +22,19 @@ use crate::system::System;
 /// What a suspended task waits for. `File`: the reply to a WASI file call
 /// the task's WASI layer made to `fs` on its behalf (`wasi::disk`), which
 /// the WASI layer reads (and may make another call) before the task resumes.
+/// `Console`: WASI `fd_read` on stdin found no input; the iovecs and the
+/// result pointer of that call, filled when input comes (`wasi::console`).
+/// `PollConsole`: `poll_oneoff` with an FD_READ subscription on stdin and
+/// maybe a clock one: its events are written when input comes or the
+/// clock's `deadline` passes, whichever is first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wait {
     Recv { from: Option<TaskId>, buf: u32, cap: u32, info: u32, deadline: Option<u64> },
     Reply { call: u64, buf: u32, cap: u32, deadline: Option<u64> },
     Sleep { deadline: u64 },
     File { call: u64 },
+    Console { iovs: u32, n: u32, read: u32 },
+    PollConsole { events: u32, nevents: u32, stdin: u64, clock: Option<(u64, u64)> },
 }
 
 impl Wait {
@@ -36,7 +43,8 @@ impl Wait {
             Wait::Recv { deadline, .. } => deadline,
             Wait::Sleep { deadline } => Some(deadline),
             Wait::Reply { deadline, .. } => deadline,
-            Wait::File { .. } => None,
+            Wait::File { .. } | Wait::Console { .. } => None,
+            Wait::PollConsole { clock, .. } => clock.map(|(deadline, _)| deadline),
         }
     }
 }

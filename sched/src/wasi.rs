@@ -10,7 +10,7 @@
 //! | `args_get`, `args_sizes_get` | the argv given at spawn (argv[0] = task name) |
 //! | `environ_get`, `environ_sizes_get` | `WASMOS_CORE`, `WASMOS_CORES`, `WASMOS_VERSION`, then what the parent gave (`task_spawn_env`: `boot.cfg`'s `env/<program>`, `--env K=V`) |
 //! | `fd_write` on 1, 2 | the console (one record per call) |
-//! | `fd_read` on 0 | end of file (there is no interactive input yet) |
+//! | `fd_read` on 0 | the console's input ([`console`]: COM1 by interrupt in the kernel, the process's stdin hosted): what is there (a short read, at most 1024 bytes), else the task blocks until at least one byte comes; 0 bytes at the end of input. One task owns stdin, the first that reads it, until it ends or closes fd 0; another reader meanwhile gets `EBUSY` |
 //! | `fd_prestat_get`, `fd_prestat_dir_name` | fd 3 is the preopened read-only directory `/` (the bundle's `files/`); fd 4 the writable `/disk`, when the file server `fs` runs and the task's namespace holds it when it starts |
 //! | `path_open`, `fd_read`, `fd_pread`, `fd_seek`, `fd_tell`, `fd_close`, `fd_filestat_get`, `path_filestat_get`, `fd_fdstat_get` on `/` | read-only files from the boot bundle (`files/<path>`); creating, truncating, `path_create_directory`, `path_unlink_file`, `path_remove_directory`, `path_rename` there are `EROFS` |
 //! | on `/disk` ([`disk`]): `path_open` (`O_CREAT`, `O_EXCL`, `O_TRUNC`, `O_DIRECTORY`, `FDFLAGS_APPEND`; rights as WASI defines them), `fd_read`, `fd_write`, `fd_pread`, `fd_pwrite`, `fd_seek`, `fd_tell`, `fd_close`, `fd_readdir`, `path_create_directory`, `path_remove_directory`, `path_unlink_file`, `path_rename` (within one directory descriptor, else `ENOTSUP`), `path_filestat_get`, `fd_filestat_get`, `fd_filestat_set_size`, `fd_sync`, `fd_datasync`, `fd_fdstat_get`, `fd_fdstat_set_flags` (`APPEND` only) | file-protocol calls to `fs` made on the task's behalf (the task blocks like in `ipc_call`); the errno is the protocol's (`wasmos_ipc::fs::FsError::errno`) |
@@ -19,7 +19,7 @@
 //! | `clock_time_get`, `clock_res_get` | monotonic and realtime both count from boot (no RTC yet) |
 //! | `random_get` | the platform's generator (see [`crate::Platform::fill_random`]) |
 //! | `sched_yield` | the task goes to the back of its core's ready queue |
-//! | `poll_oneoff` | clock subscriptions: sleeps until the earliest (relative or absolute) |
+//! | `poll_oneoff` | clock subscriptions: sleeps until the earliest (relative or absolute); FD_READ on stdin (fd 0): ready when input (or its end) is there, `nbytes` 1 ("at least one"), combined with clocks (the first that is ready is the one event); FD_READ on other descriptors and FD_WRITE: `ENOSYS` |
 //! | `proc_exit` | ends the task with the code |
 //!
 //! Limits: at most [`MAX_FDS`] descriptors (`EMFILE`), the table's growth
@@ -27,6 +27,7 @@
 //! most one file-protocol message (`fs::MAX_READ`, `fs::MAX_WRITE`) and
 //! looks at most at 1024 iovecs: short reads and writes, which WASI allows.
 
+mod console;
 mod disk;
 
 use alloc::string::String;
@@ -39,6 +40,7 @@ use crate::platform::Stream;
 use crate::task::{self, Blocked, TaskData, Wait};
 
 pub use crate::imports::WASI as MODULE;
+pub(crate) use console::{console_fill, poll_console_event};
 pub(crate) use disk::{Next, file_reply};
 
 // Errno values of WASI preview 1.
@@ -287,6 +289,10 @@ fn fd_pread(c: Ctx, fd: i32, iovs: i32, n: i32, offset: i64, read: i32) -> Resul
 }
 
 fn read_at(mut c: Ctx, fd: i32, iovs: i32, n: i32, at: Option<u64>, read: i32) -> Result<i32, Error> {
+    if let Ok(Fd::Stdin) = fd_of(&mut c, fd) {
+        // A console has no offsets.
+        return if at.is_some() { Ok(ESPIPE) } else { console::read(&mut c, iovs, n, read) };
+    }
     let r = (|| {
         if let Fd::Disk(_) = fd_of(&mut c, fd)? {
             return Ok(Some(scatter(&c, iovs, n, wasmos_ipc::fs::MAX_READ)?));
@@ -295,8 +301,6 @@ fn read_at(mut c: Ctx, fd: i32, iovs: i32, n: i32, at: Option<u64>, read: i32) -
         let sys = c.data().system.clone();
         let w = wasi(&mut c).ok_or(ENOSYS)?;
         let (entry, pos) = match w.fds.get_mut(fd as usize).and_then(Option::as_mut) {
-            Some(Fd::Stdin) if at.is_some() => return Err(ESPIPE),
-            Some(Fd::Stdin) => return put_u32(&mut c, read, 0).map(|()| None),
             Some(Fd::File { entry, pos, .. }) => (entry.clone(), pos),
             Some(Fd::Root) => return Err(EISDIR),
             _ => return Err(EBADF),
@@ -364,6 +368,10 @@ fn fd_close(mut c: Ctx, fd: i32) -> Result<i32, Error> {
     match r {
         // The descriptor is gone at once; the server's handle with the reply.
         Ok(Some(Fd::Disk(d))) => disk::close(&mut c, d),
+        Ok(Some(Fd::Stdin)) => {
+            console::release(&c);
+            Ok(SUCCESS)
+        }
         r => errno(r.map(drop)),
     }
 }
@@ -724,8 +732,9 @@ fn environ_get(mut c: Ctx, ptrs: i32, buf: i32) -> Result<i32, Error> {
     errno(put_strings(&mut c, &list, ptrs, buf))
 }
 
-/// Subscriptions are 48 bytes, events 32. Only clock subscriptions are
-/// supported; the task sleeps until the earliest one is due.
+/// Subscriptions are 48 bytes, events 32. Clock subscriptions, and
+/// FD_READ on stdin ([`console::poll`]); the task sleeps until the
+/// earliest clock is due or stdin has input. Other kinds: `ENOSYS`.
 fn poll_oneoff(mut c: Ctx, subs: i32, events: i32, n: i32, nevents: i32) -> Result<i32, Error> {
     let r = (|| {
         if n <= 0 {
@@ -734,8 +743,17 @@ fn poll_oneoff(mut c: Ctx, subs: i32, events: i32, n: i32, nevents: i32) -> Resu
         let raw = get(&c, subs, n.checked_mul(48).ok_or(EINVAL)?)?;
         let now = c.data().system.now_ns();
         let mut earliest: Option<(u64, u64)> = None;
+        let mut stdin: Option<u64> = None;
         for s in raw.chunks_exact(48) {
             let userdata = u64::from_le_bytes(s[0..8].try_into().expect("8 bytes"));
+            if s[8] == 1 {
+                let fd = u32::from_le_bytes(s[16..20].try_into().expect("4 bytes"));
+                match fd_of(&mut c, fd as i32)? {
+                    Fd::Stdin => stdin = Some(userdata),
+                    _ => return Err(ENOSYS),
+                }
+                continue;
+            }
             if s[8] != 0 {
                 return Err(ENOSYS);
             }
@@ -746,6 +764,9 @@ fn poll_oneoff(mut c: Ctx, subs: i32, events: i32, n: i32, nevents: i32) -> Resu
                 earliest = Some((deadline, userdata));
             }
         }
+        if let Some(stdin) = stdin {
+            return Ok(Err((stdin, earliest)));
+        }
         let (deadline, userdata) = earliest.expect("n > 0");
         // The event (userdata, no error, type clock) is written now; the
         // task only sees it after the sleep below.
@@ -753,10 +774,11 @@ fn poll_oneoff(mut c: Ctx, subs: i32, events: i32, n: i32, nevents: i32) -> Resu
         event[0..8].copy_from_slice(&userdata.to_le_bytes());
         task::write_bytes(&mut c, events as u32, &event).map_err(|_| EFAULT)?;
         put_u32(&mut c, nevents, 1)?;
-        Ok(deadline)
+        Ok(Ok(deadline))
     })();
     match r {
-        Ok(deadline) if deadline > c.data().system.now_ns() => {
+        Ok(Err((stdin, clock))) => console::poll(&mut c, events as u32, nevents as u32, stdin, clock),
+        Ok(Ok(deadline)) if deadline > c.data().system.now_ns() => {
             c.data_mut().wait = Some(Wait::Sleep { deadline });
             Err(Error::host(Blocked))
         }

@@ -6,6 +6,8 @@
 //!   classification of the entries);
 //! - [`lapic`]: this core's local APIC (x2APIC when the CPU has it, xAPIC
 //!   MMIO otherwise), EOI, IPIs, the periodic timer;
+//! - [`ioapic`]: route one legacy (ISA) line to a core (COM1's receive
+//!   interrupt);
 //! - [`pit`]: the legacy PIT as the reference clock that calibrates the TSC
 //!   and the APIC timer;
 //! - [`percpu`]: per-CPU data reached through the GS base;
@@ -21,6 +23,7 @@
 extern crate alloc;
 
 pub mod clock;
+pub mod ioapic;
 pub mod lapic;
 pub mod madt;
 pub mod percpu;
@@ -46,6 +49,8 @@ pub mod vectors {
     pub const DEVICE_COUNT: u8 = 16;
     /// The virtio-net card's receive queue.
     pub const NET: u8 = DEVICE_FIRST;
+    /// COM1's receive interrupt (ISA IRQ 4, through the I/O APIC).
+    pub const CONSOLE: u8 = DEVICE_FIRST + 1;
     /// Local APIC error interrupt.
     pub const APIC_ERROR: u8 = 0xFE;
     /// "Look at your mailbox": cross-core wake-ups and remote calls.

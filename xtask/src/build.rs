@@ -42,6 +42,9 @@ pub struct BootConfig {
     pub tests: Option<String>,
     /// The user's own Wasm programs (`--wasm`), started in run mode.
     pub wasm: Vec<PathBuf>,
+    /// The core init starts them on (`spawn=name@k`); `None`: the kernel
+    /// picks (the console-irq suite puts its reader on core 1).
+    pub wasm_core: Option<u32>,
     /// Their arguments (`-- a b c`), each passed exactly as given.
     pub args: Vec<String>,
     /// Their environment variables (`--env K=V`).
@@ -87,6 +90,7 @@ impl BootConfig {
             mode,
             tests: None,
             wasm: Vec::new(),
+            wasm_core: None,
             args: Vec::new(),
             env: Vec::new(),
             grant: String::new(),
@@ -150,6 +154,13 @@ impl BootConfig {
     /// (bundle names; none: the demo).
     fn cfg(&self, mut spawn: Vec<String>) -> String {
         let programs: Vec<String> = spawn.iter().map(|s| s.trim_end_matches(".wasm").to_owned()).collect();
+        let placed: Vec<String> = spawn
+            .iter()
+            .map(|s| match self.wasm_core {
+                Some(k) => format!("{s}@{k}"),
+                None => s.clone(),
+            })
+            .collect();
         if spawn.is_empty() {
             // The default: the token ring demo, and the web server when the
             // machine has a network card to serve on.
@@ -161,7 +172,8 @@ impl BootConfig {
             }
             spawn.push("token_ring.wasm@all".into());
         }
-        let mut cfg = format!("mode={}\nspawn={}\n", self.mode.name(), spawn.join(","));
+        let listed = if placed.is_empty() { spawn.join(",") } else { placed.join(",") };
+        let mut cfg = format!("mode={}\nspawn={}\n", self.mode.name(), listed);
         // A server that dies is started again by init (with back-off).
         // The web server needs the socket service and the counters; the
         // user's programs get what `--grant` names (docs/ABI.md, "Names

@@ -2,7 +2,8 @@
 //! timeout, and turning how it ended into a [`Exit`].
 //!
 //! Serial ports: COM1 is the kernel log, COM2 the result channel
-//! (`tests/src/protocol.rs`). The `isa-debug-exit` device lets the kernel
+//! (`tests/src/protocol.rs`); the console-irq suite also types into COM1
+//! through a Unix socket ([`spawn_captured_with`]). The `isa-debug-exit` device lets the kernel
 //! end QEMU with a status; `-no-reboot` turns a triple fault into an exit
 //! (status 0) instead of a silent reboot loop.
 
@@ -184,13 +185,32 @@ pub fn exit_status(exit: Exit, report: &Report) -> Result<i32> {
 /// Starts QEMU with both serial ports in files under `dir` and returns at
 /// once; the caller ends it (see [`Running`]).
 pub fn spawn_captured(machine: &Machine, dir: &Path) -> Result<(Child, Captured)> {
+    spawn_captured_with(machine, dir, None)
+}
+
+/// [`spawn_captured`], and with `console`, COM1 is also a Unix socket
+/// (QEMU listens on that path) whose bytes the guest receives as console
+/// input; COM1's output still goes to the log file (the chardev's
+/// `logfile`), and to the socket while a client is connected.
+pub fn spawn_captured_with(machine: &Machine, dir: &Path, console: Option<&Path>) -> Result<(Child, Captured)> {
     std::fs::create_dir_all(dir)?;
     let files = Captured { log: dir.join("serial.log"), results: dir.join("results.txt") };
     for f in [&files.log, &files.results] {
         let _ = std::fs::remove_file(f);
     }
     let mut cmd = machine.command();
-    cmd.arg("-serial").arg(format!("file:{}", files.log.display()));
+    match console {
+        Some(socket) => {
+            let _ = std::fs::remove_file(socket);
+            cmd.arg("-chardev").arg(format!(
+                "socket,id=com1,path={},server=on,wait=off,logfile={}",
+                socket.display(),
+                files.log.display()
+            ));
+            cmd.args(["-serial", "chardev:com1"]);
+        }
+        None => drop(cmd.arg("-serial").arg(format!("file:{}", files.log.display()))),
+    }
     cmd.arg("-serial").arg(format!("file:{}", files.results.display()));
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let child = cmd.spawn().context("cannot start qemu-system-x86_64")?;
@@ -207,6 +227,13 @@ pub struct Running {
 impl Running {
     pub fn start(machine: &Machine, dir: &Path) -> Result<Running> {
         let (child, files) = spawn_captured(machine, dir)?;
+        Ok(Running { child, files })
+    }
+
+    /// Like [`Running::start`], with COM1's input on the Unix socket
+    /// `console` ([`spawn_captured_with`]).
+    pub fn start_with_console(machine: &Machine, dir: &Path, console: &Path) -> Result<Running> {
+        let (child, files) = spawn_captured_with(machine, dir, Some(console))?;
         Ok(Running { child, files })
     }
 

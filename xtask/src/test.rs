@@ -52,6 +52,7 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
     let run_net_qemu = filter.is_none_or(|f| "net-qemu".contains(f));
     let run_net_hosted = filter.is_none_or(|f| "net-hosted".contains(f));
     let run_net_irq = filter.is_none_or(|f| "net-irq".contains(f));
+    let run_console = filter.is_none_or(|f| "console-irq".contains(f));
     let run_net = run_net_qemu || run_net_hosted || run_net_irq;
     let run_fuzz = filter.is_none_or(|f| "fuzz".contains(f));
     let run_bench = filter.is_none_or(|f| "bench".contains(f));
@@ -67,6 +68,7 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
         && !run_bench
         && !run_storage
         && !run_exit
+        && !run_console
     {
         bail!("no suite matches {:?}", opts.suite);
     }
@@ -91,7 +93,7 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
         }
         let profile = if opts.debug { Profile::Debug } else { Profile::Release };
         let mut kernel_built = true;
-        if !selected.is_empty() || run_net_qemu || run_soak || run_storage || run_exit {
+        if !selected.is_empty() || run_net_qemu || run_soak || run_storage || run_exit || run_console {
             println!("==> kernel build ({})", if opts.debug { "debug" } else { "release" });
             kernel_built = step(&mut tally, "kernel::build", |_| build::kernel(root, profile).map(drop));
         }
@@ -118,6 +120,9 @@ pub fn run(root: &Path, opts: &TestOpts) -> Result<()> {
         }
         if run_exit && kernel_built {
             step(&mut tally, "run-exit::setup", |t| run_exit_suite(root, profile, t));
+        }
+        if run_console && kernel_built {
+            step(&mut tally, "console-irq::setup", |t| console_irq_suite(root, profile, t));
         }
         if run_soak && kernel_built {
             // A short soak; `cargo xtask soak --minutes N` runs longer.
@@ -418,6 +423,7 @@ fn hosted_suite(root: &Path, tally: &mut Tally) -> Result<()> {
         }
         tally.record(name, &result);
     }
+    tally.record("hosted::stdin_piped", &hosted_stdin(&binary, &build::wasi_check(root)?));
     // Supervision: with --restart a program that traps is reported and
     // started again with a doubling back-off, and only the timeout ends
     // the run (exit 0), not its death.
@@ -628,6 +634,144 @@ fn net_irq_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()>
     drop(vm);
     println!("  ({:.0} s; kernel log {})", started.elapsed().as_secs_f64(), dir.join("serial.log").display());
     Ok(())
+}
+
+/// What `wasi-check echo-stdin` writes for [`STDIN_INPUT`] hosted (its
+/// stdout).
+const STDIN_INPUT: &str = "alpha\nbeta gamma\n\nlast line without newline";
+const STDIN_ECHO: &str = "stdin: ready\necho 1: alpha\necho 2: beta gamma\necho 3: \necho 4: last line without newline\nstdin: end of input after 4 lines\n";
+
+/// The console-input program hosted, its stdin a pipe: the same lines as
+/// it gets, then the end of input ends it (exit 0).
+fn hosted_stdin(binary: &Path, wasi: &Path) -> Result<Option<u64>, String> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(binary)
+        .args(["--cores", "2", "--timeout", "60"])
+        .arg(wasi)
+        .args(["--", "echo-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start wasmos-hosted: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    // Written in two parts with a pause, so the program blocks between.
+    let (first, rest) = STDIN_INPUT.split_at(6);
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(first.as_bytes());
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = stdin.write_all(rest.as_bytes());
+    });
+    let out = child.wait_with_output().map_err(|e| format!("wasmos-hosted: {e}"))?;
+    let _ = writer.join();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.code() != Some(0) {
+        return Err(format!("exit {} (expected 0): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    if stdout != STDIN_ECHO {
+        return Err(format!("stdout {stdout:?}, expected {STDIN_ECHO:?}"));
+    }
+    Ok(None)
+}
+
+/// Lines the console-irq suite types, and the most the median echo may
+/// take: COM1's interrupt answers in milliseconds; with the tick at 1 Hz a
+/// polled UART (`console.irq=off`) waits for core 0's next tick (1.9 s
+/// median measured).
+const CONSOLE_LINES: usize = 12;
+const CONSOLE_MEDIAN_MAX: Duration = Duration::from_millis(200);
+
+/// Console input by interrupt: `wasi-check echo-stdin` in QEMU (2 cores,
+/// timer tick 1 Hz) reads stdin, which is COM1; the host types lines into
+/// COM1 through a Unix socket and each echo must appear in the log soon
+/// after, which only the receive interrupt can do with such a slow tick.
+/// The program runs on core 1 (`@1`), so the path from core 0, where COM1
+/// interrupts, to the reader's core (the forwarded IPI) is what is timed.
+fn console_irq_suite(root: &Path, profile: Profile, tally: &mut Tally) -> Result<()> {
+    println!(
+        "==> suite console-irq (stdin from COM1 in QEMU, BIOS, -smp 2, timer tick 1 Hz: the UART's interrupt delivers input)"
+    );
+    let started = Instant::now();
+    let config = BootConfig {
+        wasm: vec![build::wasi_check(root)?],
+        wasm_core: Some(1),
+        args: vec!["echo-stdin".into()],
+        kernel_cfg: vec![("tick_hz".into(), "1".into())],
+        ..BootConfig::run()
+    };
+    let image = build::image_named(root, "console-irq", profile, false, &config)?;
+    let machine = bios_machine(image, 2, None);
+    let dir = build::out_dir(root).join("console-irq");
+    let socket = dir.join("com1.sock");
+    let mut vm = qemu::Running::start_with_console(&machine, &dir, &socket)?;
+    let typed = console_connect(&socket).and_then(|com1| {
+        vm.wait_for("stdin: ready", Duration::from_secs(180))?;
+        Ok(com1)
+    });
+    tally.record("console-irq::program_reading", &typed.as_ref().map(|_| None).map_err(|e| format!("{e:#}")));
+    if let Ok(mut com1) = typed {
+        let routed = if vm.log().contains("console: COM1 input by interrupt") {
+            Ok(None)
+        } else {
+            Err("the kernel log does not say COM1's interrupt was routed".to_owned())
+        };
+        tally.record("console-irq::ioapic_routed", &routed);
+        tally.record("console-irq::echo_latency", &console_echoes(&mut vm, &mut com1));
+    }
+    drop(vm);
+    println!("  ({:.0} s; kernel log {})", started.elapsed().as_secs_f64(), dir.join("serial.log").display());
+    Ok(())
+}
+
+/// Connects to QEMU's COM1 socket (QEMU creates it as it starts) and
+/// keeps reading what comes back (COM1's output, also in the log file),
+/// so the guest's writes never wait for us.
+fn console_connect(socket: &Path) -> Result<std::os::unix::net::UnixStream> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stream = loop {
+        match std::os::unix::net::UnixStream::connect(socket) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e).with_context(|| format!("cannot connect to {}", socket.display()));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let mut reader = stream.try_clone()?;
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    Ok(stream)
+}
+
+/// Types [`CONSOLE_LINES`] lines, each after a pause (so the machine is
+/// idle when it comes), and times until its echo is in the log.
+fn console_echoes(vm: &mut qemu::Running, com1: &mut std::os::unix::net::UnixStream) -> Result<Option<u64>, String> {
+    use std::io::Write;
+    let mut times = Vec::new();
+    for i in 1..=CONSOLE_LINES {
+        std::thread::sleep(Duration::from_millis(150));
+        let want = format!("echo {i}: line {i} of the console check");
+        let sent = Instant::now();
+        com1.write_all(format!("line {i} of the console check\n").as_bytes()).map_err(|e| format!("COM1: {e}"))?;
+        loop {
+            if vm.log().contains(&want) {
+                break;
+            }
+            if sent.elapsed() > Duration::from_secs(10) {
+                return Err(format!("no {want:?} in the log within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        times.push(sent.elapsed());
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    let shown: Vec<String> = times.iter().map(|t| format!("{:.0}", t.as_secs_f64() * 1000.0)).collect();
+    println!("  console echo times (ms, sorted): {}", shown.join(" "));
+    if median > CONSOLE_MEDIAN_MAX {
+        return Err(format!("median echo {median:?} > {CONSOLE_MEDIAN_MAX:?}: input waited for the tick"));
+    }
+    Ok(Some(median.as_micros() as u64))
 }
 
 /// webapi in QEMU (8 cores, smoltcp on virtio-net).

@@ -18,6 +18,56 @@ pub struct TestPlatform {
     sys: OnceLock<Weak<System>>,
     /// `System::memory_in_use` each time a task's end was announced.
     pub memory_at_exit: Mutex<Vec<usize>>,
+    /// Console input, once a test opens it ([`TestPlatform::open_input`]);
+    /// `None`: at its end, as a platform without input is.
+    pub input: Mutex<Option<Input>>,
+}
+
+/// Console input a test types.
+#[derive(Default)]
+pub struct Input {
+    pub bytes: std::collections::VecDeque<u8>,
+    pub ended: bool,
+    /// The core the scheduler said waits for input.
+    pub waiter: Option<usize>,
+}
+
+impl TestPlatform {
+    /// Console input that is open and empty: reads block until
+    /// [`TestPlatform::type_input`] or [`TestPlatform::end_input`].
+    pub fn open_input(&self) {
+        *self.input.lock().unwrap() = Some(Input::default());
+    }
+
+    /// Input arrives, and the waiting core is woken, as a platform must.
+    pub fn type_input(&self, bytes: &[u8]) {
+        let waiter = {
+            let mut input = self.input.lock().unwrap();
+            let input = input.as_mut().expect("input opened");
+            input.bytes.extend(bytes);
+            input.waiter
+        };
+        if let Some(core) = waiter {
+            self.wakers.wake(core);
+        }
+    }
+
+    pub fn end_input(&self) {
+        let waiter = {
+            let mut input = self.input.lock().unwrap();
+            let input = input.as_mut().expect("input opened");
+            input.ended = true;
+            input.waiter
+        };
+        if let Some(core) = waiter {
+            self.wakers.wake(core);
+        }
+    }
+
+    /// The core blocked on console input, if any.
+    pub fn input_waiter(&self) -> Option<usize> {
+        self.input.lock().unwrap().as_ref().and_then(|i| i.waiter)
+    }
 }
 
 impl Platform for TestPlatform {
@@ -42,6 +92,23 @@ impl Platform for TestPlatform {
             _ => None,
         }
     }
+    fn console_read(&self, buf: &mut [u8]) -> Option<usize> {
+        let mut input = self.input.lock().unwrap();
+        let Some(input) = input.as_mut() else { return Some(0) };
+        let n = buf.len().min(input.bytes.len());
+        for (b, byte) in buf.iter_mut().zip(input.bytes.drain(..n)) {
+            *b = byte;
+        }
+        if n > 0 || input.ended { Some(n) } else { None }
+    }
+    fn console_ready(&self) -> bool {
+        self.input.lock().unwrap().as_ref().is_none_or(|i| i.ended || !i.bytes.is_empty())
+    }
+    fn console_wait(&self, core: Option<usize>) {
+        if let Some(input) = self.input.lock().unwrap().as_mut() {
+            input.waiter = core;
+        }
+    }
     fn fill_random(&self, buf: &mut [u8]) {
         // Deterministic for tests; the kernel and hosted runtime use real sources.
         for (i, b) in buf.iter_mut().enumerate() {
@@ -57,6 +124,7 @@ pub fn system(cores: usize, config: Config) -> (Arc<System>, Arc<TestPlatform>) 
         console: Mutex::new(Vec::new()),
         sys: OnceLock::new(),
         memory_at_exit: Mutex::new(Vec::new()),
+        input: Mutex::new(None),
     });
     let sys = Arc::new(System::new(cores, config, platform.clone()));
     let _ = platform.sys.set(Arc::downgrade(&sys));

@@ -6,7 +6,8 @@
 //! clock is `Instant`; randomness /dev/urandom. What a program writes to
 //! its stdout and stderr goes raw to ours, as under `wasmtime run`, so it
 //! can sit in a pipeline; the log (`[core0 task name] exited with code 0`)
-//! goes to stderr.
+//! goes to stderr. Our stdin is the programs' console input (WASI fd 0,
+//! `stdin.rs`), as COM1's input is in QEMU; its end is their end of input.
 //! The programs are the very `.wasm` files the kernel boots. The services
 //! the kernel provides natively are here too, over the host's facilities:
 //! `sysinfo`, `tcp` over the host's sockets (`wasmos-net`'s `host`
@@ -28,6 +29,8 @@
 //! does for `restart=` programs in QEMU.
 
 #![forbid(unsafe_code)]
+
+mod stdin;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -113,6 +116,8 @@ struct Linux {
     wakers: Arc<Wakers>,
     /// `files/<path>` -> contents, loaded from `--files` at start.
     files: HashMap<String, Vec<u8>>,
+    /// Our stdin, as the programs' console input.
+    stdin: Arc<stdin::HostStdin>,
 }
 
 /// Loads every regular file below `dir` as `<prefix>/<relative path>`.
@@ -158,6 +163,18 @@ impl Platform for Linux {
 
     fn boot_file(&self, name: &str) -> Option<&[u8]> {
         self.files.get(name).map(Vec::as_slice)
+    }
+
+    fn console_read(&self, buf: &mut [u8]) -> Option<usize> {
+        stdin::HostStdin::read(&self.stdin, buf)
+    }
+
+    fn console_ready(&self) -> bool {
+        self.stdin.ready()
+    }
+
+    fn console_wait(&self, core: Option<usize>) {
+        self.stdin.wait(core)
     }
 
     /// The kernel's randomness, on Linux: /dev/urandom.
@@ -230,7 +247,7 @@ fn run(cli: Cli) -> Result<u8> {
         load_files(dir, "files", &mut files)?;
     }
     let wakers = Arc::new(Wakers::new(cli.cores));
-    let linux = Arc::new(Linux { wakers: wakers.clone(), files });
+    let linux = Arc::new(Linux { wakers: wakers.clone(), files, stdin: stdin::HostStdin::new(wakers.clone()) });
     let sys = Arc::new(System::new(cli.cores, Config::default(), linux));
     // The services every platform provides, here over the host's
     // facilities: counters, and TCP over the host's sockets.

@@ -1,6 +1,11 @@
 //! Exercises the WASI calls a typical std program makes, printing one line
 //! per check (the same lines in QEMU and on Linux) and exiting 42 when all
 //! pass. Run with one argument, `hello-arg`.
+//!
+//! With the argument `echo-stdin` it is the console-input check instead:
+//! it says `stdin: ready`, then answers every line it reads on stdin with
+//! `echo <n>: <line>`, and at the end of input says how many lines came
+//! and exits 0. QEMU's stdin is COM1 (by interrupt), hosted the process's.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,8 +16,25 @@ unsafe extern "C" {
     fn sock_accept(fd: u32, flags: u16, out: *mut u32) -> u16;
 }
 
+fn echo_stdin() -> ! {
+    use std::io::{BufRead, Write};
+    println!("stdin: ready");
+    let mut lines = 0;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("stdin is readable");
+        lines += 1;
+        println!("echo {lines}: {line}");
+        std::io::stdout().flush().expect("stdout");
+    }
+    println!("stdin: end of input after {lines} lines");
+    std::process::exit(0);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("echo-stdin") {
+        echo_stdin();
+    }
     println!("args: {args:?}");
     assert_eq!(args.get(1).map(String::as_str), Some("hello-arg"), "expected one argument, hello-arg");
 
