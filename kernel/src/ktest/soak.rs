@@ -137,10 +137,7 @@ pub fn run(ctx: &mut Ctx, seconds: u64) -> bool {
         // Warm: once long-lived tasks and services (webapi, its sockets)
         // are up and allocators have their working sets, which the
         // hostile rounds' floods are part of (see [`WARM_HOSTILE_ROUNDS`]).
-        if warm.is_none()
-            && crate::smp::now_ns() - start >= WARM_UP_NS
-            && rounds >= WARM_HOSTILE_ROUNDS * 10
-        {
+        if warm.is_none() && crate::smp::now_ns() - start >= WARM_UP_NS && rounds >= WARM_HOSTILE_ROUNDS * 10 {
             warm = Some(snapshot(ctx));
         }
         if rounds % 10 == 0 {
