@@ -393,15 +393,16 @@ impl CoreState {
                     // The clock came first: its event, and no more waiting for input.
                     Some(wait @ Wait::PollConsole { .. }) => {
                         task.resume_with = crate::wasi::poll_console_event(&mut task.store, wait, false);
-                        if self.console_waiter == Some(id) {
-                            self.console_waiter = None;
-                            self.sys.platform.console_wait(None);
-                        }
                     }
                     Some(Wait::File { .. } | Wait::Console { .. }) | None => continue,
                 }
                 task.data_mut().wait = None;
                 self.ready.push_back(id);
+                // Only a stdin poll with a clock is both a sleeper and the
+                // console's waiter; it waits no more.
+                if self.console_waiter == Some(id) {
+                    self.end_console_wait();
+                }
             }
         }
     }

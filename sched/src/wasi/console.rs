@@ -34,14 +34,18 @@ pub(super) fn read(c: &mut Ctx, iovs: i32, n: i32, read: i32) -> Result<i32, Err
     let wait = Wait::Console { iovs, n, read };
     match console_fill(c, wait) {
         Some(errno) => Ok(errno),
-        None => {
-            let data = c.data_mut();
-            data.wait = Some(wait);
-            let id = data.id;
-            data.state.borrow_mut().wait_console(id);
-            Err(Error::host(Blocked))
-        }
+        None => block(c, wait),
     }
+}
+
+/// Blocks the calling task on console input (`wait`), its core's waiter
+/// until `CoreState::serve_console` serves it.
+fn block(c: &mut Ctx, wait: Wait) -> Result<i32, Error> {
+    let data = c.data_mut();
+    data.wait = Some(wait);
+    let id = data.id;
+    data.state.borrow_mut().wait_console(id);
+    Err(Error::host(Blocked))
 }
 
 /// Makes the calling task stdin's owner if no live task is (`EBUSY` else).
@@ -183,11 +187,7 @@ pub(super) fn poll(
     if clock.is_some_and(|(deadline, _)| deadline <= sys.now_ns()) {
         return Ok(poll_console_event(c, wait, false));
     }
-    let data = c.data_mut();
-    data.wait = Some(wait);
-    let id = data.id;
-    data.state.borrow_mut().wait_console(id);
-    Err(Error::host(Blocked))
+    block(c, wait)
 }
 
 /// Writes the one event of a stdin poll (`wait`): stdin readable
